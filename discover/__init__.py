@@ -1,0 +1,1 @@
+"""The search: DEAP evolution over programs, Ray evaluators, campaign state, CLI, reports."""

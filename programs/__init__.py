@@ -1,0 +1,27 @@
+"""The program language: optimizers as small straight-line update programs.
+
+Public API (contract, see DESIGN.md): ``parse``, ``load``, ``Program``, ``ProgramError``,
+``BASELINES``, ``as_optax``, ``export``, ``OPS``.
+"""
+
+from programs.errors import ProgramError
+from programs.interpreter import ProgramState, as_optax, step_tensor
+from programs.library import load_library
+from programs.ops import OP_CODES, OP_NAMES, OPS, Op
+from programs.parser import load, parse
+from programs.program import INPUTS, Program, Statement
+
+BASELINES: dict[str, Program] = load_library()
+
+
+def export(program: Program, target: str, **provenance) -> str:
+    """Source of a standalone module running ``program`` in ``target`` (optax, torch, numpy)."""
+    from programs.export import export as _export
+
+    return _export(program, target, **provenance)
+
+
+__all__ = [
+    "BASELINES", "INPUTS", "OPS", "OP_CODES", "OP_NAMES", "Op", "Program", "ProgramError",
+    "ProgramState", "Statement", "as_optax", "export", "load", "parse", "step_tensor",
+]

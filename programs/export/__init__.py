@@ -1,0 +1,1 @@
+"""Export programs as standalone modules (optax, torch, numpy)."""

@@ -1,0 +1,1 @@
+"""Jit-compiled JAX proxy training tasks (registry), the training loop and the data they ship."""

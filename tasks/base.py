@@ -1,0 +1,58 @@
+"""The task protocol: what a proxy training task provides to the evaluation engine.
+
+A task is a small, deterministic training problem.  The engine trains a task's parameters
+with a candidate optimizer for ``steps`` steps on ``train_batches(seed)`` and reads the loss on
+``valid_batch()``, data never trained on.  Everything a task returns is plain arrays, so the
+engine can compile the whole training run once (``jax.lax.scan`` over the steps, ``vmap``
+over learning rates and seeds) and feed data and programs as arguments.
+
+Contract:
+
+* ``init(key) -> params``: a pytree of float32 arrays; deterministic in ``key``.
+* ``loss(params, batch) -> scalar``: the training objective on one batch; jit-able, pure.
+* ``train_batches(seed) -> batches``: a pytree of NumPy arrays whose leading axis is the step
+  (length ``steps``), deterministic in ``seed``; tasks without data return an array of shape
+  ``(steps, 0)``.
+* ``valid_batch() -> batch``: one fixed batch (same structure as one training batch, any
+  size) from data disjoint from the training data; ``loss(params, valid_batch())`` is the
+  validation loss the score is computed from.
+* ``default_lr``: the centre of the learning-rate grid, about right for adam.
+* ``held_out``: True for meta-validation tasks the search never sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+WORST_SCORE = 2.0
+"""Normalised score of a failed run (NaN, Inf, diverged); every score is clipped to it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    name: str
+    family: str
+    init: Callable[[Any], Any]
+    loss: Callable[[Any, Any], Any]
+    train_batches: Callable[[int], Any]
+    valid_batch: Callable[[], Any]
+    steps: int
+    batch_size: int
+    default_lr: float
+    held_out: bool = False
+    description: str = ""
+    data_source: str = ""
+
+
+def normalized_score(loss: float, baseline_loss: float, initial_loss: float) -> float:
+    """Validation ``loss`` on the scale where 0 is the tuned adam baseline and 1 is the
+    untrained model: ``(loss - baseline) / (initial - baseline)``, clipped above at
+    WORST_SCORE; NaN or Inf gives WORST_SCORE.  Negative means better than tuned adam."""
+    if not math.isfinite(loss):
+        return WORST_SCORE
+    span = initial_loss - baseline_loss
+    if not math.isfinite(span) or span <= 0:
+        raise ValueError(f"baseline loss {baseline_loss} does not improve on {initial_loss}")
+    return min((loss - baseline_loss) / span, WORST_SCORE)
