@@ -29,6 +29,9 @@ from typing import Any, Callable
 WORST_SCORE = 2.0
 """Normalised score of a failed run (NaN, Inf, diverged); every score is clipped to it."""
 
+LOSS_FLOOR = 1e-30
+"""Losses are floored here before their logarithm is taken."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Task:
@@ -48,11 +51,20 @@ class Task:
 
 def normalized_score(loss: float, baseline_loss: float, initial_loss: float) -> float:
     """Validation ``loss`` on the scale where 0 is the tuned adam baseline and 1 is the
-    untrained model: ``(loss - baseline) / (initial - baseline)``, clipped above at
-    WORST_SCORE; NaN or Inf gives WORST_SCORE.  Negative means better than tuned adam."""
+    untrained model, measured in log-loss:
+    ``(log loss - log baseline) / (log initial - log baseline)``.
+
+    Log space because proxy losses span orders of magnitude (Rosenbrock falls from 1e3 to
+    1e-5 under adam): on a linear scale every run that gets within 1% of the initial loss
+    would look as good as adam.  Losses must be positive (they are floored at LOSS_FLOOR).
+    The result is clipped to ``[-WORST_SCORE, WORST_SCORE]``; NaN or Inf gives WORST_SCORE.
+    Negative means better than tuned adam.
+    """
     if not math.isfinite(loss):
         return WORST_SCORE
-    span = initial_loss - baseline_loss
+    log = lambda x: math.log(max(x, LOSS_FLOOR))  # noqa: E731
+    span = log(initial_loss) - log(baseline_loss)
     if not math.isfinite(span) or span <= 0:
         raise ValueError(f"baseline loss {baseline_loss} does not improve on {initial_loss}")
-    return min((loss - baseline_loss) / span, WORST_SCORE)
+    score = (log(loss) - log(baseline_loss)) / span
+    return max(-WORST_SCORE, min(score, WORST_SCORE))

@@ -1,0 +1,56 @@
+"""Small building blocks the task families share: parameter init, layers, losses, batching.
+
+Models are plain pytrees (dicts of float32 arrays) and pure functions of them; every random
+draw takes an explicit JAX key (parameters) or a NumPy ``Generator`` (data), never global state.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def dense_init(key, n_in: int, n_out: int, scale: float = 1.0) -> dict:
+    """A dense layer: weights ~ N(0, scale^2 / n_in) (LeCun; ``scale=sqrt(2)`` for relu),
+    zero bias."""
+    w = jax.random.normal(key, (n_in, n_out), jnp.float32) * (scale / np.sqrt(n_in))
+    return {"w": w, "b": jnp.zeros((n_out,), jnp.float32)}
+
+
+def dense(layer: dict, x):
+    return x @ layer["w"] + layer["b"]
+
+
+def mlp_init(key, sizes: list[int], scale: float = 1.0) -> list[dict]:
+    keys = jax.random.split(key, len(sizes) - 1)
+    return [dense_init(k, a, b, scale) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+
+
+def mlp(layers: list[dict], x, activation=jnp.tanh):
+    """Dense layers with ``activation`` between them; the last layer is linear."""
+    for layer in layers[:-1]:
+        x = activation(dense(layer, x))
+    return dense(layers[-1], x)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean negative log-likelihood of integer ``labels`` under ``logits`` (last axis)."""
+    log_probs = jax.nn.log_softmax(logits)
+    picked = jnp.take_along_axis(log_probs, labels[..., None].astype(jnp.int32), axis=-1)
+    return -jnp.mean(picked)
+
+
+def epoch_indices(rng: np.random.Generator, pool_size: int, steps: int, batch: int) -> np.ndarray:
+    """``[steps, batch]`` indices into a pool of ``pool_size`` examples: successive random
+    permutations (epochs), so every example is seen equally often."""
+    total = steps * batch
+    epochs = -(-total // pool_size)
+    order = np.concatenate([rng.permutation(pool_size) for _ in range(epochs)])
+    return order[:total].reshape(steps, batch)
+
+
+def data_rng(seed: int, salt: int) -> np.random.Generator:
+    """The NumPy generator for a task's training data at ``seed``; ``salt`` keeps the streams
+    of different tasks (and of a task's fixed data) apart."""
+    return np.random.default_rng([int(seed), salt])

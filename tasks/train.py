@@ -1,0 +1,203 @@
+"""Train one task with an update program run by the compile-once VM (``programs.vm``).
+
+A :class:`Trainer` owns one jitted function per (task, learning-rate grid size, seeds,
+statement bucket, slot count): the whole training run (``jax.lax.scan`` over the task's
+precomputed batches) of every (learning rate, seed) pair at once, batched by ``vmap``, with
+the encoded program an *argument*.  Running a new program costs no compile.
+
+Contract:
+
+* Parameters start from ``task.init(jax.random.key(seed))`` and train on
+  ``task.train_batches(seed)``, exactly as ``tasks.optax_loop.train`` does; ``t`` counts
+  from 1, ``T`` is ``task.steps``.
+* The learning-rate grid (:func:`lr_grid`) is log-spaced around ``task.default_lr``, half a
+  decade (a factor sqrt(10) ~ 3.16) apart: for 3 points ``default_lr * [0.316, 1, 3.16]``.
+* A run is *diverged* from the first step whose training loss is not finite; its validation
+  loss is reported as NaN even if later values happen to be finite again.  Once every run of
+  the grid has diverged, the remaining steps are skipped (a cheap ``lax.cond``), which changes
+  nothing in the results: they are deterministic.
+* :class:`OptaxTrainer` runs an ``optax`` optimizer over the same grid and seeds with the same
+  loop; it compiles per optimizer and is the reference (tests) and the floor (benchmark).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from programs.program import Program
+from programs.vm import EncodedProgram, Machine
+from tasks.base import Task
+
+LR_GRID_FACTOR = 10 ** 0.5
+"""Ratio of neighbouring learning rates of the grid (half a decade)."""
+
+
+def lr_grid(center: float, n: int = 3) -> np.ndarray:
+    """``n`` log-spaced learning rates centred on ``center``, ``LR_GRID_FACTOR`` apart
+    (float32; for even ``n`` the centre falls between two points)."""
+    if n < 1:
+        raise ValueError(f"the learning-rate grid needs at least one point, got {n}")
+    exponents = np.arange(n) - (n - 1) / 2
+    return (center * LR_GRID_FACTOR ** exponents).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """Outcome of one grid of runs.
+
+    ``lrs`` float32 [L]; ``valid_losses`` float [L, E] (NaN for a diverged run);
+    ``initial_valid_losses`` float [E] (before training, per seed); ``train_losses``
+    float [L, E, steps] (loss of each step before its update; NaN once a grid has been
+    skipped) or None when not asked for.
+    """
+
+    lrs: np.ndarray
+    seeds: tuple[int, ...]
+    valid_losses: np.ndarray
+    initial_valid_losses: np.ndarray
+    train_losses: np.ndarray | None = None
+
+
+class _Data:
+    """Per-task arrays shared by both trainers: flat initial weights, stacked batches."""
+
+    def __init__(self, task: Task, seeds: Sequence[int]):
+        if not seeds:
+            raise ValueError("at least one seed is needed")
+        self.seeds = tuple(int(s) for s in seeds)
+        inits = [task.init(jax.random.key(s)) for s in self.seeds]
+        flat, self.unravel = ravel_pytree(inits[0])
+        self.shapes = [leaf.shape for leaf in jax.tree.leaves(inits[0])]
+        self.w0 = jnp.stack([ravel_pytree(p)[0] for p in inits]).astype(jnp.float32)
+        self.size = int(flat.size)
+        # [steps, E, ...]: the scan walks the leading axis, each step sees every seed's batch.
+        per_seed = [task.train_batches(s) for s in self.seeds]
+        self.batches = jax.tree.map(lambda *b: jnp.asarray(np.stack(b, axis=1)), *per_seed)
+        self.valid = jax.tree.map(jnp.asarray, task.valid_batch())
+
+    def flat_loss(self, task: Task):
+        return lambda w, batch: task.loss(self.unravel(w), batch)
+
+
+class Trainer:
+    """Trains ``task`` with encoded programs over a learning-rate grid and seeds.
+
+    ``run(program)`` returns a :class:`RunResult`.  ``program`` is a ``Program`` (encoded for
+    this trainer's bucket; ``ValueError`` if it does not fit) or an ``EncodedProgram`` of the
+    same bucket.  ``compiled`` is the jitted function (its ``_cache_size()`` stays 1).
+    """
+
+    def __init__(self, task: Task, *, seeds: Sequence[int] = (0,), lr_grid_size: int = 3,
+                 max_statements: int = 32, max_slots: int = 4):
+        self.task = task
+        self.data = _Data(task, seeds)
+        self.lrs = lr_grid(task.default_lr, lr_grid_size)
+        self.machine = Machine(self.data.shapes, max_statements, max_slots)
+        self.compiled = jax.jit(self._run)
+        self._initial = None
+
+    def encode(self, program: Program) -> EncodedProgram:
+        return self.machine.encode(program)
+
+    def _run(self, program, lrs, w0, batches, valid, layout):
+        task, machine, data = self.task, self.machine, self.data
+        loss_fn = data.flat_loss(task)
+        value_and_grad = jax.value_and_grad(loss_fn)
+
+        def one(w, slots, regs, scalars, batch):
+            loss, g = value_and_grad(w, batch)
+            w, slots, regs = machine.step(program, regs, w, g, slots, scalars, layout)
+            return w, slots, regs, loss
+
+        # vmap over seeds (weights, slots, registers, batches), then over learning rates.
+        grid_step = jax.vmap(jax.vmap(one, in_axes=(0, 0, 0, None, 0)),
+                             in_axes=(0, 0, 0, 0, None))
+
+        def step(carry, xs):
+            w, slots, regs, dead = carry
+            scalars, batch = xs
+            w, slots, regs, loss = grid_step(w, slots, regs, scalars, batch)
+            return (w, slots, regs, dead | ~jnp.isfinite(loss)), loss
+
+        n_lr, n_seed = lrs.shape[0], w0.shape[0]
+        scalars = jax.vmap(lambda lr: machine.scalars(program, lr, task.steps, task.steps))(lrs)
+        batch_shape = (n_lr, n_seed)
+        regs = jnp.zeros(batch_shape + machine.init().shape, jnp.float32)
+        slots = jnp.zeros(batch_shape + machine.init_slots().shape, jnp.float32)
+        w = jnp.broadcast_to(w0, (n_lr,) + w0.shape)
+        dead = jnp.zeros(batch_shape, bool)
+        (w, slots, regs, dead), losses = jax.lax.scan(
+            step, (w, slots, regs, dead), (jnp.moveaxis(scalars, 1, 0), batches))
+        valid_loss = jax.vmap(jax.vmap(lambda w: loss_fn(w, valid)))(w)
+        valid_loss = jnp.where(dead, jnp.nan, valid_loss)
+        return valid_loss, jnp.moveaxis(losses, 0, -1)
+
+    def initial_valid_losses(self) -> np.ndarray:
+        """Validation loss of the untrained weights, per seed (computed once)."""
+        if self._initial is None:
+            loss_fn = self.data.flat_loss(self.task)
+            fn = jax.jit(jax.vmap(loss_fn, in_axes=(0, None)))
+            self._initial = np.asarray(fn(self.data.w0, self.data.valid), np.float64)
+        return self._initial
+
+    def run(self, program: Program | EncodedProgram, *, curves: bool = False) -> RunResult:
+        encoded = self.encode(program) if isinstance(program, Program) else program
+        valid, losses = self.compiled(encoded, self.lrs, self.data.w0, self.data.batches,
+                                      self.data.valid, self.machine.layout)
+        return RunResult(self.lrs, self.data.seeds, np.asarray(valid, np.float64),
+                         self.initial_valid_losses(),
+                         np.asarray(losses, np.float64) if curves else None)
+
+
+class OptaxTrainer:
+    """The same grid of runs with an optax optimizer ``make_tx(learning_rate)``: jitted per
+    instance (so per optimizer).  The reference loop for tests and the benchmark floor."""
+
+    def __init__(self, task: Task, make_tx: Callable[[jax.Array], optax.GradientTransformation],
+                 *, seeds: Sequence[int] = (0,), lr_grid_size: int = 3):
+        self.task = task
+        self.data = _Data(task, seeds)
+        self.lrs = lr_grid(task.default_lr, lr_grid_size)
+        self.make_tx = make_tx
+        self.compiled = jax.jit(self._run)
+
+    def _run(self, lrs, w0, batches, valid):
+        task, data = self.task, self.data
+
+        def one_run(lr, w):
+            tx = self.make_tx(lr)
+            params = data.unravel(w)
+
+            def step(carry, batch):
+                params, state = carry
+                loss, grads = jax.value_and_grad(task.loss)(params, batch)
+                updates, state = tx.update(grads, state, params)
+                return (optax.apply_updates(params, updates), state), loss
+
+            # batches are [steps, E, ...]; this run is one seed: index inside the vmap below.
+            return params, tx.init(params), step
+
+        def run(lr, w, seed_batches):
+            params, state, step = one_run(lr, w)
+            (params, _), losses = jax.lax.scan(step, (params, state), seed_batches)
+            return task.loss(params, valid), losses
+
+        per_seed = jax.vmap(run, in_axes=(None, 0, 1))
+        valid_loss, losses = jax.vmap(per_seed, in_axes=(0, None, None))(lrs, w0, batches)
+        return valid_loss, losses
+
+    def run(self, *, curves: bool = False) -> RunResult:
+        valid, losses = self.compiled(self.lrs, self.data.w0, self.data.batches,
+                                      self.data.valid)
+        loss_fn = self.data.flat_loss(self.task)
+        initial = np.asarray(jax.vmap(loss_fn, in_axes=(0, None))(self.data.w0, self.data.valid))
+        return RunResult(self.lrs, self.data.seeds, np.asarray(valid, np.float64),
+                         initial.astype(np.float64),
+                         np.asarray(losses, np.float64) if curves else None)
