@@ -1,0 +1,67 @@
+"""The cheap screen a candidate passes before the search spends an evaluation on it.
+
+Contract of :func:`check`: ``Check(ok=True, reason="ok")`` for a program that is valid, whose
+outputs are finite and whose update does not saturate on the probe inputs of
+``programs.fingerprint`` (``STEPS`` steps on three tensors), whose update is not zero
+everywhere there, and whose update changes when ``g`` is drawn anew (same ``w``, ``lr``,
+``t``, ``T``); otherwise ``ok=False`` and ``reason`` names the first failed test, in that
+order.  Deterministic; never raises for a ``Program``.
+
+Saturation counts as overflow: the ops clip every result to the float32 range instead of
+returning Inf, so an update at ``+-float32 max`` is an Inf in disguise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from programs.errors import ProgramError
+from programs.fingerprint import run_probes
+from programs.program import Program
+from programs.simplify import live_statements
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+OK = "ok"
+INVALID = "invalid program"
+NON_FINITE = "non-finite output on the probe inputs"
+OVERFLOW = "update saturates at the float32 limit on the probe inputs"
+ZERO = "update is identically zero on the probe inputs"
+NO_G = "update does not depend on g"
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """Outcome of :func:`check`: ``ok``, and ``reason``, one of this module's reason strings
+    (``INVALID`` is followed by ``": "`` and the validation message)."""
+
+    ok: bool
+    reason: str
+
+
+def _reads_g(program: Program) -> bool:
+    return "g" in program.outputs or any("g" in s.names() for s in live_statements(program))
+
+
+def check(program: Program) -> Check:
+    """Screen ``program`` (see the module docstring)."""
+    try:
+        program.checked()
+    except ProgramError as err:
+        return Check(False, f"{INVALID}: {err.message}")
+    outputs = run_probes(program, variant=0)
+    if not all(np.isfinite(o).all() for o in outputs):
+        return Check(False, NON_FINITE)
+    updates = [o[:, 0] for o in outputs]
+    if any((np.abs(u) >= _FLOAT32_MAX).any() for u in updates):
+        return Check(False, OVERFLOW)
+    if not any(u.any() for u in updates):
+        return Check(False, ZERO)
+    if not _reads_g(program):
+        return Check(False, NO_G)
+    other = [o[:, 0] for o in run_probes(program, variant=1)]
+    if all(np.array_equal(u, v) for u, v in zip(updates, other)):
+        return Check(False, NO_G)
+    return Check(True, OK)

@@ -1,0 +1,272 @@
+"""programs.mutate: golden texts with fixed seeds, validity over long chains, configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+import programs
+from programs import ProgramError, parse
+from programs.mutate import (
+    KINDS,
+    Mutation,
+    MutationConfig,
+    MutationWeights,
+    change_op,
+    change_operand,
+    delete_statement,
+    insert_statement,
+    mutate,
+    perturb_constant,
+    random_program,
+)
+from programs.ops import OPS
+
+LION = parse("""\
+def lion(g, lr, m):
+    u = interp(g, m, 0.9)
+    u = sign(u)
+    m = interp(g, m, 0.99)
+    u = u * lr
+    return u, m
+""")
+
+ADAM = parse("""\
+def adam(g, lr, t, m, v):
+    m = interp(g, m, 0.9)
+    v = interp(square(g), v, 0.999)
+    m_hat = m / (1.0 - power(0.9, t))
+    v_hat = v / (1.0 - power(0.999, t))
+    u = m_hat / (sqrt(v_hat) + 1e-08)
+    u = u * lr
+    return u, m, v
+""")
+
+ADAM_BODY = """\
+    m = interp(g, m, 0.9)
+    tmp1 = square(g)
+    v = interp(tmp1, v, 0.999)
+    tmp2 = 0.9 ** t
+    tmp3 = 1.0 - tmp2
+    m_hat = m / tmp3
+    tmp4 = 0.999 ** t
+    tmp5 = 1.0 - tmp4
+    v_hat = v / tmp5
+    tmp6 = sqrt(v_hat)
+    tmp7 = tmp6 + 1e-08
+    u = m_hat / tmp7
+    u = u * lr
+"""
+
+GOLDEN = [
+    (insert_statement, LION, 1, "insert", "insert 'm = expm1(g)' at 2", """\
+def lion(g, lr, m):
+    u = interp(g, m, 0.9)
+    u = sign(u)
+    m = expm1(g)
+    m = interp(g, m, 0.99)
+    u = u * lr
+    return u, m
+"""),
+    (insert_statement, LION, 0, "insert", "insert 'v1 = arcsin(lr)' at 4", """\
+def lion(g, lr, m):
+    u = interp(g, m, 0.9)
+    u = sign(u)
+    m = interp(g, m, 0.99)
+    u = u * lr
+    v1 = arcsin(lr)
+    return u, m
+"""),
+    (delete_statement, LION, 1, "delete", "delete 'u = sign(u)' at 1", """\
+def lion(g, lr, m):
+    u = interp(g, m, 0.9)
+    m = interp(g, m, 0.99)
+    u = u * lr
+    return u, m
+"""),
+    # the deleted statement defined tmp1: its reader reads the statement's operand g
+    (delete_statement, ADAM, 11, "delete", "delete 'tmp1 = square(g)' at 1; tmp1 -> g",
+     "def adam(g, lr, t, m, v):\n" + ADAM_BODY.replace(
+         "    tmp1 = square(g)\n    v = interp(tmp1, v, 0.999)\n", "    v = interp(g, v, 0.999)\n")
+     + "    return u, m, v\n"),
+    (change_operand, LION, 1, "operand", "operand 0 of 'u = u * lr' at 3: u -> g", """\
+def lion(g, lr, m):
+    u = interp(g, m, 0.9)
+    u = sign(u)
+    m = interp(g, m, 0.99)
+    u = g * lr
+    return u, m
+"""),
+    (change_op, LION, 0, "op", "op at 3: 'u = u * lr' -> 'u = gt(u, lr)'", """\
+def lion(g, lr, m):
+    u = interp(g, m, 0.9)
+    u = sign(u)
+    m = interp(g, m, 0.99)
+    u = gt(u, lr)
+    return u, m
+"""),
+    (perturb_constant, LION, 0, "constant",
+     "constant 2 of 'm = interp(g, m, 0.99)' at 2: 0.99 -> 0.903374", """\
+def lion(g, lr, m):
+    u = interp(g, m, 0.9)
+    u = sign(u)
+    m = interp(g, m, 0.903374)
+    u = u * lr
+    return u, m
+"""),
+    (mutate, ADAM, 0, "op", "op at 6: 'tmp4 = 0.999 ** t' -> 'tmp4 = 0.999 / t'",
+     "def adam(g, lr, t, m, v):\n" + ADAM_BODY.replace("tmp4 = 0.999 ** t", "tmp4 = 0.999 / t")
+     + "    return u, m, v\n"),
+    (mutate, ADAM, 1, "operand", "operand 1 of 'm = interp(g, m, 0.9)' at 0: m -> g",
+     "def adam(g, lr, t, m, v):\n" + ADAM_BODY.replace("interp(g, m, 0.9)", "interp(g, g, 0.9)")
+     + "    return u, m, v\n"),
+]
+
+
+@pytest.mark.parametrize("case", GOLDEN, ids=lambda c: f"{c[0].__name__}-{c[1].name}-{c[2]}")
+def test_golden(case):
+    fn, program, seed, kind, detail, text = case
+    result = fn(program, np.random.default_rng(seed))
+    assert (result.kind, result.detail, str(result.program)) == (kind, detail, text)
+
+
+def test_500_mutations_in_a_row_stay_valid():
+    rng = np.random.default_rng(2024)
+    config = MutationConfig(max_statements=25)
+    p, seen = ADAM, set()
+    for _ in range(500):
+        m = mutate(p, rng, config)
+        assert m.program is not None and m.kind in KINDS and m.detail
+        child = m.program
+        assert child.checked() is child
+        assert parse(str(child)) == child
+        assert (child.name, child.params, len(child.outputs)) == (p.name, p.params, 2 + 1)
+        assert len(child.body) <= config.max_statements
+        seen.add(m.kind)
+        p = child
+    assert seen == set(KINDS)
+
+
+def test_children_differ_from_the_parent():
+    for fn in (insert_statement, delete_statement, change_operand, change_op,
+               perturb_constant):
+        for seed in range(20):
+            child = fn(LION, np.random.default_rng(seed)).program
+            assert child is not None and child != LION, (fn.__name__, seed)
+
+
+def test_same_seed_same_child_and_seeds_vary():
+    texts = [str(mutate(ADAM, np.random.default_rng(s)).program) for s in range(12)]
+    assert texts == [str(mutate(ADAM, np.random.default_rng(s)).program) for s in range(12)]
+    assert len(set(texts)) >= 10
+
+
+def test_primitives_that_cannot_apply():
+    empty = parse("def f(g, lr):\n    return g\n")
+    no_constants = parse("def f(g, lr):\n    u = g * lr\n    return u\n")
+    zero_constant = parse("def f(g, lr):\n    u = g * 0.0\n    return u\n")
+    rng = np.random.default_rng(0)
+    assert delete_statement(empty, rng) == Mutation(None, "delete", "no statement to delete")
+    assert perturb_constant(no_constants, rng).program is None
+    assert perturb_constant(zero_constant, rng).program is None
+    assert change_operand(empty, rng).program is None
+    assert change_op(empty, rng).program is None
+    only_mul = MutationConfig(ops=("mul",))
+    assert change_op(no_constants, rng, only_mul).program is None
+    full = MutationConfig(max_statements=1)
+    assert insert_statement(no_constants, rng, full).program is None
+    # mutate falls back to a kind that applies, and says so when none does
+    deletes = MutationConfig(weights=MutationWeights(1, 1, 0, 0, 1))
+    assert mutate(empty, rng, deletes).kind == "insert"
+    nothing = MutationConfig(weights=MutationWeights(0, 1, 0, 0, 1))
+    result = mutate(empty, rng, nothing)
+    assert result.program is None and result.kind == "none"
+    assert "delete" in result.detail and "constant" in result.detail
+
+
+def test_delete_reroutes_readers_and_outputs():
+    p = parse("def f(g, lr, m):\n    a = sign(g)\n    m = a * 2.0\n    return a, m\n")
+    for seed in range(30):
+        result = delete_statement(p, np.random.default_rng(seed))
+        if result.detail.startswith("delete 'a = sign(g)'"):
+            assert str(result.program) == "def f(g, lr, m):\n    m = g * 2.0\n    return g, m\n"
+            break
+    else:
+        pytest.fail("no seed deleted the first statement")
+
+
+def test_config_restricts_ops_and_constants():
+    config = MutationConfig(ops=("add", "mul", "sign", "interp"), constants=(0.25,),
+                            constant_probability=0.5)
+    rng = np.random.default_rng(5)
+    p = LION
+    for _ in range(200):
+        before = {c for c in p.constants()}
+        m = mutate(p, rng, config)
+        p = m.program
+        if m.kind in ("insert", "op"):
+            assert {s.op for s in p.body} <= {"add", "mul", "sign", "interp"}
+        if m.kind in ("insert", "operand"):
+            assert set(p.constants()) - before <= {0.25}
+
+
+def test_perturbation_scale():
+    config = MutationConfig(perturb_sigma=1.0)
+    ratios = []
+    for seed in range(200):
+        m = perturb_constant(LION, np.random.default_rng(seed), config)
+        old = float(m.detail.split(": ")[1].split(" -> ")[0])
+        ratios.append(float(m.detail.split(" -> ")[1]) / old)
+    log2 = np.log2(ratios)
+    assert min(ratios) > 0
+    assert abs(np.mean(log2)) < 0.2 and 0.8 < np.std(log2) < 1.2
+
+
+def test_config_validation_and_json():
+    config = MutationConfig(ops=("add", "sign"), weights=MutationWeights(insert=2.0))
+    again = MutationConfig(**json.loads(json.dumps(dataclasses.asdict(config))))
+    assert again == config and hash(again) == hash(config)
+    assert MutationConfig().ops == tuple(OPS)
+    for bad in [{"ops": ("nope",)}, {"ops": ()}, {"max_statements": 0},
+                {"weights": MutationWeights(-1.0)}, {"weights": MutationWeights(0, 0, 0, 0, 0)},
+                {"constant_probability": 1.5}, {"constants": ()}]:
+        with pytest.raises(ValueError):
+            MutationConfig(**bad)
+
+
+def test_random_program():
+    config = MutationConfig(ops=("add", "mul", "sign", "interp"), constant_probability=0.5)
+    p = random_program(("w", "g", "lr", "m", "v"), np.random.default_rng(5), config, 5)
+    assert str(p) == """\
+def random(w, g, lr, m, v):
+    v1 = sign(v)
+    m = sign(g)
+    v = 0.5 + g
+    v = lr * v
+    u = sign(lr)
+    return u, m, v
+"""
+    rng = np.random.default_rng(0)
+    for n in range(8):
+        q = random_program(("g", "lr", "t", "m"), rng, n_statements=n)
+        assert len(q.body) == n and q.params == ("g", "lr", "t", "m")
+        assert parse(str(q)) == q
+    assert str(random_program(("g", "lr"), rng, n_statements=0)) == "def random(g, lr):\n    return g\n"
+    with pytest.raises(ProgramError):
+        random_program(("g", "g"), rng)
+    with pytest.raises(ValueError):
+        random_program(("g",), rng, MutationConfig(max_statements=2), n_statements=3)
+
+
+@pytest.mark.parametrize("name", sorted(programs.BASELINES))
+def test_every_baseline_mutates(name):
+    rng = np.random.default_rng(1)
+    p = programs.BASELINES[name]
+    for kind_fn in (insert_statement, delete_statement, change_operand, change_op,
+                    perturb_constant):
+        child = kind_fn(p, rng).program
+        if child is not None:
+            assert parse(str(child)) == child and child.params == p.params
