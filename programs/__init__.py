@@ -5,6 +5,8 @@ Public API (contract, see DESIGN.md): ``parse``, ``load``, ``Program``, ``Progra
 """
 
 from programs.errors import ProgramError
+from programs.exporters import TARGETS as EXPORT_TARGETS
+from programs.exporters import export
 from programs.interpreter import ProgramState, as_optax, step_tensor
 from programs.library import load_library
 from programs.ops import OP_CODES, OP_NAMES, OPS, Op
@@ -14,14 +16,9 @@ from programs.program import INPUTS, Program, Statement
 BASELINES: dict[str, Program] = load_library()
 
 
-def export(program: Program, target: str, **provenance) -> str:
-    """Source of a standalone module running ``program`` in ``target`` (optax, torch, numpy)."""
-    from programs.export import export as _export
-
-    return _export(program, target, **provenance)
-
 
 __all__ = [
-    "BASELINES", "INPUTS", "OPS", "OP_CODES", "OP_NAMES", "Op", "Program", "ProgramError",
-    "ProgramState", "Statement", "as_optax", "export", "load", "parse", "step_tensor",
+    "BASELINES", "EXPORT_TARGETS", "INPUTS", "OPS", "OP_CODES", "OP_NAMES", "Op", "Program",
+    "ProgramError", "ProgramState", "Statement", "as_optax", "export", "load", "parse",
+    "step_tensor",
 ]

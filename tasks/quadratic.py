@@ -30,7 +30,7 @@ def make(dim: int = 64, condition: float = 1e3, steps: int = 300, batch_size: in
     rng = np.random.default_rng([_SALT, dim])
     rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
     eigenvalues = np.logspace(0.0, -np.log10(condition), dim)
-    hessian = jnp.asarray((rotation * eigenvalues) @ rotation.T, jnp.float32)
+    hessian = np.asarray((rotation * eigenvalues) @ rotation.T, np.float32)
 
     def init(key):
         return {"w": jax.random.normal(key, (dim,), jnp.float32) * 3.0}

@@ -20,7 +20,7 @@ def rosenbrock(x):
 
 def make(dim: int, steps: int, default_lr: float, held_out: bool = False,
          name: str | None = None) -> Task:
-    start = jnp.asarray(np.resize([-1.2, 1.0], dim), jnp.float32)
+    start = np.resize([-1.2, 1.0], dim).astype(np.float32)
 
     def init(key):
         return {"x": start + 0.1 * jax.random.normal(key, (dim,), jnp.float32)}

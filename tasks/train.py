@@ -13,9 +13,9 @@ Contract:
 * The learning-rate grid (:func:`lr_grid`) is log-spaced around ``task.default_lr``, half a
   decade (a factor sqrt(10) ~ 3.16) apart: for 3 points ``default_lr * [0.316, 1, 3.16]``.
 * A run is *diverged* from the first step whose training loss is not finite; its validation
-  loss is reported as NaN even if later values happen to be finite again.  Once every run of
-  the grid has diverged, the remaining steps are skipped (a cheap ``lax.cond``), which changes
-  nothing in the results: they are deterministic.
+  loss is reported as NaN even if later values happen to be finite again.  The steps run in
+  chunks (:func:`early_stop_chunk`); once every run of the grid has diverged, the remaining
+  chunks are skipped and their training losses reported as NaN.  Results are deterministic.
 * :class:`OptaxTrainer` runs an ``optax`` optimizer over the same grid and seeds with the same
   loop; it compiles per optimizer and is the reference (tests) and the floor (benchmark).
 """
@@ -32,11 +32,18 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from programs.program import Program
-from programs.vm import EncodedProgram, Machine
+from programs.vm import EncodedProgram, Machine, scalar_registers
 from tasks.base import Task
 
 LR_GRID_FACTOR = 10 ** 0.5
 """Ratio of neighbouring learning rates of the grid (half a decade)."""
+
+NO_FOLD_ELEMENTS = (1 << 13, 1 << 16)
+"""A trainer folds scalings into their readers (``programs.vm.Machine(fold=True)``) unless a
+register row (learning rates x seeds x parameters) has a number of elements in this range.
+Measured with XLA:CPU on 2 cores: folding saves statements (a dispatch, and a pass over memory
+each), which pays on tiny rows and on rows that do not fit the L2 cache (256 KiB and up), but
+it adds per-element work to every statement, which costs more than it saves in between."""
 
 
 def lr_grid(center: float, n: int = 3) -> np.ndarray:
@@ -46,6 +53,13 @@ def lr_grid(center: float, n: int = 3) -> np.ndarray:
         raise ValueError(f"the learning-rate grid needs at least one point, got {n}")
     exponents = np.arange(n) - (n - 1) / 2
     return (center * LR_GRID_FACTOR ** exponents).astype(np.float32)
+
+
+def early_stop_chunk(steps: int, least: int = 10, most: int = 25) -> int:
+    """Steps per early-stop check: the largest divisor of ``steps`` in ``[least, most]``
+    (``steps`` itself, no early stop, when there is none)."""
+    divisors = [d for d in range(least, most + 1) if steps % d == 0]
+    return max(divisors) if divisors else steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,46 +109,67 @@ class Trainer:
     """
 
     def __init__(self, task: Task, *, seeds: Sequence[int] = (0,), lr_grid_size: int = 3,
-                 max_statements: int = 32, max_slots: int = 4):
+                 max_statements: int = 32, max_slots: int = 4, fold: bool | None = None):
         self.task = task
         self.data = _Data(task, seeds)
         self.lrs = lr_grid(task.default_lr, lr_grid_size)
-        self.machine = Machine(self.data.shapes, max_statements, max_slots)
+        if fold is None:
+            row = len(self.lrs) * len(self.data.seeds) * self.data.size
+            fold = not NO_FOLD_ELEMENTS[0] <= row < NO_FOLD_ELEMENTS[1]
+        self.machine = Machine(self.data.shapes, max_statements, max_slots, fold=fold)
+        self.layout = jax.device_put(self.machine.layout)
+        # The scalar pass is shared by every task whose steps pad to the same power of two.
+        self.padded_steps = max(64, 1 << (task.steps - 1).bit_length())
+        self.chunk = early_stop_chunk(task.steps)
         self.compiled = jax.jit(self._run)
         self._initial = None
 
     def encode(self, program: Program) -> EncodedProgram:
         return self.machine.encode(program)
 
-    def _run(self, program, lrs, w0, batches, valid, layout):
+    def _run(self, program, scalars, w0, batches, valid, layout):
         task, machine, data = self.task, self.machine, self.data
         loss_fn = data.flat_loss(task)
         value_and_grad = jax.value_and_grad(loss_fn)
 
-        def one(w, slots, regs, scalars, batch):
+        def one(w, regs, scalars, batch):
             loss, g = value_and_grad(w, batch)
-            w, slots, regs = machine.step(program, regs, w, g, slots, scalars, layout)
-            return w, slots, regs, loss
+            w, regs = machine.step(program, regs, w, g, scalars, layout)
+            return w, regs, loss
 
-        # vmap over seeds (weights, slots, registers, batches), then over learning rates.
-        grid_step = jax.vmap(jax.vmap(one, in_axes=(0, 0, 0, None, 0)),
-                             in_axes=(0, 0, 0, 0, None))
+        # vmap over seeds (weights, registers, batches), then over learning rates (scalars).
+        grid_step = jax.vmap(jax.vmap(one, in_axes=(0, 0, None, 0)), in_axes=(0, 0, 0, None))
 
         def step(carry, xs):
-            w, slots, regs, dead = carry
+            w, regs, dead = carry
             scalars, batch = xs
-            w, slots, regs, loss = grid_step(w, slots, regs, scalars, batch)
-            return (w, slots, regs, dead | ~jnp.isfinite(loss)), loss
+            w, regs, loss = grid_step(w, regs, scalars, batch)
+            return (w, regs, dead | ~jnp.isfinite(loss)), loss
 
-        n_lr, n_seed = lrs.shape[0], w0.shape[0]
-        scalars = jax.vmap(lambda lr: machine.scalars(program, lr, task.steps, task.steps))(lrs)
-        batch_shape = (n_lr, n_seed)
-        regs = jnp.zeros(batch_shape + machine.init().shape, jnp.float32)
-        slots = jnp.zeros(batch_shape + machine.init_slots().shape, jnp.float32)
+        n_lr, n_seed = scalars.shape[0], w0.shape[0]
+        scalars = scalars[:, : task.steps]  # the rest pads the shared scalar pass
+        regs = jnp.zeros((n_lr, n_seed) + machine.init().shape, jnp.float32)
         w = jnp.broadcast_to(w0, (n_lr,) + w0.shape)
-        dead = jnp.zeros(batch_shape, bool)
-        (w, slots, regs, dead), losses = jax.lax.scan(
-            step, (w, slots, regs, dead), (jnp.moveaxis(scalars, 1, 0), batches))
+        dead = jnp.zeros((n_lr, n_seed), bool)
+        xs = (jnp.moveaxis(scalars, 1, 0), batches)
+        chunk = self.chunk
+        # Chunks of steps in a while loop that ends once every run has diverged (a while
+        # loop, not a cond: XLA copies a cond's operands, the whole register file).
+        losses = jnp.full((task.steps, n_lr, n_seed), jnp.nan, jnp.float32)
+
+        def go_on(carry):
+            i, _, _, dead, _ = carry
+            return (i * chunk < task.steps) & ~jnp.all(dead)
+
+        def run_chunk(carry):
+            i, w, regs, dead, losses = carry
+            part = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a, i * chunk, chunk), xs)
+            (w, regs, dead), loss = jax.lax.scan(step, (w, regs, dead), part)
+            losses = jax.lax.dynamic_update_slice_in_dim(losses, loss, i * chunk, 0)
+            return i + 1, w, regs, dead, losses
+
+        _, w, regs, dead, losses = jax.lax.while_loop(
+            go_on, run_chunk, (jnp.int32(0), w, regs, dead, losses))
         valid_loss = jax.vmap(jax.vmap(lambda w: loss_fn(w, valid)))(w)
         valid_loss = jnp.where(dead, jnp.nan, valid_loss)
         return valid_loss, jnp.moveaxis(losses, 0, -1)
@@ -149,8 +184,13 @@ class Trainer:
 
     def run(self, program: Program | EncodedProgram, *, curves: bool = False) -> RunResult:
         encoded = self.encode(program) if isinstance(program, Program) else program
-        valid, losses = self.compiled(encoded, self.lrs, self.data.w0, self.data.batches,
-                                      self.data.valid, self.machine.layout)
+        if not self.machine.fold and (encoded.scales >= 0).any():
+            raise ValueError("a program encoded with fold=True given to a trainer without "
+                             "folding: pass the Program, or encode with trainer.encode()")
+        scalars = scalar_registers(encoded, self.lrs, self.padded_steps,
+                                   np.float32(self.task.steps))
+        valid, losses = self.compiled(encoded, scalars, self.data.w0, self.data.batches,
+                                      self.data.valid, self.layout)
         return RunResult(self.lrs, self.data.seeds, np.asarray(valid, np.float64),
                          self.initial_valid_losses(),
                          np.asarray(losses, np.float64) if curves else None)

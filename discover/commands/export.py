@@ -1,0 +1,137 @@
+"""``discover export``: a program file, or a run's best program, as a standalone module.
+
+``discover export PROGRAM_FILE_OR_RUN_DIR --to optax|torch|numpy [-o FILE] [--force]``
+
+A run directory exports ``RUN_DIR/best/program.opt``; its provenance (the run, and the search
+and held-out scores of that program) comes from ``RUN_DIR/hall_of_fame.json`` when present: a
+JSON list of entries, best first, each with ``program`` text and, when known,
+``search_score`` and ``held_out_score`` (missing fields are left out).  Without ``-o`` the
+module goes to stdout; with ``-o`` it is written atomically (a temporary file in the same
+directory, then renamed), and an existing file is replaced only with ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import programs
+from discover.errors import UserError
+from programs.exporters import TARGETS
+
+BEST_PROGRAM = Path("best") / "program.opt"
+HALL_OF_FAME = "hall_of_fame.json"
+SCORES = ("search_score", "held_out_score")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export", help="write a program, or a run's best program, as an optax/torch/numpy module",
+        description="Export PROGRAM_FILE, or RUN_DIR/best/program.opt with its provenance, as "
+                    "a standalone Python module that imports only its framework.")
+    p.add_argument("source", metavar="PROGRAM_FILE_OR_RUN_DIR")
+    p.add_argument("--to", required=True, choices=TARGETS, dest="target",
+                   help="the framework of the module")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of to stdout")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    program, provenance = load_source(Path(args.source))
+    source = programs.export(program, args.target, **provenance)
+    if args.output is None:
+        sys.stdout.write(source)
+    else:
+        write_atomically(Path(args.output), source, force=args.force)
+    return 0
+
+
+def load_source(path: Path) -> tuple[programs.Program, dict]:
+    """The program at ``path`` (a file or a run directory) and its provenance."""
+    if path.is_dir():
+        best = path / BEST_PROGRAM
+        if not best.is_file():
+            raise UserError(f"{path} is a directory without {BEST_PROGRAM}: not a run directory")
+        program = programs.load(best)
+        return program, {"run": str(path), **run_scores(path / HALL_OF_FAME, program)}
+    if not path.exists():
+        raise UserError(f"no such program file or run directory: {path}")
+    return programs.load(path), {"file": str(path)}
+
+
+def run_scores(path: Path, program: programs.Program) -> dict:
+    """Scores of ``program`` from a hall of fame file: its entry, else the first (the best)."""
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"cannot read {path} ({type(err).__name__}); export "
+                        f"{path.parent / BEST_PROGRAM} to leave the scores out") from None
+    if not isinstance(entries, list):
+        raise UserError(f"{path} is not a JSON list of hall of fame entries")
+    entries = [e for e in entries if isinstance(e, dict)]
+    entry = next((e for e in entries if _same_program(e.get("program"), program)),
+                 entries[0] if entries else {})
+    scores = {}
+    for key in SCORES:
+        value = entry.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            scores[key] = float(value)
+    return scores
+
+
+def _same_program(text, program: programs.Program) -> bool:
+    if not isinstance(text, str):
+        return False
+    try:
+        return programs.parse(text) == program
+    except programs.ProgramError:
+        return False
+
+
+def write_atomically(path: Path, text: str, force: bool) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory; never
+    replace an existing file unless ``force`` (without it, the final step is a hard link,
+    which fails if ``path`` appeared in the meantime)."""
+    if path.is_dir():
+        raise UserError(f"{path} is a directory")
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"no such directory: {parent}")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise UserError(f"cannot write in {parent}: {err.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UserError(f"{path} exists; pass --force to replace it") from None
+            except OSError:  # no hard links here: check, then rename
+                if path.exists():
+                    raise UserError(f"{path} exists; pass --force to replace it") from None
+                os.replace(tmp, path)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

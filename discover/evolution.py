@@ -1,0 +1,379 @@
+"""Regularized (aging) evolution of update programs, asynchronous and steady state.
+
+The search of the Lion paper and AutoML-Zero, driven by DEAP: ``base.Toolbox`` names the
+operators (tournament selection, the mutations of :mod:`programs.mutate`, the validity check,
+the fingerprint), ``tools.HallOfFame``, ``tools.Statistics`` and ``tools.Logbook`` keep the
+records.  Individuals are a plain class (no ``creator`` globals).
+
+Contract:
+
+* :meth:`AgingEvolution.breed` returns the next child to evaluate (with its sequence number
+  ``seq``), or None when no parent is available yet.  Before a child costs an evaluation it is
+  rejected when invalid (``programs.check``), and when its fingerprint is in the cache (or
+  being evaluated) it reuses that fitness: it joins the population at once and breeding goes
+  on.  Those children are counted (``invalid``, ``cache_hits``), never evaluated.
+* :meth:`AgingEvolution.tell` takes an evaluated child and its record (``score``, ``status``,
+  ``held_out_score`` ...): the child joins the population, the oldest leaves.
+* Lower scores are better (0 is tuned adam).  The hall of fame holds children scored on the
+  held-out tasks, ranked by held-out score (by search score when there are no held-out tasks).
+* Randomness: a numpy ``Generator`` for mutation and a ``random.Random`` for selection, both
+  seeded from ``config.seed`` and saved in :meth:`state_dict` as JSON; the global ``random``
+  state is never used.  Same seed, same sequence of results told -> same children.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import random
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+from deap import base, tools
+
+import programs
+from discover.config import START_SCRATCH, CampaignConfig
+from programs import mutate as mutations
+from programs.check import check
+
+WORST_SCORE = 2.0  # tasks.WORST_SCORE; not imported so that the driver needs no task code
+
+SCRATCH_PROGRAM = """\
+def scratch(g, lr):
+    u = g * lr
+    return u
+"""
+"""The trivial starting program of a search from scratch: one plain gradient step."""
+
+
+class Fitness(base.Fitness):
+    """One objective, the score; DEAP maximises weighted values, so the weight is -1."""
+
+    weights = (-1.0,)
+
+
+class Individual:
+    """A program with its fitness and its lineage."""
+
+    __slots__ = ("fingerprint", "fitness", "mutation", "parent", "program", "seq")
+
+    def __init__(self, program: programs.Program, fingerprint: str, *, seq: int | None = None,
+                 parent: str | None = None, mutation: dict | None = None,
+                 score: float | None = None):
+        self.program = program
+        self.fingerprint = fingerprint
+        self.seq = seq                  # the evaluation that scored it (None: a cache hit)
+        self.parent = parent            # the parent's fingerprint
+        self.mutation = mutation or {}  # {"kind": ..., "detail": ...}
+        self.fitness = Fitness()
+        if score is not None:
+            self.fitness.values = (score,)
+
+    @property
+    def score(self) -> float:
+        return self.fitness.values[0]
+
+    def copy(self) -> Individual:
+        twin = Individual(self.program, self.fingerprint, seq=self.seq, parent=self.parent,
+                          mutation=dict(self.mutation))
+        twin.fitness.values = self.fitness.values
+        return twin
+
+    def to_dict(self) -> dict:
+        return {"program": str(self.program), "fingerprint": self.fingerprint, "seq": self.seq,
+                "parent": self.parent, "mutation": self.mutation,
+                "score": self.score if self.fitness.valid else None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Individual:
+        return cls(programs.parse(data["program"]), data["fingerprint"], seq=data["seq"],
+                   parent=data["parent"], mutation=data["mutation"], score=data["score"])
+
+
+class HallEntry:
+    """A hall-of-fame member: its fitness is the held-out score; ``record`` has both."""
+
+    __slots__ = ("fingerprint", "fitness", "record")
+
+    def __init__(self, record: dict, rank_key: str):
+        self.fingerprint = record["fingerprint"]
+        self.record = record
+        self.fitness = Fitness()
+        self.fitness.values = (record[rank_key],)
+
+
+def tournament(individuals: Sequence, tournsize: int, rng: random.Random,
+               fit_attr: str = "fitness") -> Any:
+    """One winner of ``tools.selTournament(individuals, 1, tournsize)``, drawn with ``rng``.
+
+    The same draws as DEAP (``tournsize`` aspirants by ``choice`` with replacement, the first
+    best wins), from a ``random.Random`` of our own instead of the global one: with ``rng`` in
+    the global generator's state, DEAP picks the same individual (tested).
+    """
+    aspirants = [rng.choice(individuals) for _ in range(tournsize)]
+    return max(aspirants, key=attrgetter(fit_attr))
+
+
+def mutation_config(config: CampaignConfig) -> mutations.MutationConfig:
+    """The search space of ``config`` as a ``programs.mutate.MutationConfig``."""
+    changes: dict[str, Any] = {"max_statements": config.max_statements}
+    if config.ops is not None:
+        changes["ops"] = tuple(config.ops)
+    if config.mutation_weights is not None:
+        defaults = dataclasses.asdict(mutations.MutationConfig().weights)
+        changes["weights"] = mutations.MutationWeights(**{**defaults,
+                                                          **config.mutation_weights})
+    return mutations.MutationConfig(**changes)
+
+
+def start_programs(names: Iterable[str]) -> list[tuple[str, programs.Program]]:
+    """The programs a population starts from (``scratch``: the trivial program)."""
+    out = []
+    for name in names:
+        if name == START_SCRATCH:
+            out.append((name, programs.parse(SCRATCH_PROGRAM)))
+        else:
+            out.append((name, programs.BASELINES[name]))
+    return out
+
+
+class AgingEvolution:
+    """Population, cache, hall of fame and random streams of one search."""
+
+    MAX_BREED_ATTEMPTS = 1000
+    """Children tried (rejected or cache hits) before ``breed`` gives up for now."""
+
+    def __init__(self, config: CampaignConfig, *, funnel: bool = True):
+        self.config = config
+        self.population_size = config.population_size
+        self.tournament_size = config.tournament_size
+        self.rank_key = "held_out_score" if funnel else "search_score"
+        seeds = np.random.SeedSequence(config.seed).spawn(2)
+        self.mutation_rng = np.random.default_rng(seeds[0])
+        self.selection_rng = random.Random(int(seeds[1].generate_state(1)[0]))
+        self.mutation_config = mutation_config(config)
+
+        self.toolbox = base.Toolbox()
+        self.toolbox.register("select", tournament, tournsize=self.tournament_size,
+                              rng=self.selection_rng)
+        self.toolbox.register("mutate", mutations.mutate, rng=self.mutation_rng,
+                              config=self.mutation_config)
+        for kind, primitive in mutations.PRIMITIVES.items():  # insert, delete, operand ...
+            self.toolbox.register(kind, primitive, rng=self.mutation_rng,
+                                  config=self.mutation_config)
+        self.toolbox.register("check", check)
+        self.toolbox.register("fingerprint", lambda program: program.fingerprint())
+
+        self.population: collections.deque[Individual] = collections.deque()
+        self.cache: dict[str, dict] = {}          # fingerprint -> score, held_out_score, status
+        self.in_flight: dict[str, int] = {}       # fingerprint -> seq being evaluated
+        self.waiting: dict[str, list[Individual]] = {}  # duplicates of an in-flight child
+        self.hall_of_fame = tools.HallOfFame(config.hall_of_fame_size,
+                                             similar=lambda a, b: a.fingerprint == b.fingerprint)
+        self.stats = tools.Statistics(key=lambda ind: ind.score)
+        self.stats.register("best", np.min)
+        self.stats.register("median", np.median)
+        self.stats.register("worst", np.max)
+        self.logbook = tools.Logbook()
+        self.logbook.header = ["evaluations", "cache_hits", "invalid", "restarts", "best",
+                               "median", "worst"]
+        self.next_seq = 0
+        self.starts: dict[int, int] = {}          # seq of a start child -> copies to add
+        self.best: Individual | None = None
+        self.counters = {"evaluations": 0, "cache_hits": 0, "invalid": 0, "unchanged": 0,
+                         "failed": 0, "restarts": 0, "since_improvement": 0}
+
+    # -- start ----------------------------------------------------------------------------
+    def initial_children(self, named: Sequence[tuple[str, programs.Program]]) -> list[Individual]:
+        """Children for the start programs (one per distinct fingerprint); as each is told,
+        copies of it fill its share of the population."""
+        distinct = []
+        for name, program in named:
+            fp = self.toolbox.fingerprint(program)
+            if all(fp != d[1] for d in distinct):
+                distinct.append((name, fp, program))
+        children = []
+        for i, (name, fp, program) in enumerate(distinct):
+            child = self._new_child(program, fp, None, {"kind": "start", "detail": name})
+            copies = self.population_size // len(distinct)
+            self.starts[child.seq] = max(1, copies + (i < self.population_size % len(distinct)))
+            children.append(child)
+        return children
+
+    def _new_child(self, program, fp, parent, mutation) -> Individual:
+        child = Individual(program, fp, seq=self.next_seq, parent=parent, mutation=mutation)
+        self.next_seq += 1
+        self.in_flight[fp] = child.seq
+        return child
+
+    # -- breeding -------------------------------------------------------------------------
+    def breed(self) -> Individual | None:
+        """The next child to evaluate, or None when there is no parent to breed from (or the
+        neighbourhood of the population is exhausted for now)."""
+        for attempt in range(self.MAX_BREED_ATTEMPTS):
+            if not self.population:
+                return None
+            parent = self.toolbox.select(list(self.population))
+            program, applied = parent.program, []
+            # Escalate: after many rejected or known children, chain several mutations.
+            for _ in range(1 + attempt // 50):
+                mutation = self.toolbox.mutate(program)
+                if mutation.program is not None:
+                    program = mutation.program
+                    applied.append({"kind": mutation.kind, "detail": mutation.detail})
+            if not applied or program == parent.program:
+                self.counters["unchanged"] += 1
+                continue
+            verdict = self.toolbox.check(program)
+            if not verdict.ok:
+                self.counters["invalid"] += 1
+                continue
+            fp = self.toolbox.fingerprint(program)
+            detail = applied[0] if len(applied) == 1 else {
+                "kind": "+".join(a["kind"] for a in applied),
+                "detail": "; ".join(a["detail"] for a in applied)}
+            if fp in self.cache or fp in self.in_flight:
+                self.counters["cache_hits"] += 1
+                twin = Individual(program, fp, parent=parent.fingerprint, mutation=detail)
+                if fp in self.cache:
+                    twin.fitness.values = (self.cache[fp]["score"],)
+                    self._join(twin)
+                else:
+                    self.waiting.setdefault(fp, []).append(twin)
+                continue
+            return self._new_child(program, fp, parent.fingerprint, detail)
+        return None
+
+    # -- results --------------------------------------------------------------------------
+    def tell(self, child: Individual, record: dict) -> None:
+        """Record the evaluation of ``child``: ``record`` has ``score``, ``status`` and
+        ``held_out_score`` (None when the funnel did not pass it), plus what the hall of fame
+        keeps (``scores``, ``lr`` ...)."""
+        score = record["score"]
+        if score is None or not math.isfinite(score):
+            score = WORST_SCORE
+        child.fitness.values = (score,)
+        self.in_flight.pop(child.fingerprint, None)
+        self.cache[child.fingerprint] = {"score": score, "status": record["status"],
+                                         "held_out_score": record.get("held_out_score"),
+                                         "seq": child.seq}
+        self.counters["evaluations"] += 1
+        self.counters["failed"] += record["status"] != "ok"
+        copies = self.starts.pop(child.seq, 1)
+        for _ in range(copies):
+            self._join(child.copy())
+        for twin in self.waiting.pop(child.fingerprint, []):
+            twin.fitness.values = (score,)
+            self._join(twin)
+        entry = dict(record, program=str(child.program), fingerprint=child.fingerprint,
+                     search_score=score, seq=child.seq, parent=child.parent,
+                     mutation=child.mutation)
+        if entry.get(self.rank_key) is not None and record["status"] == "ok":
+            self.hall_of_fame.update([HallEntry(entry, self.rank_key)])
+        self._track_best(child)
+
+    def _join(self, individual: Individual) -> None:
+        """Aging: the newcomer joins, the oldest leaves."""
+        self.population.append(individual)
+        while len(self.population) > self.population_size:
+            self.population.popleft()
+
+    def _track_best(self, child: Individual) -> None:
+        if self.best is None or child.fitness > self.best.fitness:
+            self.best = child.copy()
+            self.counters["since_improvement"] = 0
+            return
+        self.counters["since_improvement"] += 1
+        plateau = self.config.plateau_evals
+        if plateau is not None and self.counters["since_improvement"] >= plateau:
+            self.restart()
+
+    def restart(self) -> None:
+        """Plateau: the whole population becomes copies of the best program so far."""
+        if self.best is None:
+            return
+        self.population = collections.deque(self.best.copy()
+                                            for _ in range(self.population_size))
+        self.counters["restarts"] += 1
+        self.counters["since_improvement"] = 0
+
+    # -- records --------------------------------------------------------------------------
+    def record(self) -> dict:
+        """Append a logbook row (statistics of the population and counters) and return it."""
+        row = {k: self.counters[k] for k in ("evaluations", "cache_hits", "invalid", "restarts")}
+        if self.population:
+            row.update({k: float(v) for k, v in self.stats.compile(self.population).items()})
+        self.logbook.record(**row)
+        return row
+
+    @property
+    def cache_hit_rate(self) -> float:
+        """Children that reused a known fitness, over all children that needed a fitness."""
+        total = self.counters["cache_hits"] + self.counters["evaluations"]
+        return self.counters["cache_hits"] / total if total else 0.0
+
+    def hall_of_fame_records(self) -> list[dict]:
+        return [entry.record for entry in self.hall_of_fame]
+
+    # -- checkpoint -----------------------------------------------------------------------
+    def state_dict(self, pending: Iterable[Individual] = ()) -> dict:
+        """Everything needed to go on, as JSON data.  ``pending``: children bred but not yet
+        evaluated (they are evaluated first after a resume)."""
+        pending = list(pending)
+        return {
+            "next_seq": self.next_seq,
+            "counters": dict(self.counters),
+            "population": [ind.to_dict() for ind in self.population],
+            "pending": [ind.to_dict() for ind in pending],
+            "waiting": {fp: [t.to_dict() for t in twins] for fp, twins in self.waiting.items()},
+            "starts": {str(seq): n for seq, n in self.starts.items()},
+            "cache": self.cache,
+            "hall_of_fame": self.hall_of_fame_records(),
+            "best": self.best.to_dict() if self.best else None,
+            "logbook": list(self.logbook),
+            "rng": {"mutation": _jsonable(self.mutation_rng.bit_generator.state),
+                    "selection": _jsonable(self.selection_rng.getstate())},
+        }
+
+    def load_state_dict(self, state: dict) -> list[Individual]:
+        """Restore from :meth:`state_dict`; returns the pending children (to evaluate)."""
+        self.next_seq = state["next_seq"]
+        self.counters.update(state["counters"])
+        self.population = collections.deque(Individual.from_dict(d)
+                                            for d in state["population"])
+        self.waiting = {fp: [Individual.from_dict(d) for d in twins]
+                        for fp, twins in state["waiting"].items()}
+        self.starts = {int(seq): n for seq, n in state["starts"].items()}
+        self.cache = {fp: dict(v) for fp, v in state["cache"].items()}
+        self.hall_of_fame.clear()
+        for record in state["hall_of_fame"]:
+            self.hall_of_fame.update([HallEntry(record, self.rank_key)])
+        self.best = Individual.from_dict(state["best"]) if state["best"] else None
+        self.logbook = tools.Logbook()
+        self.logbook.header = ["evaluations", "cache_hits", "invalid", "restarts", "best",
+                               "median", "worst"]
+        for row in state["logbook"]:
+            self.logbook.record(**row)
+        self.mutation_rng.bit_generator.state = state["rng"]["mutation"]
+        version, internal, gauss = state["rng"]["selection"]
+        self.selection_rng.setstate((version, tuple(internal), gauss))
+        pending = [Individual.from_dict(d) for d in state["pending"]]
+        self.in_flight = {child.fingerprint: child.seq for child in pending}
+        return pending
+
+    def adopt(self, child: Individual) -> None:
+        """Mark ``child`` (bred before a checkpoint, or rebuilt from the log) as in flight."""
+        self.in_flight[child.fingerprint] = child.seq
+        self.next_seq = max(self.next_seq, child.seq + 1)
+
+
+def _jsonable(value):
+    """Tuples to lists, recursively (RNG states are tuples and dicts of ints)."""
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value

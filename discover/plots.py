@@ -1,0 +1,184 @@
+"""The figures of ``discover report``, drawn with matplotlib's Agg backend (no display needed).
+
+Each function takes plain data (lists and arrays, no run-directory knowledge) and returns the
+PNG as bytes; :mod:`discover.report` decides what to draw and writes the files.  Scores are
+on the search's scale: 0 is tuned adam, lower is better, a failed evaluation counts as
+``WORST_SCORE``.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+WORST_SCORE = 2.0  # tasks.WORST_SCORE; a failed evaluation plots at the worst score
+
+BASELINE_STYLES = {"adam": ("black", "--"), "sgd": ("tab:gray", ":"),
+                   "lion": ("tab:brown", "-.")}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def _legend_below(ax) -> None:
+    # Below the axes: points and curves can fill the whole panel; a legend inside hides some.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)
+
+
+def _evaluation_axis(ax, n: int) -> None:
+    """x from 0 to past the last evaluation, integer ticks (no 0.98, 1.00, 1.02 for one)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlim(0, n + max(1, n // 50))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def running_best(values: np.ndarray) -> np.ndarray:
+    return np.minimum.accumulate(values)
+
+
+def rolling_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median of the last ``window`` values at each position (fewer at the start)."""
+    return np.array([np.median(values[max(0, i + 1 - window):i + 1])
+                     for i in range(len(values))])
+
+
+def median_window(n: int) -> int:
+    return max(1, min(50, n // 5))
+
+
+def fitness_figure(search: list[float | None], held_out: list[tuple[int, float]],
+                   population_median: list[tuple[int, float]]) -> bytes:
+    """Search score of every evaluation in log order (None: failed), held-out scores as
+    (evaluation number, score), the population median at checkpoints as (evaluations, median)."""
+    plt = _pyplot()
+    scores = np.array([WORST_SCORE if s is None else s for s in search], float)
+    x = np.arange(1, len(scores) + 1)
+    window = median_window(len(scores))
+    panels = 2 if held_out else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, 4.0), squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(x, scores, ".", color="tab:blue", alpha=0.3, markersize=4,
+            label=f"each evaluation (failed: {WORST_SCORE:g})")
+    ax.step(x, running_best(scores), where="post", color="tab:blue", lw=2, label="best so far")
+    ax.plot(x, rolling_median(scores, window), color="tab:orange",
+            label=f"median of last {window} evaluation{'s' * (window > 1)}")
+    if population_median:
+        px, py = zip(*population_median)
+        ax.plot(px, py, "s", color="tab:green", markersize=6, markerfacecolor="none",
+                label="population median (checkpoints)")
+    ax.set_title("Search score")
+    if held_out:
+        hx, hy = (np.array(v, float) for v in zip(*held_out))
+        right = axes[0, 1]
+        right.plot(hx, hy, "o", color="tab:purple", alpha=0.4, markersize=4,
+                   label="each held-out evaluation")
+        right.step(hx, running_best(hy), where="post", color="tab:purple", lw=2,
+                   label="best so far")
+        held_window = median_window(len(hy))
+        right.plot(hx, rolling_median(hy, held_window), color="tab:orange",
+                   label=f"median of last {held_window} held-out score{'s' * (held_window > 1)}")
+        right.set_title("Held-out score (candidates that passed the funnel)")
+    for a in axes[0]:
+        _evaluation_axis(a, len(scores))
+        a.axhline(0.0, color="black", lw=0.8, ls="--")
+        a.set_xlabel("evaluations (in the order results arrived)")
+        a.set_ylabel("score (0 = tuned adam, lower is better)")
+        a.grid(alpha=0.3)
+        _legend_below(a)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def rates_figure(failed: list[bool], checkpoints: list[dict]) -> bytes:
+    """Cumulative failure rate over the log (``failed`` per evaluation in log order), and the
+    cache-hit and invalid-child rates from the checkpoint counters (``evaluations``,
+    ``cache_hits``, ``invalid`` per row)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    if failed:
+        x = np.arange(1, len(failed) + 1)
+        ax.plot(x, 100 * np.cumsum(failed) / x, color="tab:red",
+                label="failed evaluations (% of evaluations)")
+    if checkpoints:
+        evals = np.array([c["evaluations"] for c in checkpoints], float)
+        hits = np.array([c["cache_hits"] for c in checkpoints], float)
+        invalid = np.array([c["invalid"] for c in checkpoints], float)
+        needing = np.maximum(evals + hits, 1)
+        ax.plot(evals, 100 * hits / needing, "o-", color="tab:blue",
+                label="cache hits (% of scored children)")
+        ax.plot(evals, 100 * invalid / np.maximum(evals + hits + invalid, 1), "^-",
+                color="tab:olive", label="invalid children rejected (% of bred)")
+    _evaluation_axis(ax, max([len(failed)] + [c["evaluations"] for c in checkpoints]))
+    ax.set_ylim(-2, 102)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("cumulative rate (%)")
+    ax.set_title("Cache hits and failures (cumulative)")
+    ax.grid(alpha=0.3)
+    _legend_below(ax)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def smooth(losses: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average (NaN/Inf stay NaN: a diverged run leaves a gap)."""
+    losses = np.where(np.isfinite(losses), losses, np.nan)
+    if window <= 1:
+        return losses
+    kernel = np.ones(window) / window
+    return np.convolve(losses, kernel, mode="valid")
+
+
+def smoothing_window(steps: int) -> int:
+    return max(1, steps // 40)
+
+
+def curves_figure(curves: dict[str, list[dict]]) -> bytes:
+    """One panel per task; each curve is a dict with ``label``, ``name`` (a baseline's name or
+    "#rank"), ``lr`` and ``losses`` (training loss per step, mean over seeds)."""
+    plt = _pyplot()
+    names = list(curves)
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    for ax, task in zip(axes.flat, names):
+        for i, curve in enumerate(c for c in curves[task] if c["name"] not in BASELINE_STYLES):
+            _draw(ax, curve, f"C{i}", "-", 1.8)
+        for curve in curves[task]:
+            if curve["name"] in BASELINE_STYLES:
+                _draw(ax, curve, *BASELINE_STYLES[curve["name"]], 1.3)
+        steps = max((len(c["losses"]) for c in curves[task]), default=0)
+        ax.set_title(task)
+        ax.set_xlabel("step")
+        ax.set_ylabel(f"training loss (mean of {smoothing_window(steps)} steps)")
+        finite = [c["losses"][np.isfinite(c["losses"])] for c in curves[task]]
+        if all(f.size and f.min() > 0 for f in finite):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        _legend_below(ax)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _draw(ax, curve: dict, color: str, style: str, width: float) -> None:
+    losses = np.asarray(curve["losses"], float)
+    window = smoothing_window(len(losses))
+    y = smooth(losses, window)
+    x = np.arange(window, window + len(y))
+    ax.plot(x, y, color=color, ls=style, lw=width, label=curve["label"])

@@ -1,0 +1,60 @@
+"""The progress line of a running campaign, on stderr.
+
+One line every ``interval`` seconds: evaluations, evaluations per second, best search and
+held-out scores, cache hit rate, failures and invalid children.  On a terminal the line is
+rewritten in place; elsewhere (a log file, CI) each one is a new line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def format_score(score: float | None) -> str:
+    return "-" if score is None else f"{score:+.4f}"
+
+
+class Progress:
+    def __init__(self, interval: float, stream: TextIO | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        # A log file gets a line every 5 intervals: it keeps every one.
+        self.interval = interval if self.tty else 5 * interval
+        self.start = time.monotonic()
+        self.last = self.start
+        self.first_count: int | None = None
+        self._open_line = False
+
+    def line(self, *, evaluations: int, done_here: int, best: float | None,
+             best_held_out: float | None, hit_rate: float, failed: int, invalid: int,
+             restarts: int) -> str:
+        elapsed = time.monotonic() - self.start
+        rate = done_here / elapsed if elapsed > 0 else 0.0
+        return (f"[{elapsed:7.1f}s] {evaluations} evals ({rate:.2f}/s)  "
+                f"best {format_score(best)}  held-out {format_score(best_held_out)}  "
+                f"cache hits {100 * hit_rate:.0f}%  failed {failed}  invalid {invalid}"
+                + (f"  restarts {restarts}" if restarts else ""))
+
+    def update(self, force: bool = False, **fields) -> None:
+        """Print the line if ``interval`` seconds have passed (or ``force``)."""
+        if self.interval <= 0:
+            return
+        now = time.monotonic()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        text = self.line(**fields)
+        if self.tty:
+            self.stream.write("\r\x1b[K" + text)
+            self._open_line = True
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open_line = False

@@ -1,0 +1,481 @@
+"""``discover report``: a campaign's run directory as ``report.md`` with plots in ``report/``.
+
+Contract:
+
+* :func:`write_report` reads a run directory (DESIGN.md "Run directory") and writes
+  ``RUN_DIR/report/*.png`` and then ``RUN_DIR/report.md``, each atomically (temporary file +
+  rename).  It returns the path of ``report.md``.
+* A path that does not exist, is not a directory, has no ``config.json`` or an unreadable one
+  is a :class:`~discover.errors.UserError`.  Anything else that is missing or incomplete (no
+  ``state.json``, an empty log, no held-out score yet, no ``best/``, no matplotlib, a curve
+  that cannot be trained) is said in the report's "Missing or incomplete" list; the report
+  is written all the same.
+* Numbers come from the files: the cost section sums ``evaluations.jsonl``; cache hits,
+  invalid children and restarts are the counters of ``state.json``; the hall of fame is
+  ``hall_of_fame.json`` (ranked from the log when that file is missing or still empty).
+* Training curves (the top programs and the tuned baselines, on each held-out task) come from
+  the engine itself (``discover.evaluate.Evaluator.run``: the compile-once VM over the
+  campaign's learning-rate grid and seeds, one compile per task): a program's curve is the
+  run at the learning rate it chose (``held_out_lr`` of its record), a baseline's the run the
+  engine tunes to (``discover.evaluate.best_of_grid``).  Losses are averaged over the seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+from discover import state as files
+from discover.errors import UserError
+from discover.progress import format_score
+
+REPORT_FILE = "report.md"
+FIGURE_DIR = "report"
+CURVE_BASELINES = ("adam", "sgd", "lion")
+
+
+@dataclasses.dataclass
+class Run:
+    """What a run directory holds; ``notes`` collects what is missing or went wrong."""
+
+    path: str
+    config: dict
+    state: dict | None
+    log: list[dict]
+    hall: list[dict] | None
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    @property
+    def counters(self) -> dict:
+        return ((self.state or {}).get("evolution") or {}).get("counters") or {}
+
+    @property
+    def logbook(self) -> list[dict]:
+        return ((self.state or {}).get("evolution") or {}).get("logbook") or []
+
+
+# -- reading ---------------------------------------------------------------------------------
+def load_run(path: str) -> Run:
+    if not os.path.exists(path):
+        raise UserError(f"{path}: no such run directory")
+    if not os.path.isdir(path):
+        raise UserError(f"{path} is not a directory (expected a campaign run directory)")
+    config_path = os.path.join(path, files.CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        raise UserError(f"{path} is not a campaign run directory (no {files.CONFIG_FILE})")
+    try:
+        config = files.read_json(config_path)
+    except (OSError, ValueError) as err:
+        raise UserError(f"{config_path}: unreadable: {err}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{config_path}: expected a JSON object of settings")
+    notes: list[str] = []
+    state = _read_optional(path, files.STATE_FILE, dict, notes)
+    hall = _read_optional(path, files.HALL_OF_FAME_FILE, list, notes)
+    log_path = os.path.join(path, files.LOG_FILE)
+    if not os.path.isfile(log_path):
+        notes.append(f"`{files.LOG_FILE}` is missing: no evaluations to report.")
+    log = [r for r in files.read_log(log_path) if isinstance(r, dict)]
+    if os.path.isfile(log_path) and not log:
+        notes.append("No evaluation has finished yet.")
+    return Run(path, config, state, log, hall, notes)
+
+
+def _read_optional(run_dir: str, name: str, kind: type, notes: list[str]):
+    path = os.path.join(run_dir, name)
+    if not os.path.isfile(path):
+        notes.append(f"`{name}` is missing.")
+        return None
+    try:
+        data = files.read_json(path)
+    except (OSError, ValueError) as err:
+        notes.append(f"`{name}` is unreadable ({err}).")
+        return None
+    if not isinstance(data, kind):
+        notes.append(f"`{name}` does not hold a JSON {kind.__name__}.")
+        return None
+    return data
+
+
+def _score(record: dict, key: str = "score") -> float | None:
+    value = record.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+# -- what the report computes ------------------------------------------------------------------
+def cost(run: Run) -> dict:
+    """Evaluations, failures and worker seconds summed from the log; the search's counters."""
+    per_worker: dict[str, float] = {}
+    for record in run.log:
+        worker = str(record.get("worker", "?"))
+        per_worker[worker] = per_worker.get(worker, 0.0) + float(record.get("seconds") or 0.0)
+    counters = run.counters
+    hits, evaluated = counters.get("cache_hits"), counters.get("evaluations")
+    return {
+        "evaluations": len(run.log),
+        "failed": sum(r.get("status") != "ok" for r in run.log),
+        "held_out": sum(r.get("held_out_score") is not None for r in run.log),
+        "worker_seconds": sum(per_worker.values()),
+        "per_worker": dict(sorted(per_worker.items())),
+        "cache_hits": hits,
+        "cache_hit_rate": (hits / (hits + evaluated) if isinstance(hits, int)
+                           and isinstance(evaluated, int) and hits + evaluated else None),
+        "invalid": counters.get("invalid"),
+        "restarts": counters.get("restarts"),
+        "elapsed_seconds": (run.state or {}).get("elapsed_seconds"),
+        "invocations": (run.state or {}).get("invocations"),
+    }
+
+
+def ranked_programs(run: Run) -> tuple[list[dict], str]:
+    """The hall of fame (best first) and where it came from."""
+    if run.hall:
+        return [dict(e, rank=e.get("rank", i)) for i, e in enumerate(run.hall, 1)
+                if isinstance(e, dict) and "program" in e], f"`{files.HALL_OF_FAME_FILE}`"
+    best: dict[str, dict] = {}
+    for record in run.log:
+        if (record.get("status") == "ok" and _score(record) is not None
+                and isinstance(record.get("program"), str)):
+            best.setdefault(record.get("fingerprint") or record.get("program"), record)
+    held = [r for r in best.values() if _score(r, "held_out_score") is not None]
+    if held:
+        ranked, source = sorted(held, key=lambda r: r["held_out_score"]), "held-out score"
+    else:
+        ranked, source = sorted(best.values(), key=lambda r: r["score"]), "search score"
+        if run.hall is not None and run.log:
+            threshold = run.config.get("held_out_threshold")
+            run.notes.append("No program has a held-out score yet (the funnel passes search "
+                             f"scores <= {threshold}): programs are ranked by search score.")
+    size = int(run.config.get("hall_of_fame_size") or 20)
+    entries = [dict(r, rank=i, search_score=r.get("score"), program=_simplified(r["program"]))
+               for i, r in enumerate(ranked[:size], 1)]
+    return entries, f"`{files.LOG_FILE}`, by {source}"
+
+
+def _simplified(text: str) -> str:
+    import programs
+
+    try:
+        return str(programs.parse(text).simplify())
+    except Exception:  # noqa: BLE001 (simplification is cosmetic here: show the text as logged)
+        return text
+
+
+def curve_tasks(run: Run) -> tuple[list[str], str]:
+    """The held-out tasks of the campaign (their learning-rate key), else its search tasks."""
+    import tasks
+
+    held = run.config.get("held_out_tasks")
+    if held is None:
+        held = tasks.held_out_names()
+    if held:
+        return list(held), "held_out_lr"
+    run.notes.append("The campaign has no held-out tasks: curves are on its search tasks.")
+    return list(run.config.get("tasks") or tasks.search_names()), "lr"
+
+
+def training_curves(run: Run, entries: list[dict], top: int,
+                    say: Callable[[str], None]) -> dict[str, list[dict]]:
+    """Per task: curves (``name``, ``label``, ``lr``, ``losses``, ``valid``) of the first
+    ``top`` entries and the tuned baselines, from the engine's grid runs."""
+    import programs
+    import tasks
+    from discover.evaluate import Evaluator
+
+    names, lr_key = curve_tasks(run)
+    candidates = []
+    for name, text, chosen in ([(f"#{e['rank']}", e["program"], e.get(lr_key) or {})
+                                for e in entries[:top]]
+                               + [(n, str(programs.BASELINES[n]), None)
+                                  for n in CURVE_BASELINES]):
+        try:
+            candidates.append((name, programs.parse(text), chosen))
+        except programs.ProgramError as err:
+            run.notes.append(f"No curves for {name}: {err}")
+    # One compiled bucket per task that fits every candidate: no compile per program.
+    bucket = {"max_statements": max([int(run.config.get("max_statements") or 20)]
+                                    + [len(p.body) for _, p, _ in candidates]),
+              "max_slots": max([int(run.config.get("max_slots") or 4)]
+                               + [len(p.slots) for _, p, _ in candidates])}
+    seeds = tuple(int(s) for s in run.config.get("eval_seeds") or (0,))
+    out: dict[str, list[dict]] = {}
+    for task_name in names:
+        try:
+            task = tasks.resolve(task_name)
+        except ValueError as err:
+            run.notes.append(f"No curves on task {task_name}: {err}")
+            continue
+        say(f"discover report: training curves on {task_name} ...")
+        evaluator = Evaluator([task], seeds=seeds, lr_grid=int(run.config.get("lr_grid") or 3),
+                              **bucket)
+        curves = []
+        for name, program, chosen in candidates:
+            try:
+                result = evaluator.run(program, task.name)
+            except Exception as err:  # noqa: BLE001 (a curve that cannot be trained is a note)
+                run.notes.append(f"No curve for {name} on {task_name}: "
+                                 f"{type(err).__name__}: {err}")
+                continue
+            lr = None if chosen is None else chosen.get(task_name)
+            curve = _grid_curve(result, lr, baseline=chosen is None)
+            curves.append(dict(curve, name=name, label=f"{name} ({curve['how']})"))
+        if curves:
+            out[task_name] = curves
+    return out
+
+
+def _grid_curve(result, lr: float | None, *, baseline: bool) -> dict:
+    """The run of the grid at ``lr`` (the one a program chose), else at the grid's best."""
+    import numpy as np
+
+    from discover.evaluate import best_of_grid
+
+    lrs = np.asarray(result.lrs, float)
+    match = np.flatnonzero(np.isclose(lrs, lr, rtol=1e-5)) if lr is not None else []
+    if len(match):
+        i, how = int(match[0]), "chosen"
+    else:
+        best = best_of_grid(result)[1]
+        i = int(np.argmin(abs(lrs - best))) if np.isfinite(best) else len(lrs) // 2
+        how = "tuned" if baseline else "best of grid"
+    losses = np.asarray(result.train_losses[i], float).mean(axis=0)
+    diverged = "; diverged" if not np.all(np.isfinite(losses)) else ""
+    if not np.isfinite(result.valid_losses).any():
+        diverged = "; diverged at every lr"
+    return {"lr": float(lrs[i]), "losses": losses,
+            "valid": float(np.mean(result.valid_losses[i])),
+            "how": f"lr {lrs[i]:.3g}, {how}{diverged}"}
+
+
+# -- writing ---------------------------------------------------------------------------------
+def write_report(run_dir: str, *, curves: bool = True, top: int = 3,
+                 say: Callable[[str], None] | None = None) -> str:
+    """Write ``report/*.png`` and ``report.md`` in ``run_dir``; returns the report's path."""
+    say = say or (lambda line: print(line, file=sys.stderr))
+    run = load_run(run_dir)
+    entries, source = ranked_programs(run)
+    figures = _Figures(run)
+    search = [_score(r) if r.get("status") == "ok" else None for r in run.log]
+    if run.log:
+        held = [(i, _score(r, "held_out_score")) for i, r in enumerate(run.log, 1)
+                if _score(r, "held_out_score") is not None]
+        medians = [(row["evaluations"], row["median"]) for row in run.logbook
+                   if "median" in row and "evaluations" in row]
+        figures.draw("fitness", "fitness_figure", search, held, medians)
+        rows = [row for row in run.logbook
+                if all(k in row for k in ("evaluations", "cache_hits", "invalid"))]
+        figures.draw("rates", "rates_figure", [r.get("status") != "ok" for r in run.log], rows)
+    curve_data: dict[str, list[dict]] = {}
+    if not curves:
+        run.notes.append("Training curves were not computed (--no-curves).")
+    elif not entries:
+        run.notes.append("No scored program yet: no training curves.")
+    else:
+        curve_data = training_curves(run, entries, top, say)
+        if curve_data:
+            figures.draw("curves", "curves_figure", curve_data)
+    text = render(run, entries, source, figures.paths, curve_data)
+    path = os.path.join(run_dir, REPORT_FILE)
+    _write_atomic(path, text.encode("utf-8"))
+    return path
+
+
+class _Figures:
+    """Draws figures into ``RUN_DIR/report/``; a figure that fails becomes a note."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.paths: dict[str, str] = {}
+        try:
+            from discover import plots
+        except ImportError:
+            plots = None
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            plots = None
+            run.notes.append("matplotlib is not installed: no plots (pip install matplotlib).")
+        self.plots = plots
+
+    def draw(self, name: str, function: str, *args) -> None:
+        if self.plots is None:
+            return
+        try:
+            png = getattr(self.plots, function)(*args)
+        except Exception as err:  # noqa: BLE001 (a failed figure must not lose the report)
+            self.run.notes.append(f"The {name} plot failed: {type(err).__name__}: {err}")
+            return
+        _write_atomic(os.path.join(self.run.path, FIGURE_DIR, f"{name}.png"), png)
+        self.paths[name] = f"{FIGURE_DIR}/{name}.png"
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    """Temporary file in the same directory, then rename: readers see old or new, never half.
+    A file that cannot be written is a UserError (a read-only run directory, a full disk)."""
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        _replace(path, data)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+
+
+def _replace(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# -- markdown --------------------------------------------------------------------------------
+def render(run: Run, entries: list[dict], source: str, figures: dict[str, str],
+           curves: dict[str, list[dict]]) -> str:
+    name = run.config.get("name") or os.path.basename(os.path.abspath(run.path))
+    lines = [f"# Campaign report: {name}", "",
+             (f"Run directory `{run.path}`, report written {time.strftime('%Y-%m-%d %H:%M')}. "
+              "Scores: 0 = tuned adam, 1 = the untrained model, lower is better (log-loss "
+              "scale, clipped to ±2; a failed evaluation scores 2)."), ""]
+    lines += _summary(run, entries)
+    lines += ["## Fitness over the search", ""]
+    lines += _figure(figures, "fitness", "Search score of each evaluation with the best so far "
+                     "and a trailing median; right: held-out scores of candidates that passed "
+                     "the funnel.")
+    lines += ["## Cache hits and failures", ""]
+    lines += _figure(figures, "rates", "Cumulative rates: failures from the log; cache hits and "
+                     "invalid children from the checkpoint counters (one point per checkpoint).")
+    lines += _curves_section(curves, figures)
+    lines += _hall_of_fame(run, entries, source)
+    lines += ["## Configuration", "", "```json", json.dumps(run.config, indent=1), "```", ""]
+    lines += _cost_section(cost(run))
+    if run.notes:
+        lines += ["## Missing or incomplete", ""] + [f"- {note}" for note in run.notes] + [""]
+    return "\n".join(lines)
+
+
+def _summary(run: Run, entries: list[dict]) -> list[str]:
+    c = cost(run)
+    ok = [(s, r) for r in run.log if r.get("status") == "ok" and (s := _score(r)) is not None]
+    lines = ["## Summary", "",
+             (f"- Evaluations: {c['evaluations']} ({c['failed']} failed, {c['held_out']} also "
+              "scored on the held-out tasks).")]
+    if ok:
+        score, record = min(ok, key=lambda pair: pair[0])
+        lines.append(f"- Best search score: {format_score(score)} (evaluation seq "
+                     f"{record.get('seq')}).")
+    if entries:
+        lines.append(f"- Best held-out score: {format_score(entries[0].get('held_out_score'))} "
+                     f"(hall of fame #1).")
+    adam = next((r for r in run.log if (r.get("mutation") or {}).get("kind") == "start"
+                 and (r.get("mutation") or {}).get("detail") == "adam"), None)
+    if adam:
+        lines.append(f"- adam as evaluated in this run: search {format_score(_score(adam))}, "
+                     f"held-out {format_score(_score(adam, 'held_out_score'))}.")
+    best_dir = os.path.join(run.path, files.BEST_DIR)
+    if os.path.isdir(best_dir) and os.listdir(best_dir):
+        names = sorted(n for n in os.listdir(best_dir) if not n.startswith("."))
+        lines.append("- Best program: " + ", ".join(f"[`{files.BEST_DIR}/{n}`]"
+                                                    f"({files.BEST_DIR}/{n})" for n in names))
+    else:
+        run.notes.append(f"`{files.BEST_DIR}/` is missing or empty (it is written when a "
+                         "campaign invocation ends).")
+    return lines + ["", "Anything missing is listed at the end."
+                    if run.notes else "Nothing is missing from the run directory.", ""]
+
+
+def _figure(figures: dict[str, str], name: str, caption: str) -> list[str]:
+    if name not in figures:
+        return ["No plot (see \"Missing or incomplete\").", ""]
+    return [f"![{name}]({figures[name]})", "", caption, ""]
+
+
+def _curves_section(curves: dict[str, list[dict]], figures: dict[str, str]) -> list[str]:
+    import numpy as np
+
+    lines = ["## Training curves", ""]
+    if not curves:
+        return lines + ["No training curves (see \"Missing or incomplete\").", ""]
+    lines += _figure(figures, "curves", "Training loss (moving average) of the top hall-of-fame "
+                     "programs at the learning rate each chose, against baselines at their "
+                     "tuned learning rate (best of the search's grid), averaged over the "
+                     "evaluation seeds; computed by the search's own engine.")
+    lines += ["| task | optimizer | lr | final validation loss | final training loss |",
+              "|---|---|---|---|---|"]
+    for task, task_curves in curves.items():
+        for curve in task_curves:
+            losses = np.asarray(curve["losses"], float)
+            tail = losses[-max(1, len(losses) // 20):]
+            lines.append(f"| {task} | {curve['name']} | {curve['lr']:.3g} | "
+                         f"{curve['valid']:.4g} | {float(np.mean(tail)):.4g} |")
+    return lines + [""]
+
+
+def _hall_of_fame(run: Run, entries: list[dict], source: str) -> list[str]:
+    lines = ["## Hall of fame", ""]
+    if not entries:
+        return lines + ["No program has been scored yet.", ""]
+    search_tasks = list(run.config.get("tasks") or [])
+    held_tasks = list(run.config.get("held_out_tasks") or [])
+    for entry in entries:  # tasks a record has that the configuration does not list
+        search_tasks += [t for t in entry.get("scores") or {} if t not in search_tasks]
+        held_tasks += [t for t in entry.get("held_out_scores") or {} if t not in held_tasks]
+    columns = ([(t, "scores", "lr", t) for t in search_tasks]
+               + [(t, "held_out_scores", "held_out_lr", f"{t} (held out)") for t in held_tasks])
+    lines += [f"From {source}. Each task cell: score @ the learning rate chosen.", "",
+              "| # | held-out score | search score | " + " | ".join(c[3] for c in columns)
+              + " | seq |",
+              "|---" * (len(columns) + 4) + "|"]
+    for entry in entries:
+        cells = []
+        for task, score_key, lr_key, _ in columns:
+            score = (entry.get(score_key) or {}).get(task)
+            lr = (entry.get(lr_key) or {}).get(task)
+            cells.append("-" if score is None else format_score(score)
+                         + ("" if lr is None else f" @ {lr:.3g}"))
+        lines.append(f"| {entry['rank']} | {format_score(entry.get('held_out_score'))} | "
+                     f"{format_score(entry.get('search_score'))} | " + " | ".join(cells)
+                     + f" | {entry.get('seq', '-')} |")
+    lines += ["", "Programs (simplified):", ""]
+    for entry in entries:
+        lines += [(f"#{entry['rank']} (fingerprint `{entry.get('fingerprint', '-')}`, "
+                   f"mutation {(entry.get('mutation') or {}).get('kind', '-')}):"), "",
+                  "```python", entry["program"].rstrip(), "```", ""]
+    return lines
+
+
+def _cost_section(c: dict) -> list[str]:
+    def count(value) -> str:
+        return "-" if value is None else str(value)
+
+    def seconds(value) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
+    rate = c["cache_hit_rate"]
+    lines = ["## Cost", "", "| quantity | value |", "|---|---|",
+             f"| evaluations | {c['evaluations']} |",
+             f"| failed evaluations | {c['failed']} |",
+             f"| evaluations also scored on held-out tasks | {c['held_out']} |",
+             f"| cache hits (children that reused a known score) | {count(c['cache_hits'])} |",
+             f"| cache hit rate | {'-' if rate is None else f'{100 * rate:.1f}%'} |",
+             f"| invalid children rejected before evaluation | {count(c['invalid'])} |",
+             f"| restarts | {count(c['restarts'])} |",
+             (f"| worker CPU time (sum of the evaluations' seconds) | "
+              f"{seconds(c['worker_seconds'])} |"),
+             f"| wall-clock time of the campaign | {seconds(c['elapsed_seconds'])} |",
+             f"| invocations (run + resumes) | {count(c['invocations'])} |", "",
+             "Worker CPU time by worker:", "", "| worker | evaluations' seconds |", "|---|---|"]
+    lines += [f"| {w} | {s:.2f} s |" for w, s in c["per_worker"].items()] or ["| - | - |"]
+    return lines + ["", (f"Cache hits, invalid children, restarts and wall-clock time come from "
+                         f"`{files.STATE_FILE}` (last checkpoint); the rest from "
+                         f"`{files.LOG_FILE}`."), ""]

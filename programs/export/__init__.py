@@ -1,1 +1,0 @@
-"""Export programs as standalone modules (optax, torch, numpy)."""

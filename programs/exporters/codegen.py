@@ -1,0 +1,540 @@
+"""What every exporter shares: names, dataflow facts, statement code, layout and docstrings.
+
+An exporter (one module per target) turns a :class:`~programs.program.Program` into the text
+of a standalone module.  It describes its framework as a :class:`Dialect` (how each op is
+spelled, the helper functions it may need) and asks this module for the pieces:
+
+* :func:`plan` checks the program and decides, per statement, whether it is live, whether
+  its result needs saturating, and whether its denominator needs protecting;
+* :func:`step_function` writes the per-tensor function: one line per program statement, with
+  the program's own variable names (a dead statement becomes a comment);
+* :func:`helper_sources` returns the helpers that code uses, and nothing else;
+* :func:`docstring`, :func:`fit_call` and :func:`fit_sequence` lay out text the way
+  ``ruff format`` does (line length 88), so the result is already formatted.
+
+Nothing here evaluates program text: code is built from the parsed statements, names are
+checked identifiers and constants are ``repr`` of floats (exact round trip).
+
+Why some saturations and protections can be left out.  Every op of ``programs.ops`` clips its
+result to the dtype's finite range and protects denominators below ``TINY``.  For finite
+inputs (the ops table's contract) the clip is the identity where the result provably cannot
+overflow, and the protection is the identity where the denominator is provably at least
+``TINY``; leaving those out changes no value in any float dtype, and saves a pass over memory
+per op in eager frameworks.  The rules below are deliberately few and checked by the export
+tests against the interpreter on saturating inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import keyword
+import re
+import unicodedata
+from collections.abc import Mapping
+
+from programs.errors import ProgramError
+from programs.ops import CENTER, OPS, REDUCTION, TINY
+from programs.program import INPUTS, Program, format_constant, format_expression
+
+LINE_LENGTH = 88  # ruff format's default
+INDENT = "    "
+
+# Results that stay finite for finite operands, in every float dtype (float16 included), so
+# their saturation is the identity: bounded functions, selections among the operands,
+# magnitude-preserving maps, and mod (|mod(a, b)| < |b|).
+_CLOSED = frozenset({
+    "abs", "neg", "sign", "max", "min", "clip", "where", "relu", "mod",
+    "gt", "ge", "lt", "le", "eq",
+    "sin", "cos", "tanh", "arctan", "sigmoid", "erf", "arcsin", "arccos", "arctanh",
+    "sqrt", "log1p", "arcsinh", "arccosh", "softplus", "max_abs",
+})
+# Ops whose exported helper saturates internally (interp: each product and the sum; center).
+_SELF_SATURATING = frozenset({"interp", "center"})
+# Results with |x| <= 1 exactly (IEEE rounding never leaves [-1, 1]).
+_UNIT = frozenset({"sign", "gt", "ge", "lt", "le", "eq", "sin", "cos", "tanh", "sigmoid", "erf"})
+# Results that are >= 0.
+_NONNEGATIVE = frozenset({
+    "abs", "square", "sqrt", "relu", "norm", "rms", "max_abs", "log1p", "exp", "softplus",
+    "sigmoid", "arccosh", "cosh", "rsqrt", "gt", "ge", "lt", "le", "eq", "power",
+})
+# Position of the protected denominator of each op that has one.
+DENOMINATOR = {"div": 1, "reciprocal": 0, "mod": 1}
+_SCALAR_INPUTS = frozenset({"lr", "t", "T"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Dialect:
+    """How one framework spells the ops.
+
+    ``templates`` maps a key to a format string over the operand texts ``{0} {1} {2}``; the
+    key is the op name or one of the variants ``power_const_base`` (constant base, already
+    ``abs``-ed), ``clip_const`` (constant bound, already ``abs``-ed), ``interp_unit`` (constant
+    ``0 <= c <= 1``), ``max_const`` / ``min_const`` (operands reordered: name, constant);
+    ``KEY_scalar``, when present, is used for a statement whose operands are all 0-d.
+    Denominators arrive protected (``_safe(b)`` or a folded constant).  ``helpers`` maps a
+    helper name to its source; ``_sat`` and ``_safe`` must be among them.  ``typed`` formats
+    a constant as a scalar of the dtype of the tensor ``{like}``.  ``tensor_positions`` lists,
+    per key, operand positions that must not be a bare Python float.  ``globals_`` are the
+    module names the step function reads (a program name equal to one is renamed).
+    ``inplace`` maps an op to the in-place form of its template, the overwritten operand
+    written ``{0}`` (``{0}.add_({1})``); ``sub`` may also reuse its right operand,
+    ``sqrt_nonnegative`` is sqrt of an operand known to be >= 0.  ``reuse_slots``: the step
+    function may overwrite the old value of a slot (the caller owns distinct slot buffers).
+    ``elide`` allows leaving out the saturations and protections that are the identity
+    (with ``elide=False`` every op is clipped as in the interpreter, which under XLA also
+    keeps ``a * b + c`` from being fused into one FMA: the interpreter's rounding, bit for
+    bit, at the price of speed).
+    """
+
+    templates: Mapping[str, str]
+    helpers: Mapping[str, str]
+    typed: str
+    globals_: frozenset[str]
+    tensor_positions: Mapping[str, frozenset[int]] = dataclasses.field(default_factory=dict)
+    elide: bool = True
+    inplace: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    reuse_slots: bool = False
+
+    def reserved(self) -> frozenset[str]:
+        return self.globals_ | frozenset(self.helpers) | {"_step"}
+
+
+@dataclasses.dataclass(frozen=True)
+class StatementPlan:
+    """One statement with the facts the code generator needs."""
+
+    index: int
+    live: bool
+    saturate: bool   # wrap the result in _sat
+    protect: bool    # wrap the denominator in _safe
+    scalar: bool     # the result is a 0-d value (a scalar input, constants or a reduction)
+    reuse: int | None = None  # operand whose buffer may take the result (a dead temporary)
+    nonnegative: bool = False  # operand 0 is >= 0 (sqrt needs no abs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A checked program with its statement facts and the names its code uses."""
+
+    program: Program
+    names: Mapping[str, str]           # program name -> name in the code
+    statements: tuple[StatementPlan, ...]
+
+    @property
+    def like(self) -> str:
+        """The input whose shape and dtype every value takes (as in the interpreter)."""
+        return "w" if "w" in self.program.params else "g"
+
+    @property
+    def step_params(self) -> tuple[str, ...]:
+        """Parameters of the step function: the inputs (``g`` always), then the slots."""
+        p = self.program
+        inputs = [n for n in INPUTS if n in p.params or n == "g"]
+        return tuple(inputs) + tuple(self.names[s] for s in p.slots)
+
+    def reads(self, name: str) -> bool:
+        return name in self.program.params
+
+
+def check_names(program: Program) -> None:
+    """Every name must be an identifier Python reads back as itself (NFKC-normal)."""
+    for name in (program.name, *program.params, *(s.target for s in program.body)):
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ProgramError(f"cannot export: {name!r} is not a valid identifier")
+        if unicodedata.normalize("NFKC", name) != name:
+            raise ProgramError(
+                f"cannot export: Python reads the name {name!r} as "
+                f"{unicodedata.normalize('NFKC', name)!r}")
+
+
+def unique(name: str, taken) -> str:
+    """``name``, with ``_`` appended until it is not in ``taken``."""
+    while name in taken:
+        name += "_"
+    return name
+
+
+def plan(program: Program, dialect: Dialect) -> Plan:
+    """Check ``program`` and work out the facts its code needs (see the module docstring)."""
+    if not isinstance(program, Program):
+        raise TypeError(f"export needs a programs.Program, not {type(program).__name__}")
+    program.checked()
+    check_names(program)
+    all_names = set(program.params) | {s.target for s in program.body}
+    reserved = dialect.reserved()
+    names = {}
+    for n in sorted(all_names):
+        names[n] = unique(n, reserved | (all_names - {n}) | set(names.values())) \
+            if n in reserved else n
+
+    live = [False] * len(program.body)
+    needed = set(program.outputs)
+    for i in range(len(program.body) - 1, -1, -1):
+        s = program.body[i]
+        if s.target in needed:
+            live[i] = True
+            needed.discard(s.target)
+            needed.update(s.names())
+
+    # forward facts per name: unit (|x| <= 1), low (a lower bound, or None), scalar (0-d)
+    unit = {n: False for n in program.params}
+    low: dict[str, float | None] = {n: None for n in program.params}
+    low.update({n: 1.0 for n in ("t", "T") if n in program.params})
+    scalar = {n: n in _SCALAR_INPUTS for n in program.params}
+    reusable = _reusable(program, live, dialect) if dialect.inplace else {}
+    statements = []
+    for i, s in enumerate(program.body):
+        u = [unit[a] if isinstance(a, str) else abs(a) <= 1.0 for a in s.args]
+        lo = [low[a] if isinstance(a, str) else a for a in s.args]
+        sc = [scalar[a] if isinstance(a, str) else True for a in s.args]
+        saturate, protect = _needs(s.op, s.args, u, lo)
+        kind = OPS[s.op].kind
+        is_scalar = True if kind == REDUCTION else (sc[0] if kind == CENTER else all(sc))
+        if not dialect.elide:
+            saturate = s.op not in _SELF_SATURATING
+            protect = s.op in DENOMINATOR and isinstance(s.args[DENOMINATOR[s.op]], str)
+        # only tensors: a 0-d temporary costs nothing and reads better out of place
+        reuse = next((p for p in reusable.get(i, ()) if not sc[p]), None) \
+            if not is_scalar else None
+        nonnegative = dialect.elide and lo[0] is not None and lo[0] >= 0
+        statements.append(StatementPlan(i, live[i], saturate, protect, is_scalar, reuse,
+                                        nonnegative))
+        unit[s.target] = _unit(s.op, u)
+        low[s.target] = _low(s.op, lo)
+        scalar[s.target] = is_scalar
+    return Plan(program, names, tuple(statements))
+
+
+def _reusable(program: Program, live: list[bool], dialect: Dialect) -> dict[int, list[int]]:
+    """Per statement, the operand positions that may be overwritten with its result: a
+    temporary this code allocated (a live statement's result, not center's, which may be its
+    operand itself) or, with ``dialect.reuse_slots``, a slot's old value, read for the last
+    time, once, here, and not returned.  The op must have an in-place form in the dialect."""
+    binding: dict[str, tuple] = {p: ("param", p) for p in program.params}
+    reads: dict[tuple, list[int]] = {}
+    shared: set[tuple] = set()
+    for i, s in enumerate(program.body):
+        if not live[i]:
+            continue
+        for a in s.names():
+            reads.setdefault(binding[a], []).append(i)
+        if s.op == "center":  # its result may be its operand: neither may be overwritten
+            shared.update(binding[a] for a in s.names())
+            shared.add(("stmt", i))
+        binding[s.target] = ("stmt", i)
+    returned = {binding[o] for o in program.outputs}
+    out: dict[int, list[int]] = {}
+    for i, s in enumerate(program.body):
+        if not live[i] or s.op not in dialect.inplace:
+            continue
+        positions = [0, 1] if s.op in ("add", "mul", "sub") else [0]
+        for p in positions:
+            a = s.args[p] if p < len(s.args) else None
+            if not isinstance(a, str):
+                continue
+            b = _binding_before(program, i, a)
+            owned = b[0] == "stmt" or (dialect.reuse_slots and b[1] in program.slots)
+            if (owned and b not in shared and b not in returned
+                    and reads.get(b) == [i] and s.args.count(a) == 1):
+                out.setdefault(i, []).append(p)
+    return out
+
+
+def _binding_before(program: Program, i: int, name: str) -> tuple:
+    """The binding of ``name`` that statement ``i`` reads."""
+    for j in range(i - 1, -1, -1):
+        if program.body[j].target == name:
+            return ("stmt", j)
+    return ("param", name)
+
+
+def _needs(op, args, unit, low) -> tuple[bool, bool]:
+    """(saturate, protect) for one statement; see the module docstring."""
+    protect = False
+    d = DENOMINATOR.get(op)
+    if d is not None and isinstance(args[d], str):
+        protect = not (low[d] is not None and low[d] >= 2 * TINY)
+    if op in _CLOSED or op in _SELF_SATURATING:
+        return False, protect
+    if op in ("add", "sub", "mul"):
+        # |a * b| <= |a| and |a + b| <= MAX + 1 (rounds to MAX) when |b| <= 1
+        return not (unit[0] or unit[1]), protect
+    if op == "div":
+        den = args[1]
+        big_den = (abs(den) >= 1.0) if not isinstance(den, str) else (
+            low[1] is not None and low[1] >= 1.0)
+        return not big_den, protect
+    return True, protect
+
+
+def _unit(op, unit) -> bool:
+    if op in _UNIT:
+        return True
+    if op in ("abs", "neg", "relu", "sqrt", "max_abs"):
+        return unit[0]
+    if op in ("mul", "max", "min"):
+        return unit[0] and unit[1]
+    if op == "clip":
+        return unit[0] or unit[1]
+    if op == "where":
+        return unit[1] and unit[2]
+    return False
+
+
+def _low(op, low) -> float | None:
+    """A lower bound of the result, or None.  Sums and products of bounds are exact-real
+    bounds; IEEE rounding is monotone, so the rounded result stays above the rounded bound."""
+    if op == "add" and low[0] is not None and low[1] is not None:
+        return low[0] + low[1]
+    if op == "mul" and low[0] is not None and low[1] is not None and min(low) >= 0:
+        return low[0] * low[1]
+    if op == "max":
+        known = [v for v in low if v is not None]
+        return max(known) if known else None
+    if op == "where" and low[1] is not None and low[2] is not None:
+        return min(low[1], low[2])
+    if op == "cosh":
+        return 1.0
+    if op in _NONNEGATIVE:
+        return 0.0
+    return None
+
+
+# -- statement code ------------------------------------------------------------------------
+def constant(value: float) -> str:
+    """A float literal as ``ruff format`` writes it: ``repr``, exponent without ``+``."""
+    return format_constant(value).replace("e+", "e")
+
+
+def statement_code(plan_: Plan, sp: StatementPlan, dialect: Dialect) -> str:
+    """The right-hand side of statement ``sp`` in ``dialect``."""
+    s = plan_.program.body[sp.index]
+    names = plan_.names
+    like = names[plan_.like]
+    args = list(s.args)
+    key = s.op
+    value: list[float | None] = [None if isinstance(a, str) else a for a in args]
+
+    d = DENOMINATOR.get(s.op)
+    if d is not None and value[d] is not None:  # a constant denominator is protected here
+        c = value[d]
+        value[d] = c if abs(c) >= TINY else (-TINY if c < 0 else TINY)
+    if s.op == "power" and value[0] is not None:
+        key, value[0] = "power_const_base", abs(value[0])
+    if s.op == "clip" and value[1] is not None:
+        key, value[1] = "clip_const", abs(value[1])
+    if s.op == "interp" and dialect.elide and value[2] is not None and 0.0 <= value[2] <= 1.0:
+        key = "interp_unit"
+    if s.op in ("max", "min") and (value[0] is None) != (value[1] is None):
+        key = f"{s.op}_const"
+        if value[0] is not None:  # name first
+            args.reverse()
+            value.reverse()
+
+    # Operands that fix the dtype: every one but where's condition and clip's bound.  When
+    # none is a name, the first constant among them becomes a scalar of the tensors' dtype,
+    # as the interpreter casts every constant to it.
+    dtype_positions = {"where": (1, 2), "clip": (0,), "clip_const": (0,)}.get(
+        key, tuple(range(len(args))))
+    typed_positions = set(dialect.tensor_positions.get(key, ()))
+    if key == "where":  # never "0.5 > 0": two constants compared
+        typed_positions.add(0)
+    if all(value[p] is not None for p in dtype_positions):
+        typed_positions.add(dtype_positions[0])
+    text = []
+    for p, a in enumerate(args):
+        if value[p] is None:
+            protect = sp.protect and p == d
+            text.append(f"_safe({names[a]})" if protect else names[a])
+        elif p in typed_positions:
+            text.append(dialect.typed.format(value=constant(value[p]), like=like))
+        else:
+            text.append(constant(value[p]))
+    if key == "sqrt" and sp.nonnegative:
+        key = "sqrt_nonnegative"
+    if sp.scalar and f"{key}_scalar" in dialect.templates:
+        key = f"{key}_scalar"
+    if sp.reuse is not None and key in dialect.inplace:
+        if sp.reuse == 1 and key == "sub":  # b - a as (-a) + b: the same rounding
+            expr = f"{text[1]}.neg_().add_({text[0]})"
+        else:
+            order = [sp.reuse] + [p for p in range(len(text)) if p != sp.reuse]
+            expr = dialect.inplace[key].format(*[text[p] for p in order])
+    elif key == "power_const_base" and all(_SIMPLE.fullmatch(x) for x in text):
+        expr = f"{text[0]}**{text[1]}"  # ruff format hugs ** between simple operands
+    else:
+        expr = dialect.templates[key].format(*text)
+    return f"_sat({expr})" if sp.saturate else expr
+
+
+def step_function(plan_: Plan, dialect: Dialect, doc: str) -> list[str]:
+    """Lines of ``def _step(...)``: one line (or a comment, if dead) per program statement."""
+    p = plan_.program
+    lines = fit_call("def _step(", plan_.step_params, "):", "")
+    lines.append(f'{INDENT}"""{doc}"""')
+    for sp in plan_.statements:
+        s = p.body[sp.index]
+        if not sp.live:
+            lines.append(f"{INDENT}# dead (never read): {s.target} = {format_expression(s)}")
+            continue
+        lines += fit_assign(INDENT, plan_.names[s.target], statement_code(plan_, sp, dialect))
+    outputs = [plan_.names[o] for o in p.outputs]
+    if len(outputs) == 1:
+        lines.append(f"{INDENT}return ({outputs[0]},)")
+    else:
+        lines += fit_sequence(f"{INDENT}return ", outputs, "", INDENT, bracket="()", bare=True)
+    return lines
+
+
+_SIMPLE = re.compile(r"-?(?:[^\W\d][\w.]*|\d[\d.]*(?:e-?\d+)?)")
+_HELPER_CALL = re.compile(r"\b(_[A-Za-z0-9_]+)\(")
+
+
+def helper_sources(code: str, helpers: Mapping[str, str]) -> list[str]:
+    """The helpers ``code`` calls, with the helpers they call, in the order of ``helpers``."""
+    wanted: set[str] = set()
+    todo = [m for m in _HELPER_CALL.findall(code) if m in helpers]
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            body = helpers[name].split("\n", 1)[1]
+            todo += [m for m in _HELPER_CALL.findall(body) if m in helpers]
+    return [src for name, src in helpers.items() if name in wanted]
+
+
+# -- layout (what ruff format would write) ---------------------------------------------------
+def _split_call(expr: str) -> tuple[str, list[str]] | None:
+    """``f(a, b)`` -> (``f(``, [a, b]) when the whole of ``expr`` is one call; else None."""
+    m = re.match(r"[A-Za-z_][\w.]*\(", expr)
+    if not m or not expr.endswith(")"):
+        return None
+    depth, items, start = 0, [], m.end()
+    for i in range(m.end() - 1, len(expr)):
+        ch = expr[i]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+            if depth == 0 and i != len(expr) - 1:
+                return None
+        elif ch == "," and depth == 1:
+            items.append(expr[start:i].strip())
+            start = i + 1
+    items.append(expr[start:-1].strip())
+    return m.group(0), items
+
+
+def fit_call(head: str, items, tail: str, indent: str) -> list[str]:
+    """``head + items + tail`` on one line, or items on one indented line, or one per line.
+
+    A ``def`` with a single parameter gets the trailing comma ruff format gives it.
+    """
+    items = list(items)
+    one = f"{indent}{head}{', '.join(items)}{tail}"
+    if len(one) <= LINE_LENGTH or not items:
+        return [one]
+    comma = "," if len(items) == 1 and head.startswith("def ") else ""
+    inner = f"{indent}{INDENT}{', '.join(items)}{comma}"
+    if len(inner) <= LINE_LENGTH:
+        return [f"{indent}{head}", inner, f"{indent}{tail}"]
+    if len(items) == 1 and not comma:  # one long expression: break before its operators
+        parts = _split_binary(items[0])
+        return [f"{indent}{head}"] + [f"{indent}{INDENT}{x}" for x in parts] + [f"{indent}{tail}"]
+    return [f"{indent}{head}"] + [f"{indent}{INDENT}{x}," for x in items] + [f"{indent}{tail}"]
+
+
+def _split_binary(expr: str) -> list[str]:
+    """``a * b + c`` -> [``a``, ``* b``, ``+ c``]: split before each operator outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(expr):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 0 and expr[i - 1:i] == " " and (
+                expr[i:i + 2] in ("+ ", "- ", "* ", "/ ") or expr[i:i + 3] == "** "):
+            parts.append(expr[start:i].strip())
+            start = i
+    parts.append(expr[start:].strip())
+    return parts
+
+
+def fit_sequence(head: str, items, tail: str, indent: str, bracket: str = "[]",
+                 bare: bool = False) -> list[str]:
+    """A list, a tuple, or (``bare``) a tuple without brackets as in ``return a, b``: one
+    line if it fits, else one item per line with a trailing comma (a one-item list hugs)."""
+    items = list(items)
+    opener, closer = ("", "") if bare else bracket
+    comma = "," if bracket == "()" and len(items) == 1 and not bare else ""
+    one = f"{head}{opener}{', '.join(items)}{comma}{closer}{tail}"
+    if len(one) <= LINE_LENGTH:
+        return [one]
+    opener, closer = bracket
+    if len(items) == 1 and bracket == "[]":
+        return [f"{head}{opener}", f"{indent}{INDENT}{items[0]}", f"{indent}{closer}{tail}"]
+    return ([f"{head}{opener}"] + [f"{indent}{INDENT}{x}," for x in items]
+            + [f"{indent}{closer}{tail}"])
+
+
+def fit_assign(indent: str, target: str, expr: str) -> list[str]:
+    """``target = expr`` laid out as ruff format does for the expressions we generate."""
+    one = f"{indent}{target} = {expr}"
+    if len(one) <= LINE_LENGTH:
+        return [one]
+    call = _split_call(expr)
+    if call is not None:
+        return fit_call(f"{target} = {call[0]}", call[1], ")", indent)
+    return [f"{indent}{target} = (", f"{indent}{INDENT}{expr}", f"{indent})"]
+
+
+# -- docstrings ----------------------------------------------------------------------------
+def escape(value) -> str:
+    """Text safe inside a triple-quoted docstring: no quotes, backslashes or control chars
+    survive unescaped; numbers print exactly (``repr``)."""
+    if isinstance(value, float):
+        return repr(value)
+    out = []
+    for ch in str(value):
+        if ch in '\\"':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+PROVENANCE_LABELS = {"run": "run", "search_score": "search score",
+                     "held_out_score": "held-out score"}
+
+
+def docstring(title: str, program: Program, provenance: Mapping[str, object], usage: str,
+              notes: str) -> list[str]:
+    """The module docstring: title, program text, provenance, usage, semantics notes."""
+    lines = [f'"""{escape(title)}', "", "The update program (canonical text)::", ""]
+    lines += [f"{INDENT}{line}" if line else "" for line in str(program).splitlines()]
+    shown = {k: v for k, v in provenance.items() if v is not None}
+    if shown:
+        lines += ["", "Provenance:", ""]
+        for key, value in shown.items():
+            label = PROVENANCE_LABELS.get(key, str(key).replace("_", " "))
+            lines.append(f"{INDENT}{escape(label)}: {escape(value)}")
+    lines += ["", "Usage::", ""]
+    lines += [f"{INDENT}{line}" if line else "" for line in usage.strip("\n").splitlines()]
+    lines += [""] + notes.strip("\n").splitlines() + ['"""']
+    return lines
+
+
+SEMANTICS = """\
+Semantics are those of the program language's ops table, reproduced exactly: every result is
+clipped to the finite range of its dtype (never Inf), division protects denominators below
+{tiny} in magnitude, sqrt/log/log1p take abs (log floors at {tiny}), exp/expm1/sinh/cosh clip
+their input to [-80, 80], where(c, a, b) tests c > 0, and mean/norm/rms/max_abs/center act on
+one parameter tensor at a time.  Inputs: t counts steps from 1; T is the run's total steps.
+Generated by programs.export; it imports nothing but {framework}.""".replace(
+    "{tiny}", repr(TINY))

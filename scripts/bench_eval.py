@@ -1,0 +1,189 @@
+"""Benchmark: seconds per candidate of the compile-once engine, the naive per-program jit path
+and the optax.adam floor, on the default search tasks with the same lr grid and budget.
+
+* naive: per program and task, ``jax.jit`` of the whole training run over the grid built from
+  ``programs.as_optax`` (``tasks.train.OptaxTrainer``): compile + run, as a search without
+  the engine would pay for every candidate;
+* engine: ``discover.evaluate.Evaluator`` (``programs.vm`` + ``tasks.train.Trainer``): the
+  one-time compile (``warm_up``), then each candidate's ``evaluate`` (no compile);
+* floor: ``optax.adam`` in the same training loop compiled once (``OptaxTrainer``), steady
+  state.  ``engine/floor`` compares like with like: adam run by the engine against optax.adam;
+  the mutated candidates' own times are printed too (they differ in length, and a candidate
+  that diverges everywhere stops early).
+
+Candidates: ``--programs`` distinct programs, each 1-3 ``programs.mutate`` mutations away
+from a baseline that fits the bucket (fixed RNG).  The naive path compiles for minutes, so it
+runs on the first ``--naive`` of them.  XLA runs on one thread (as in the search's Ray actors,
+one per CPU), set before JAX is imported; steady-state times are the median of ``--repeats``
+runs, engine and floor interleaved so that both see the same machine load.
+
+    .venv/bin/python scripts/bench_eval.py [--tasks a,b] [--programs 20] [--naive 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("XLA_FLAGS",
+                      "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+
+def candidates(n: int, seed: int, max_statements: int) -> list:
+    import programs
+    from programs.mutate import mutate
+
+    rng = np.random.default_rng(seed)
+    parents = [p for p in programs.BASELINES.values()
+               if len(p.body) <= max_statements and len(p.slots) <= 4]
+    found: list = []
+    while len(found) < n:
+        program = parents[rng.integers(len(parents))]
+        for _ in range(rng.integers(1, 4)):
+            child = mutate(program, rng).program
+            program = child if child is not None else program
+        if (len(program.body) <= max_statements and program not in found
+                and program not in programs.BASELINES.values()):
+            found.append(program)
+    return found
+
+
+def block(result):
+    import jax
+    return jax.block_until_ready(result)
+
+
+class Clock:
+    """Wall-clock and CPU seconds of a ``with`` block (CPU time of this process is what a
+    single-threaded XLA run costs even when other processes load the machine)."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu
+
+
+def timed(fn) -> Clock:
+    with Clock() as clock:
+        block(fn())
+    return clock
+
+
+def median(clocks: list) -> tuple[float, float]:
+    return (statistics.median(c.wall for c in clocks), statistics.median(c.cpu for c in clocks))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", help="comma-separated tasks (default: tasks.search_names())")
+    parser.add_argument("--programs", type=int, default=20, help="mutated candidates")
+    parser.add_argument("--naive", type=int, default=3, help="candidates timed on the naive path")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per steady-state time")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args()
+
+    import jax
+    import optax
+
+    import programs
+    import tasks
+    from discover.evaluate import Evaluator
+    from programs.vm import scalar_registers
+    from tasks.train import OptaxTrainer
+
+    names = args.tasks.split(",") if args.tasks else tasks.search_names()
+    cands = candidates(args.programs, args.seed, 32)
+    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, XLA_FLAGS={os.environ['XLA_FLAGS']!r}")
+    print(f"tasks: {', '.join(names)}; {len(cands)} candidates, lr grid 3, seed 0\n")
+
+    # (b) engine: one-time compile, then candidates.
+    with Clock() as compile_clock:
+        evaluator = Evaluator(names).warm_up()
+    evaluator.evaluate(cands[0])
+    per_candidate = [timed(lambda p=p: evaluator.evaluate(p).aggregate) for p in cands]
+
+    # (c) floor against adam in the engine, task by task, interleaved.
+    adam = programs.BASELINES["adam"]
+    rows = []
+    for name in names:
+        trainer = evaluator.trainer(name)
+        enc = trainer.encode(adam)
+        floor = OptaxTrainer(trainer.task, optax.adam)
+        args_floor = (floor.lrs, floor.data.w0, floor.data.batches, floor.data.valid)
+        block(floor.compiled(*args_floor))
+
+        def engine_run():
+            sc = scalar_registers(enc, trainer.lrs, trainer.padded_steps,
+                                  np.float32(trainer.task.steps))
+            return trainer.compiled(enc, sc, trainer.data.w0, trainer.data.batches,
+                                    trainer.data.valid, trainer.layout)
+
+        engine_times, floor_times = [], []
+        for _ in range(args.repeats):
+            engine_times.append(timed(engine_run))
+            floor_times.append(timed(lambda: floor.compiled(*args_floor)))
+        rows.append((name, median(engine_times), median(floor_times)))
+
+    # (a) naive: compile + run per program and task.
+    naive = []
+    for program in cands[: args.naive]:
+        with Clock() as clock:
+            for name in names:
+                task = tasks.resolve(name)
+                trainer = OptaxTrainer(task, lambda lr, p=program, s=task.steps:
+                                       programs.as_optax(p, lr, total_steps=s))
+                block(trainer.compiled(trainer.lrs, trainer.data.w0, trainer.data.batches,
+                                       trainer.data.valid))
+        naive.append(clock)
+
+    print(f"{'task':<20} {'engine(adam) ms':>16} {'floor ms':>10} {'ratio':>7}"
+          f"   (wall; CPU in brackets)")
+    for name, e, f in rows:
+        print(f"{name:<20} {e[0] * 1e3:>16.2f} {f[0] * 1e3:>10.2f} {e[0] / f[0]:>7.2f}"
+              f"   [{e[1] * 1e3:.2f} / {f[1] * 1e3:.2f} = {e[1] / f[1]:.2f}]")
+    result = {}
+    for i, kind in enumerate(("wall", "cpu")):
+        result[kind] = {
+            "naive": statistics.mean(getattr(c, kind) for c in naive) if naive else math.nan,
+            "engine_candidates": statistics.mean(getattr(c, kind) for c in per_candidate),
+            "engine_adam": sum(e[i] for _, e, _ in rows),
+            "floor": sum(f[i] for _, _, f in rows),
+            "compile": getattr(compile_clock, kind)}
+    w, c = result["wall"], result["cpu"]
+    print()
+    print(f"seconds per candidate (sum over the {len(names)} tasks)      wall      CPU")
+    print(f"  naive (jit per program, compile + run):  {w['naive']:8.3f} {c['naive']:8.3f}"
+          f"   (mean of {len(naive)})")
+    print(f"  engine, mutated candidates:              {w['engine_candidates']:8.3f} "
+          f"{c['engine_candidates']:8.3f}   (mean of {len(per_candidate)})")
+    print(f"  engine, adam:                            {w['engine_adam']:8.3f} "
+          f"{c['engine_adam']:8.3f}")
+    print(f"  floor, optax.adam compiled once:         {w['floor']:8.3f} {c['floor']:8.3f}")
+    print(f"  engine one-time compile (warm_up):       {w['compile']:8.3f} {c['compile']:8.3f}")
+    for kind in ("wall", "cpu"):
+        r = result[kind]
+        print(f"  {kind:>4}: naive / engine {r['naive'] / r['engine_candidates']:6.1f} "
+              f"(target >= 10)   engine / floor {r['engine_adam'] / r['floor']:5.2f} "
+              f"(adam in both; target <= 1.5)")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"tasks": names, "programs": [str(p) for p in cands],
+                       "per_task": [{"task": n, "engine_adam": e, "floor": fl}
+                                    for n, e, fl in rows], **result}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Time one optimizer step of exported modules against the libraries' own optimizers.
+
+    .venv/bin/python scripts/bench_export.py [--rounds 9] [--steps 5]
+
+On a model-sized pytree (about 10.5M float32 parameters in six tensors), side by side in one
+run: the optax export of the adam and lion baselines against ``optax.adam`` and
+``optax.lion(weight_decay=0)``, all jitted (the interpreter, ``programs.as_optax``, is shown
+too); the torch export of adam against ``torch.optim.Adam`` with foreach off and on (and the
+torch export of lion, which torch does not have).  The variants are timed in interleaved
+rounds (each round times ``--steps`` steps of every variant, in rotating order), so that a
+change in the machine's load hits all of them alike; everything runs on one thread and is
+timed in CPU time of the process, so that on a shared machine waiting for a core does not
+count.  The table gives the median CPU time per step over the rounds and the median over
+rounds of the ratio exported / reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+# One thread everywhere, set before jax and torch load: the comparison is of the work done.
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                           " intra_op_parallelism_threads=1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import programs
+
+SHAPES = [(1024, 4096), (4096, 1024), (1024, 1024), (512, 2048), (4096,), (1024,)]
+LR = {"adam": 1e-3, "lion": 1e-4}
+
+
+def load(directory: Path, name: str, target: str):
+    """Export baseline ``name`` to ``target`` and import it from a file, as a user would."""
+    path = directory / f"{name}_{target}.py"
+    path.write_text(programs.export(programs.BASELINES[name], target))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, module.__all__[0])
+
+
+def interleaved(steps: dict, rounds: int, n: int) -> dict[str, list[float]]:
+    """CPU seconds per step of each callable in ``steps`` (each runs one step), per round.
+
+    CPU time of this (single-threaded) process, not wall time: on a shared machine the
+    waits for a core are not the optimizer's.
+    """
+    times = {k: [] for k in steps}
+    names = list(steps)
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[: r % len(names)]:
+            start = time.process_time()
+            for _ in range(n):
+                steps[k]()
+            times[k].append((time.process_time() - start) / n)
+    return times
+
+
+def jax_steps(directory: Path):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    rng = np.random.default_rng(0)
+    params = {f"p{i}": jnp.asarray(rng.standard_normal(s, np.float32))
+              for i, s in enumerate(SHAPES)}
+    grads = jax.tree.map(lambda p: p * 0.01, params)
+    variants = {
+        ("adam", "optax.adam"): optax.adam(LR["adam"]),
+        ("adam", "exported"): load(directory, "adam", "optax")(LR["adam"]),
+        ("adam", "interpreted"): programs.as_optax(programs.BASELINES["adam"], LR["adam"]),
+        ("lion", "optax.lion"): optax.lion(LR["lion"], weight_decay=0.0),
+        ("lion", "exported"): load(directory, "lion", "optax")(LR["lion"]),
+        ("lion", "interpreted"): programs.as_optax(programs.BASELINES["lion"], LR["lion"]),
+    }
+    steps = {}
+    for key, tx in variants.items():
+        def update(p, s, g, tx=tx):
+            u, s = tx.update(g, s, p)
+            return optax.apply_updates(p, u), s
+
+        update = jax.jit(update)
+        carry = [jax.tree.map(jnp.copy, params), None]
+        carry[1] = tx.init(carry[0])
+
+        def step(update=update, carry=carry):
+            carry[0], carry[1] = update(carry[0], carry[1], grads)
+            jax.block_until_ready(carry[0])
+
+        step()  # compile
+        steps[key] = step
+    return steps
+
+
+def torch_steps(directory: Path):
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+
+    def make(factory):
+        params = [torch.nn.Parameter(torch.from_numpy(rng.standard_normal(s, np.float32)))
+                  for s in SHAPES]
+        for p in params:
+            p.grad = p.detach() * 0.01
+        opt = factory(params)
+        opt.step()  # state created
+        return opt.step
+
+    adam, lion = load(directory, "adam", "torch"), load(directory, "lion", "torch")
+    return {
+        ("adam", "torch.optim.Adam foreach=False"):
+            make(lambda ps: torch.optim.Adam(ps, lr=LR["adam"], foreach=False)),
+        ("adam", "torch.optim.Adam foreach=True"):
+            make(lambda ps: torch.optim.Adam(ps, lr=LR["adam"], foreach=True)),
+        ("adam", "exported"): make(lambda ps: adam(ps, lr=LR["adam"])),
+        ("lion", "exported"): make(lambda ps: lion(ps, lr=LR["lion"])),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=2, help="steps per variant per round")
+    args = parser.parse_args(argv)
+    n_params = sum(int(np.prod(s)) for s in SHAPES)
+    print(f"{n_params / 1e6:.1f}M float32 parameters in {len(SHAPES)} tensors; one thread; "
+          f"CPU ms per step, median of {args.rounds} interleaved rounds of {args.steps} steps")
+    with tempfile.TemporaryDirectory() as tmp:
+        tables = [("jax (jit)", jax_steps(Path(tmp))), ("torch", torch_steps(Path(tmp)))]
+        print(f"| {'framework':<10}| {'optimizer':<10}| {'reference':<31}| {'ref ms':>7} "
+              f"| {'exported ms':>11} | {'exported/ref':>12} |")
+        print(f"|{'-' * 11}|{'-' * 11}|{'-' * 32}|{'-' * 9}|{'-' * 13}|{'-' * 14}|")
+        for framework, steps in tables:
+            times = interleaved(steps, args.rounds, args.steps)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            for (opt, variant), seconds in med.items():
+                if variant == "exported":
+                    continue
+                exported = times[(opt, "exported")]
+                # the median of the per-round ratios: a round's variants ran back to back
+                ratio = statistics.median(e / r for e, r in zip(exported, times[(opt, variant)]))
+                print(f"| {framework:<10}| {opt:<10}| {variant:<31}| {seconds * 1e3:7.2f} "
+                      f"| {med[(opt, 'exported')] * 1e3:11.2f} | {ratio:12.3f} |")
+            for (opt, variant), seconds in med.items():
+                if variant == "exported" and not any(o == opt and v != "exported"
+                                                     for o, v in med):
+                    print(f"| {framework:<10}| {opt:<10}| {'(none in torch)':<31}| {'':>7} "
+                          f"| {seconds * 1e3:11.2f} | {'':>12} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""Shared fixtures: one local Ray instance for the whole test session (started on first use)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray instance with 2 CPUs, shut down when the session ends.  Tests that need Ray
+    ask for this fixture; the others never start it."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        with warnings.catch_warnings():
+            # JAX has run in this process already, and it warns on any os.fork().  Ray forks
+            # only through subprocess, which execs at once: nothing of JAX runs in the child.
+            warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+            ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    if started:
+        ray.shutdown()

@@ -1,0 +1,179 @@
+"""discover.campaign on the local Ray instance: a short real campaign with 2 actors, its run
+directory, resume (after a clean stop, a Ctrl-C and a crash) with no evaluation lost or
+repeated, determinism, and the run / resume / eval commands (serial path).
+
+The cheapest tasks: quadratic searched, rosenbrock_2d held out.  One pool of 2 actors,
+compiled once, serves every Ray campaign of this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+
+import pytest
+
+import programs
+from discover import state as files
+from discover.campaign import TIMING_FIELDS, Campaign
+from discover.cli import main
+from discover.config import CampaignConfig
+from discover.workers import RayPool, WorkerSpec
+
+CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
+                        population_size=8, lr_grid=2, max_statements=20, time_limit=60.0,
+                        held_out_threshold=0.5, checkpoint_every=4, progress_seconds=0, seed=7)
+
+
+@pytest.fixture(scope="module")
+def pool(ray_session):
+    pool = RayPool(WorkerSpec.from_config(CONFIG), 2)
+    yield pool
+    pool.close()
+
+
+def run(run_dir, pool, *, create=None, **budget) -> Campaign:
+    if create is not None:
+        campaign = Campaign.create(create, str(run_dir))
+    else:
+        campaign = Campaign.open(str(run_dir), **budget)
+    try:
+        campaign.summary = campaign.run(pool, progress=False)
+    finally:
+        campaign.close()
+    return campaign
+
+
+def seqs(run_dir) -> list[int]:
+    return [r["seq"] for r in files.read_log(os.path.join(run_dir, files.LOG_FILE))]
+
+
+def test_campaign_on_two_actors_then_resume(tmp_path, pool):
+    run_dir = tmp_path / "run"
+    first = run(run_dir, pool, create=CONFIG.replace(max_evals=10))
+    assert first.summary.stopped == "max_evals" and first.summary.workers == 2
+    assert sorted(os.listdir(run_dir)) == ["best", "config.json", "evaluations.jsonl",
+                                           "hall_of_fame.json", "state.json"]
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["tasks"] == ["quadratic"] and config["held_out_tasks"] == ["rosenbrock_2d"]
+
+    log = files.read_log(str(run_dir / "evaluations.jsonl"))
+    assert sorted(r["seq"] for r in log) == list(range(10))
+    starts = [r for r in log if r["mutation"]["kind"] == "start"]
+    assert {r["mutation"]["detail"] for r in starts} == {"adam", "sgd", "lion"}
+    adam = next(r for r in starts if r["mutation"]["detail"] == "adam")
+    assert adam["score"] == pytest.approx(0.0, abs=0.05)  # 0 is tuned adam, by definition
+    assert adam["held_out_score"] is not None  # passed the funnel
+    for r in log:
+        assert programs.parse(r["program"]).fingerprint() == r["fingerprint"]
+        assert set(r["scores"]) == set(r["lr"]) == {"quadratic"}
+        assert r["status"] in ("ok", "failed") and r["worker"].startswith("actor-")
+        assert r["parent"] is None or r["mutation"]["kind"] != "start"
+    assert len({r["worker"] for r in log}) == 2
+
+    hof = json.loads((run_dir / "hall_of_fame.json").read_text())
+    assert hof, "adam at least passes the funnel"
+    held = [e["held_out_score"] for e in hof]
+    assert held == sorted(held)
+    for entry in hof:
+        assert {"program", "fingerprint", "search_score", "held_out_score", "scores",
+                "lr"} <= set(entry)
+        simplified = programs.parse(entry["program"])
+        assert simplified.simplify() == simplified
+        assert simplified.fingerprint() == entry["fingerprint"]
+    best = programs.load(str(run_dir / "best" / "program.opt"))
+    assert best.fingerprint() == hof[0]["fingerprint"]
+
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["log_count"] == 10 and state["evolution"]["pending"] == []
+
+    second = run(run_dir, pool, max_evals=18)
+    assert second.summary.evaluations == 18 and second.summary.evaluations_here == 8
+    assert sorted(seqs(run_dir)) == list(range(18))
+
+
+def test_ctrl_c_keeps_jobs_in_flight_for_resume(tmp_path, pool):
+    run_dir = tmp_path / "run"
+    # No evaluation budget: the campaign is surely running (up to its 60 s time limit) when
+    # the Ctrl-C comes.
+    campaign = Campaign.create(CONFIG.replace(max_evals=None), str(run_dir))
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        summary = campaign.run(pool, progress=False)
+    finally:
+        timer.cancel()
+        campaign.close()
+    assert summary.stopped == "interrupted"
+    state = json.loads((run_dir / "state.json").read_text())
+    pending = [c["seq"] for c in state["evolution"]["pending"]]
+    done = seqs(run_dir)
+    assert pending and not set(pending) & set(done)
+    assert sorted(done + pending) == list(range(len(done) + len(pending)))
+
+    resumed = run(run_dir, pool, max_evals=len(done) + len(pending) + 4)
+    assert sorted(seqs(run_dir)) == list(range(resumed.summary.evaluations))
+    assert set(pending) <= set(seqs(run_dir))
+
+
+def test_resume_after_a_crash_reads_back_results_logged_after_the_checkpoint(tmp_path, pool):
+    run_dir = tmp_path / "run"
+    run(run_dir, pool, create=CONFIG.replace(max_evals=6))
+    shutil.copy(run_dir / "state.json", tmp_path / "state-6.json")
+    run(run_dir, pool, max_evals=12)
+    # A crash after 6 more evaluations were logged, before any checkpoint counted them:
+    shutil.copy(tmp_path / "state-6.json", run_dir / "state.json")
+    with open(run_dir / "evaluations.jsonl", "a") as f:
+        f.write('{"seq": 99, "torn')  # and a line half written
+    campaign = Campaign.open(str(run_dir), max_evals=15)
+    assert campaign.log.count == 12 and campaign.evolution.counters["evaluations"] == 12
+    campaign.summary = campaign.run(pool, progress=False)
+    campaign.close()
+    assert campaign.summary.evaluations_here == 3
+    assert sorted(seqs(run_dir)) == list(range(15))
+
+
+def strip_timing(run_dir) -> list[dict]:
+    """Evaluation records without the fields that depend on timing and placement:
+    ``seconds`` (measured), ``worker`` (which actor) and ``time`` (a timestamp)."""
+    assert TIMING_FIELDS == ("seconds", "worker", "time")
+    return [{k: v for k, v in r.items() if k not in TIMING_FIELDS}
+            for r in files.read_log(os.path.join(run_dir, files.LOG_FILE))]
+
+
+def test_one_worker_is_deterministic_and_resume_continues_exactly(tmp_path, pool):
+    config = CONFIG.replace(workers=1, max_evals=12, seed=11)
+    run(tmp_path / "a", pool, create=config)
+    run(tmp_path / "b", pool, create=config)
+    assert strip_timing(tmp_path / "a") == strip_timing(tmp_path / "b")
+    assert [r["seq"] for r in strip_timing(tmp_path / "a")] == list(range(12))
+    # Stopped at 6 and resumed to 12: the same campaign as one run of 12.
+    run(tmp_path / "c", pool, create=config.replace(max_evals=6))
+    run(tmp_path / "c", pool, max_evals=12)
+    assert strip_timing(tmp_path / "c") == strip_timing(tmp_path / "a")
+
+
+def test_run_resume_and_eval_commands_serial(tmp_path, capsys):
+    out = tmp_path / "cli"
+    flags = ["--tasks", "quadratic", "--held-out", "", "--population", "6", "--quiet",
+             "--workers", "0", "--seed", "2"]
+    assert main(["run", "--out", str(out), "--max-evals", "5"] + flags) == 0
+    printed = capsys.readouterr().out
+    assert f"run directory: {out}" in printed and "evaluations: 5" in printed
+    assert main(["run", "--out", str(out), "--max-evals", "5"] + flags) == 2  # not empty
+    assert "not empty" in capsys.readouterr().err
+    assert main(["resume", str(out), "--max-evals", "8", "--quiet"]) == 0
+    assert "evaluations: 8 (3 in this run" in capsys.readouterr().out
+    assert sorted(seqs(out)) == list(range(8))
+    assert main(["resume", str(out), "--quiet"]) == 2
+    assert "budget of 8 evaluations is spent" in capsys.readouterr().err
+
+    assert main(["eval", str(out / "best" / "program.opt"), "--tasks", "quadratic",
+                 "--baselines", "adam", "--lr-grid", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["task", "program", "adam"]
+    assert table[1].split()[0] == "quadratic" and float(table[1].split()[2]) == \
+        pytest.approx(0.0, abs=0.05)

@@ -1,0 +1,108 @@
+"""discover.config: the campaign configuration, its files and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from discover.cli import main
+from discover.config import CampaignConfig, check_names, load_config
+from discover.errors import UserError
+
+
+def test_defaults_round_trip_through_json():
+    config = CampaignConfig()
+    assert config.population_size == 100 and config.tournament_size == 2
+    assert config.start == ("adam", "sgd", "lion")
+    again = CampaignConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+def test_lists_become_tuples_and_ints_floats():
+    config = CampaignConfig.from_dict({"tasks": ["quadratic"], "time_limit": 5,
+                                       "mutation_weights": {"change_op": 2}})
+    assert config.tasks == ("quadratic",)
+    assert config.time_limit == 5.0 and isinstance(config.time_limit, float)
+    assert config.mutation_weights == {"change_op": 2.0}
+
+
+@pytest.mark.parametrize("data, words", [
+    ({"populaton_size": 10}, ["unknown configuration key", "'populaton_size'"]),
+    ({"population_size": "10"}, ["'population_size'", "integer", "'10'"]),
+    ({"population_size": True}, ["'population_size'", "integer"]),
+    ({"time_limit": "soon"}, ["'time_limit'", "number or null"]),
+    ({"tasks": "quadratic"}, ["'tasks'", "list of string"]),
+    ({"tasks": [1]}, ["'tasks'", "list of string"]),
+    ({"mutation_weights": {"change_op": "x"}}, ["'mutation_weights'", "table of number"]),
+    ({"population_size": 0}, ["'population_size'", ">= 1"]),
+    ({"population_size": 4, "tournament_size": 5}, ["'tournament_size'"]),
+    ({"max_statements": 1}, ["'max_statements'"]),
+    ({"tasks": []}, ["'tasks'", "at least one"]),
+    ({"start": ["adam", "adam"]}, ["'start'", "repeat"]),
+    ({"name": "../escape"}, ["'name'"]),
+])
+def test_bad_values_name_the_key(data, words):
+    with pytest.raises(UserError) as info:
+        CampaignConfig.from_dict(data, source="c.json")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("c.json: ")
+    for word in words:
+        assert word in message
+
+
+def test_files_json_and_toml(tmp_path):
+    (tmp_path / "c.toml").write_text('seed = 3\ntasks = ["quadratic"]\npopulation_size = 8\n')
+    (tmp_path / "c.json").write_text('{"seed": 4, "held_out_tasks": []}')
+    assert load_config(tmp_path / "c.toml").population_size == 8
+    assert load_config(tmp_path / "c.json").held_out_tasks == ()
+    (tmp_path / "bad.toml").write_text('seed = \n')
+    with pytest.raises(UserError, match="not valid TOML"):
+        load_config(tmp_path / "bad.toml")
+    (tmp_path / "typo.json").write_text('{"sead": 4}')
+    with pytest.raises(UserError, match="typo.json: unknown configuration key 'sead'"):
+        load_config(tmp_path / "typo.json")
+    with pytest.raises(UserError, match="cannot read"):
+        load_config(tmp_path / "missing.json")
+
+
+def test_names_are_checked_against_the_registries():
+    known = {"ops": ["add", "sign"], "task_names": ["quadratic", "logistic"],
+             "baselines": ["adam", "lion"], "mutation_kinds": ["insert", "delete"]}
+    check_names(CampaignConfig(tasks=("quadratic",), start=("adam",)), **known)
+    check_names(CampaignConfig(tasks=("quadratic",), start=("scratch",)), **known)
+    for bad, key in [({"tasks": ("quadratc",)}, "'tasks'"), ({"ops": ("sgn",)}, "'ops'"),
+                     ({"start": ("adamw",)}, "'start'"),
+                     ({"start": ("scratch", "adam")}, "'start'"),
+                     ({"start": ("adam",), "mutation_weights": {"insrt": 1.0}},
+                      "'mutation_weights'"),
+                     ({"tasks": ("quadratic",), "held_out_tasks": ("quadratic",),
+                       "start": ("adam",)}, "'held_out_tasks'")]:
+        with pytest.raises(UserError, match=key):
+            check_names(CampaignConfig(**bad), **known)
+
+
+def test_cli_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    (tmp_path / "c.json").write_text('{"population": 10}')
+    status = main(["run", "--config", str(tmp_path / "c.json"), "--out",
+                   str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert err.count("\n") == 1 and "unknown configuration key 'population'" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_refuses_a_non_empty_directory(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("x")
+    status = main(["run", "--out", str(tmp_path / "run"), "--workers", "0"])
+    assert status == 2 and "not empty" in capsys.readouterr().err
+    assert (tmp_path / "run" / "keep.txt").read_text() == "x"
+
+
+@pytest.mark.parametrize("command", ["run", "resume", "eval"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: discover " + command in capsys.readouterr().out

@@ -1,0 +1,163 @@
+"""discover.evaluate and tasks.train: compile once, score candidates, failures as data."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+import programs
+import tasks
+from discover.evaluate import (Evaluation, Evaluator, TaskScore, best_of_grid, cached_evaluator,
+                               evaluate)
+from programs import parse
+from tasks.base import WORST_SCORE, normalized_score
+from tasks.train import OptaxTrainer, lr_grid
+
+TASKS = ("quadratic", "logistic")  # the cheapest registered tasks
+
+# Differs from adam in ops, constants and statement count (same bucket).
+CANDIDATE = parse("""\
+def cand(g, lr, t, m):
+    m = interp(g, m, 0.8)
+    d = abs(m) + 0.001
+    u = tanh(m / d) * lr
+    u = u * (1.0 - 0.5 * t / 1000.0)
+    return u, m
+""")
+DIVERGING = parse("""\
+def boom(g, lr):
+    u = exp(g * 1000.0) * -1e30
+    return u
+""")
+
+
+class CompileCounter:
+    """Counts XLA backend compilations (jax's monitoring event) while active."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self._on_event)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._on_event)
+
+    def _on_event(self, event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            self.count += 1
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    # The cached evaluator of discover.evaluate(): test_leaderboard reuses its compilations.
+    return cached_evaluator(TASKS).warm_up()
+
+
+def test_second_candidate_compiles_nothing(evaluator):
+    evaluator.evaluate(programs.BASELINES["lion"])
+    with CompileCounter() as counter:
+        first = evaluator.evaluate(CANDIDATE)
+        second = evaluator.evaluate(programs.BASELINES["sgd"])
+    assert counter.count == 0
+    assert first.status == "ok" and second.status == "ok"
+    for name in TASKS:
+        assert evaluator.trainer(name).compiled._cache_size() == 1
+    # The counter does see compilations: a fresh jitted function is one.
+    with CompileCounter() as counter:
+        jax.jit(lambda x: x * 3.0 + 1.0)(np.float32(2.0)).block_until_ready()
+    assert counter.count >= 1
+
+
+def test_adam_scores_zero_and_sgd_worse(evaluator):
+    adam = evaluator.evaluate(programs.BASELINES["adam"])
+    assert adam.status == "ok" and adam.aggregate == 0.0
+    for s in adam.scores:
+        assert s.score == 0.0 and s.status == "ok"
+        assert s.lr in lr_grid(tasks.get(s.task).default_lr)
+    sgd = evaluator.evaluate(programs.BASELINES["sgd"]).by_task()
+    assert sgd["quadratic"].score > 0.05  # ill-conditioned: plain gradient descent lags
+
+
+def test_diverging_program_is_worst_score_not_an_exception(evaluator):
+    ev = evaluator.evaluate(DIVERGING)
+    assert ev.status == "failed"
+    for s in ev.scores:
+        assert s.status == "nonfinite" and s.score == WORST_SCORE
+        assert math.isnan(s.loss) and math.isnan(s.lr)
+    assert ev.aggregate == WORST_SCORE
+    # Deterministic (the early stop changes nothing), curves NaN from the divergence on.
+    run = evaluator.run(DIVERGING, "quadratic")
+    again = evaluator.run(DIVERGING, "quadratic")
+    np.testing.assert_array_equal(run.valid_losses, again.valid_losses)
+    assert np.isnan(run.valid_losses).all() and not np.isfinite(run.train_losses[..., -1]).any()
+
+
+def test_engine_training_matches_optax_loop(evaluator):
+    # The engine's run of adam against the same grid trained by programs.as_optax in a plain
+    # optax loop (same init, batches, learning rates), and the middle lr against
+    # tasks.optax_loop.train, which fixes how a seed maps to initial weights and batches.
+    adam = programs.BASELINES["adam"]
+    task = tasks.get("quadratic")
+    mine = evaluator.trainer("quadratic").run(adam, curves=True)
+    ref = OptaxTrainer(task, lambda lr: programs.as_optax(adam, lr)).run(curves=True)
+    np.testing.assert_allclose(mine.valid_losses, ref.valid_losses, rtol=1e-4)
+    np.testing.assert_allclose(mine.train_losses, ref.train_losses, rtol=1e-4)
+    np.testing.assert_allclose(mine.initial_valid_losses, ref.initial_valid_losses, rtol=1e-6)
+    from tasks import optax_loop
+    losses, valid = optax_loop.train(task, programs.as_optax(adam, float(mine.lrs[1])), 0)
+    np.testing.assert_allclose(mine.train_losses[1, 0], losses, rtol=1e-4)
+    np.testing.assert_allclose(mine.valid_losses[1, 0], valid, rtol=1e-4)
+
+
+def test_scores_are_normalised_against_tuned_adam(evaluator):
+    ev = evaluator.evaluate(CANDIDATE)
+    for s in ev.scores:
+        base = evaluator.baseline(s.task)
+        assert s.score == normalized_score(s.loss, base.loss, base.initial_loss)
+        run = evaluator.run(CANDIDATE, s.task)
+        assert (s.loss, s.lr) == pytest.approx(best_of_grid(run))
+        assert s.loss == pytest.approx(np.nanmin(run.valid_losses.mean(axis=1)))
+    assert ev.aggregate == pytest.approx(np.mean([s.score for s in ev.scores]))
+
+
+def test_contract_errors_are_value_errors(evaluator):
+    with pytest.raises(ValueError, match="unknown task"):
+        Evaluator(["no_such_task"])
+    body = "\n".join("    x = x * 0.5" for _ in range(40))
+    too_big = parse(f"def big(g, lr):\n    x = g * lr\n{body}\n    return x\n")
+    with pytest.raises(ValueError, match="bucket"):
+        evaluator.evaluate(too_big)
+
+
+def test_evaluation_round_trips_through_json(evaluator):
+    ev = evaluator.evaluate(DIVERGING)
+    text = json.dumps(ev.to_dict(), allow_nan=False)
+    back = Evaluation.from_dict(json.loads(text))
+    assert back.aggregate == ev.aggregate and back.status == ev.status
+    assert [s.task for s in back.scores] == list(TASKS)
+    assert all(math.isnan(s.loss) for s in back.scores)
+    ok = TaskScore("t", -0.25, 0.5, 0.01, "ok")
+    assert TaskScore.from_dict(json.loads(json.dumps(ok.to_dict()))) == ok
+
+
+def test_module_function_reuses_the_cached_evaluator(evaluator):
+    with CompileCounter() as counter:
+        ev = evaluate(CANDIDATE, list(TASKS))
+    assert counter.count == 0
+    assert [s.score for s in ev.scores] == [s.score for s in evaluator.evaluate(CANDIDATE).scores]
+
+
+def test_lr_grid_is_half_decades_around_the_default():
+    np.testing.assert_allclose(lr_grid(0.01, 3), [0.01 / 10 ** 0.5, 0.01, 0.01 * 10 ** 0.5],
+                               rtol=1e-6)
+    assert len(lr_grid(1.0, 1)) == 1 and lr_grid(1.0, 1)[0] == 1.0
+    g = lr_grid(0.1, 4)
+    np.testing.assert_allclose(g[1:] / g[:-1], 10 ** 0.5, rtol=1e-5)
+    np.testing.assert_allclose(np.sqrt(g[0] * g[-1]), 0.1, rtol=1e-5)

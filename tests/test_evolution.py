@@ -1,0 +1,225 @@
+"""discover.evolution: aging, tournament selection, the fitness cache, rejection of invalid
+children, the hall of fame, restarts and checkpoints of the RNG streams.
+
+Evaluations are stood in for by records with chosen scores (the evolution only reads
+``score``, ``status`` and ``held_out_score``); mutation, check and fingerprint are the real
+ones of ``programs``.  Where a test needs a particular child, it registers a deterministic
+mutation operator in the evolution's DEAP toolbox, as a user of the toolbox would.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+
+import pytest
+from deap import tools
+
+import programs
+from discover.config import CampaignConfig
+from discover.evolution import AgingEvolution, Fitness, start_programs, tournament
+from programs.mutate import Mutation
+
+ADAM = programs.BASELINES["adam"]
+SGD = programs.BASELINES["sgd"]
+# adam plus a dead statement: a different program, the same function (same fingerprint).
+ADAM_DEAD_CODE = programs.parse(str(ADAM).replace("    u = u * lr\n",
+                                                  "    u = u * lr\n    d = g * 3.0\n"))
+NO_GRADIENT = programs.parse("def f(g, lr):\n    u = lr * 1.0\n    return u\n")
+
+
+def scaled_adam(factor: float) -> programs.Program:
+    """adam with its update scaled: a different function for every factor."""
+    return programs.parse(str(ADAM).replace("u = u * lr", f"u = u * lr\n    u = u * {factor}"))
+
+
+def record(score, held_out=None, status="ok"):
+    return {"score": score, "status": status, "held_out_score": held_out, "scores": {},
+            "lr": {}}
+
+
+def evolution(**overrides) -> AgingEvolution:
+    settings = {"population_size": 4, "start": ("adam",), "tasks": ("quadratic",),
+                "held_out_tasks": (), "plateau_evals": None, "seed": 1}
+    settings.update(overrides)
+    config = CampaignConfig(**settings)
+    return AgingEvolution(config, funnel=bool(config.held_out_tasks))
+
+
+def started(evo: AgingEvolution, score=0.0) -> AgingEvolution:
+    for child in evo.initial_children(start_programs(evo.config.start)):
+        evo.tell(child, record(score))
+    return evo
+
+
+def fixed_mutations(evo: AgingEvolution, *results: programs.Program | None) -> None:
+    """Make the toolbox's mutate return ``results`` in turn."""
+    queue = iter(results)
+    evo.toolbox.register("mutate", lambda program: Mutation(next(queue), "fixed", "test"))
+
+
+class Scored:
+    def __init__(self, name, score):
+        self.name = name
+        self.fitness = Fitness()
+        self.fitness.values = (score,)
+
+
+def test_tournament_draws_as_deap_does():
+    population = [Scored(i, s) for i, s in enumerate([0.3, -0.1, 0.5, 0.0, 0.2, 0.1, 0.7])]
+    saved = random.getstate()
+    try:
+        for seed in range(20):
+            mine = random.Random(seed)
+            random.seed(seed)  # DEAP's selTournament draws from the global generator
+            expected = tools.selTournament(population, k=1, tournsize=3)[0]
+            assert tournament(population, 3, mine) is expected
+            assert mine.getstate() == random.getstate()
+    finally:
+        random.setstate(saved)
+
+
+def test_tournament_prefers_lower_scores():
+    population = [Scored(i, float(i)) for i in range(10)]
+    rng = random.Random(0)
+    wins = [tournament(population, 2, rng).name for _ in range(2000)]
+    assert sum(w < 5 for w in wins) > 0.6 * len(wins)
+    assert tournament(population, 200, random.Random(1)).name == 0  # sees everyone: the best
+
+
+def test_start_fills_the_population_with_copies():
+    evo = evolution(population_size=5, start=("adam", "sgd", "lion"))
+    children = evo.initial_children(start_programs(evo.config.start))
+    assert [c.seq for c in children] == [0, 1, 2]
+    assert [c.mutation["detail"] for c in children] == ["adam", "sgd", "lion"]
+    assert evo.breed() is None  # nobody to select from yet
+    for child in children:
+        evo.tell(child, record(0.0))
+    names = [ind.mutation["detail"] for ind in evo.population]
+    assert names == ["adam", "adam", "sgd", "sgd", "lion"]
+
+
+def test_aging_the_oldest_leaves():
+    evo = started(evolution(population_size=3))
+    assert [ind.seq for ind in evo.population] == [0, 0, 0]
+    scores = (0.5, -0.5, 0.1, 0.9, 0.3)
+    fixed_mutations(evo, *(scaled_adam(0.1 * (i + 1)) for i in range(len(scores))))
+    for i, score in enumerate(scores):
+        child = evo.breed()
+        assert child.seq == i + 1
+        evo.tell(child, record(score))
+        assert evo.population[-1].seq == child.seq and len(evo.population) == 3
+    # The newest three remain, oldest first, whatever their fitness: the best (-0.5) is gone.
+    assert [ind.seq for ind in evo.population] == [3, 4, 5]
+    assert [ind.score for ind in evo.population] == [0.1, 0.9, 0.3]
+    assert evo.best.seq == 2 and evo.best.score == -0.5
+
+
+def test_children_are_valid_mutants_with_lineage():
+    evo = started(evolution(population_size=10))
+    children = [evo.breed() for _ in range(5)]
+    assert [c.seq for c in children] == [1, 2, 3, 4, 5]
+    for child in children:
+        assert programs.check.check(child.program).ok
+        assert child.parent == ADAM.fingerprint()
+        assert child.mutation["kind"] and child.fingerprint == child.program.fingerprint()
+    assert len({c.fingerprint for c in children}) == 5  # duplicates of in-flight ones wait
+
+
+def test_cache_hit_reuses_fitness_without_an_evaluation():
+    evo = started(evolution(population_size=4), score=0.25)
+    fixed_mutations(evo, ADAM_DEAD_CODE, scaled_adam(0.5))
+    child = evo.breed()
+    # The first mutant computes what adam computes: it joined with adam's score, unevaluated.
+    assert child.program == scaled_adam(0.5) and child.seq == 1
+    assert evo.counters["cache_hits"] == 1
+    twin = evo.population[-1]
+    assert twin.program == ADAM_DEAD_CODE and twin.seq is None and twin.score == 0.25
+    assert 0 < evo.cache_hit_rate < 1
+
+
+def test_duplicate_of_a_child_in_flight_waits_for_its_score():
+    evo = started(evolution(population_size=6))
+    fixed_mutations(evo, scaled_adam(0.5), scaled_adam(0.5), SGD)
+    first = evo.breed()
+    second = evo.breed()  # scaled_adam(0.5) again: in flight, so it waits; SGD is evaluated
+    assert first.program == scaled_adam(0.5) and second.program == SGD
+    evo.tell(first, record(-0.3))
+    assert [ind.score for ind in evo.population][-2:] == [-0.3, -0.3]
+    assert evo.counters["cache_hits"] == 1 and evo.counters["evaluations"] == 2
+
+
+def test_invalid_child_is_rejected_before_evaluation():
+    evo = started(evolution())
+    assert not programs.check.check(NO_GRADIENT).ok
+    fixed_mutations(evo, NO_GRADIENT, None, scaled_adam(0.5))
+    child = evo.breed()
+    assert child.program == scaled_adam(0.5) and child.seq == 1  # no seq spent on the others
+    assert evo.counters["invalid"] == 1 and evo.counters["unchanged"] == 1
+    assert NO_GRADIENT.fingerprint() not in evo.cache
+
+
+def test_failed_evaluation_gets_the_worst_score():
+    evo = started(evolution())
+    child = evo.breed()
+    evo.tell(child, record(None, status="failed"))
+    assert evo.population[-1].score == 2.0 and evo.counters["failed"] == 1
+
+
+def test_hall_of_fame_is_ranked_by_held_out_score():
+    evo = started(evolution(population_size=10, held_out_tasks=("logistic",)))
+    scores = [(-0.5, 0.4), (-0.1, -0.2), (0.0, None), (0.1, 0.0)]  # (search, held-out)
+    children = [evo.breed() for _ in scores]
+    for child, (search, held) in zip(children, scores):
+        evo.tell(child, record(search, held))
+    hof = evo.hall_of_fame_records()
+    assert [(e["search_score"], e["held_out_score"]) for e in hof] == [
+        (-0.1, -0.2), (0.1, 0.0), (-0.5, 0.4)]  # the funnel did not pass the third
+    assert evo.best.score == -0.5  # the search itself follows the search score
+
+
+def test_plateau_restarts_from_the_best():
+    evo = started(evolution(population_size=4, plateau_evals=3), score=0.0)
+    scores = [-0.2, 0.3, 0.4, 0.5]
+    for score in scores:
+        evo.tell(evo.breed(), record(score))
+    assert evo.counters["restarts"] == 1
+    assert [ind.score for ind in evo.population] == [-0.2] * 4
+    assert {ind.fingerprint for ind in evo.population} == {evo.best.fingerprint}
+
+
+def test_state_dict_is_json_and_resumes_the_same_search():
+    evo = started(evolution(population_size=6, held_out_tasks=("logistic",)))
+    for i in range(6):
+        evo.tell(evo.breed(), record(0.1 * i - 0.2, held_out=0.1 * i))
+    pending = [evo.breed()]
+    state = json.loads(json.dumps(evo.state_dict(pending)))
+    clone = evolution(population_size=6, held_out_tasks=("logistic",))
+    (restored,) = clone.load_state_dict(state)
+    assert restored.program == pending[0].program and restored.seq == pending[0].seq
+    assert clone.hall_of_fame_records() == evo.hall_of_fame_records()
+    for a, b in itertools.islice(zip(iter(evo.breed, None), iter(clone.breed, None)), 5):
+        assert (a.program, a.seq, a.parent, a.mutation) == (b.program, b.seq, b.parent,
+                                                            b.mutation)
+
+
+def test_seed_decides_the_children():
+    def children(seed):
+        evo = started(evolution(population_size=6, seed=seed))
+        out = []
+        for i in range(4):
+            child = evo.breed()
+            evo.tell(child, record(0.1 * i))
+            out.append(str(child.program))
+        return out
+
+    assert children(3) == children(3)
+    assert children(3) != children(4)
+
+
+@pytest.mark.parametrize("start", [("scratch",), ("adam", "lion")])
+def test_start_programs(start):
+    named = start_programs(start)
+    assert [n for n, _ in named] == list(start)
+    assert all(programs.check.check(p).ok for _, p in named)

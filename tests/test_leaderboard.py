@@ -1,0 +1,78 @@
+"""discover.leaderboard and ``discover baselines --eval`` on two cheap tasks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import programs
+from discover import cli
+from discover.evaluate import TaskScore, evaluate
+from discover.leaderboard import Leaderboard, compute
+from tasks.base import WORST_SCORE
+
+TASKS = ("quadratic", "logistic")  # as in test_evaluate: the same cached compilations
+BASELINES = ("adam", "sgd", "lion", "momentum")
+
+
+@pytest.fixture(scope="module")
+def board():
+    return compute(BASELINES, TASKS)
+
+
+def test_adam_is_zero_and_sgd_lags_on_the_ill_conditioned_quadratic(board):
+    assert board.search_tasks == TASKS and board.held_out_tasks == ()
+    assert all(board.scores["adam"][t].score == 0.0 for t in TASKS)
+    assert board.scores["sgd"]["quadratic"].score > 0.05
+    assert board.mean("sgd", TASKS) > board.mean("adam", TASKS)
+
+
+def test_table_holds_the_scores_of_evaluate(board):
+    text = board.to_text()
+    for name in BASELINES:
+        direct = evaluate(programs.BASELINES[name], list(TASKS)).by_task()
+        row = next(line for line in text.splitlines() if line.split()[0] == name)
+        cells = row.split()
+        for i, task in enumerate(TASKS):
+            assert board.scores[name][task] == direct[task]
+            assert cells[1 + i] == f"{direct[task].score:+.3f}"
+        mean = sum(direct[t].score for t in TASKS) / len(TASKS)
+        assert cells[-2] == f"{mean:+.3f}" and cells[-1] == "-"
+    markdown = board.to_markdown()
+    assert markdown.startswith("| optimizer | quadratic | logistic | search mean |")
+    assert f"| lion | {board.scores['lion']['quadratic'].score:+.3f} |" in markdown
+
+
+def test_rendering_marks_failures_and_averages_held_out_tasks():
+    def score(task, value, status="ok"):
+        return TaskScore(task, value, math.nan if status != "ok" else 1.0, 0.1, status)
+
+    board = Leaderboard(
+        optimizers=("a", "b"), search_tasks=("s1", "s2"), held_out_tasks=("h1",),
+        scores={"a": {"s1": score("s1", 0.0), "s2": score("s2", 0.5), "h1": score("h1", -0.25)},
+                "b": {"s1": score("s1", WORST_SCORE, "nonfinite"), "s2": score("s2", 0.0),
+                      "h1": score("h1", 1.0)}},
+        config={"lr_grid": 3, "seeds": [0]})
+    rows = {line.split()[0]: line.split() for line in board.to_text().splitlines()[2:4]}
+    assert rows["a"] == ["a", "+0.000", "+0.500", "-0.250", "+0.250", "-0.250"]
+    assert rows["b"] == ["b", "+2.000*", "+0.000", "+1.000", "+1.000", "+1.000"]
+    assert board.to_dict()["scores"]["b"]["s1"]["loss"] is None
+
+
+def test_cli_prints_the_table_and_writes_markdown(board, tmp_path, capsys):
+    out = tmp_path / "board.md"
+    code = cli.main(["baselines", "--eval", "--tasks", ",".join(TASKS),
+                     "--baselines", "adam,sgd", "--markdown", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"{board.scores['sgd']['logistic'].score:+.3f}" in printed
+    assert out.read_text().count("\n| ") == 2  # two optimizer rows under the header
+
+
+def test_cli_errors_are_one_line(capsys):
+    assert cli.main(["baselines", "--eval", "--tasks", "no_such_task"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown task" in err and len(err.splitlines()) == 1
+    assert cli.main(["baselines", "--eval", "--baselines", "nope", "--tasks", "quadratic"]) == 2
+    assert "unknown baseline" in capsys.readouterr().err

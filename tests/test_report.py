@@ -1,0 +1,254 @@
+"""discover.report and ``discover report`` on run directories written by the campaign code.
+
+The run directories come from real campaigns (``Campaign.create`` + ``Campaign.run``: real
+evolution, records, hall of fame, checkpoints, ``best/``) whose evaluations are made by a
+stand-in pool: scores drawn from each program's fingerprint, learning rates from the
+engine's grid (``tasks.train.lr_grid``), some evaluations failed.  That keeps the module fast
+and lets it choose what a run holds.  When ``discover.evaluate`` exists, one more test runs
+the real serial path (``--workers 0``).  Tasks: quadratic searched, rosenbrock_2d held out
+(the cheapest to train for the curves).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import tasks
+from discover import state as files
+from discover.campaign import Campaign
+from discover.cli import main
+from discover.config import CampaignConfig
+from discover.errors import UserError
+from discover.report import load_run, write_report
+from discover.workers import WorkerSpec
+from tasks.train import lr_grid
+
+CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
+                        population_size=6, lr_grid=2, max_statements=20, time_limit=60.0,
+                        held_out_threshold=0.5, checkpoint_every=5, progress_seconds=0,
+                        seed=3, workers=0)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class StandInPool:
+    """The pool interface of ``discover.workers`` with made-up, deterministic results."""
+
+    size = limit = 1
+
+    def __init__(self, spec: WorkerSpec, fail_every: int = 4):
+        self.spec = spec
+        self.fail_every = fail_every
+        self.jobs: list[dict] = []
+        self.warm_up_seconds = 0.0
+
+    def idle(self) -> int:
+        return self.limit - len(self.jobs)
+
+    def submit(self, job: dict) -> None:
+        self.jobs.append(job)
+
+    def wait(self, timeout=None):
+        jobs, self.jobs = self.jobs, []
+        return [(job, self.result(job)) for job in jobs]
+
+    def drop_pending(self):
+        jobs, self.jobs = self.jobs, []
+        return jobs
+
+    def close(self) -> None:
+        pass
+
+    def summary(self, program: str, task_names, seq: int) -> dict:
+        digest = hashlib.sha256(program.encode()).digest()
+        out = {}
+        for i, name in enumerate(task_names):
+            grid = lr_grid(tasks.get(name).default_lr, self.spec.lr_grid)
+            score = round(digest[i] / 255 * 1.2 - 0.3, 4)
+            out[name] = {"score": score, "loss": 0.1 + score, "lr": float(grid[digest[i] % 2]),
+                         "status": "ok"}
+        score = sum(t["score"] for t in out.values()) / len(out)
+        return {"score": score, "status": "ok", "seconds": 0.01, "tasks": out}
+
+    def result(self, job: dict) -> dict:
+        seq = job["seq"]
+        seconds = 0.05 + 0.001 * seq
+        if self.fail_every and seq % self.fail_every == self.fail_every - 1:
+            failed = {"score": None, "status": "failed", "seconds": 0.0, "tasks": {},
+                      "error": "stand-in failure"}
+            return {"search": failed, "held_out": None, "seconds": seconds, "worker": "w0"}
+        search = self.summary(job["program"], self.spec.tasks, seq)
+        held = None
+        if search["score"] <= job["threshold"]:
+            held = self.summary(job["program"][::-1], self.spec.held_out_tasks, seq)
+        return {"search": search, "held_out": held, "seconds": seconds,
+                "worker": f"w{seq % 2}"}
+
+
+def make_run(run_dir, config=CONFIG, **pool_options) -> str:
+    campaign = Campaign.create(config, str(run_dir))
+    try:
+        campaign.run(StandInPool(WorkerSpec.from_config(campaign.config), **pool_options),
+                     progress=False)
+    finally:
+        campaign.close()
+    return str(run_dir)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    run_dir = make_run(tmp_path_factory.mktemp("report") / "run", CONFIG.replace(max_evals=24))
+    path = write_report(run_dir, say=lambda line: None)
+    return run_dir, Path(path).read_text(encoding="utf-8")
+
+
+def png_links(run_dir: str, text: str) -> list[str]:
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    for link in links:
+        data = Path(run_dir, link).read_bytes()
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 1000, link
+    return links
+
+
+def section(text: str, title: str) -> str:
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_report_has_every_plot_as_a_valid_png(full_run):
+    run_dir, text = full_run
+    assert png_links(run_dir, text) == ["report/fitness.png", "report/rates.png",
+                                        "report/curves.png"]
+    assert "## Missing or incomplete" not in text
+    assert not [n for n in os.listdir(run_dir) + os.listdir(os.path.join(run_dir, "report"))
+                if n.endswith(".tmp")]
+
+
+def test_hall_of_fame_table_matches_hall_of_fame_json(full_run):
+    run_dir, text = full_run
+    hof = files.read_json(os.path.join(run_dir, files.HALL_OF_FAME_FILE))
+    assert len(hof) >= 2
+    table = section(text, "Hall of fame")
+    rows = [line for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == len(hof)
+    for row, entry in zip(rows, hof):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == str(entry["rank"])
+        assert cells[1] == f"{entry['held_out_score']:+.4f}"
+        assert cells[2] == f"{entry['search_score']:+.4f}"
+        assert cells[3] == f"{entry['scores']['quadratic']:+.4f} @ {entry['lr']['quadratic']:.3g}"
+        held_lr = entry["held_out_lr"]["rosenbrock_2d"]
+        assert cells[4] == f"{entry['held_out_scores']['rosenbrock_2d']:+.4f} @ {held_lr:.3g}"
+        assert f"```python\n{entry['program'].rstrip()}\n```" in table
+
+
+def test_cost_section_sums_the_evaluation_log(full_run):
+    run_dir, text = full_run
+    log = files.read_log(os.path.join(run_dir, files.LOG_FILE))
+    counters = files.read_json(os.path.join(run_dir, files.STATE_FILE))["evolution"]["counters"]
+    cost = dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", section(text, "Cost"), re.MULTILINE))
+    failed = sum(r["status"] != "ok" for r in log)
+    assert len(log) == 24 and failed > 0
+    assert cost["evaluations"] == "24"
+    assert cost["failed evaluations"] == str(failed)
+    assert cost["evaluations also scored on held-out tasks"] == str(
+        sum(r["held_out_score"] is not None for r in log))
+    assert cost["worker CPU time (sum of the evaluations' seconds)"] == (
+        f"{sum(r['seconds'] for r in log):.2f} s")
+    for worker in ("w0", "w1"):
+        expected = sum(r["seconds"] for r in log if r["worker"] == worker)
+        assert cost[worker] == f"{expected:.2f} s"
+    assert cost["cache hits (children that reused a known score)"] == str(counters["cache_hits"])
+    assert cost["invalid children rejected before evaluation"] == str(counters["invalid"])
+
+
+def test_curves_compare_the_top_programs_with_tuned_baselines(full_run):
+    run_dir, text = full_run
+    hof = files.read_json(os.path.join(run_dir, files.HALL_OF_FAME_FILE))
+    rows = re.findall(r"^\| rosenbrock_2d \| (\S+) \| (\S+) \| (\S+) \|", text, re.MULTILINE)
+    names = [name for name, _, _ in rows]
+    assert names == [f"#{e['rank']}" for e in hof[:3]] + ["adam", "sgd", "lion"]
+    for (name, lr, _), entry in zip(rows[:3], hof):
+        assert lr == f"{entry['held_out_lr']['rosenbrock_2d']:.3g}"
+    grid = [f"{lr:.3g}" for lr in lr_grid(tasks.get("rosenbrock_2d").default_lr, 2)]
+    assert all(lr in grid for _, lr, _ in rows)
+    # Adam at its tuned lr reaches a low loss on Rosenbrock (from 14.1 untrained).
+    adam_valid = float(next(v for name, _, v in rows if name == "adam"))
+    assert adam_valid < 1.0
+
+
+def test_config_section_is_the_saved_configuration(full_run):
+    run_dir, text = full_run
+    block = section(text, "Configuration").split("```json\n", 1)[1].split("```", 1)[0]
+    assert json.loads(block) == files.read_json(os.path.join(run_dir, files.CONFIG_FILE))
+
+
+def test_fresh_run_with_no_evaluation(tmp_path):
+    campaign = Campaign.create(CONFIG, str(tmp_path / "run"))
+    campaign.close()
+    text = Path(write_report(str(tmp_path / "run"), say=print)).read_text()
+    missing = section(text, "Missing or incomplete")
+    assert "No evaluation has finished yet" in missing and "`best/`" in missing
+    assert "No scored program yet" in missing
+    assert png_links(str(tmp_path / "run"), text) == []
+
+
+def test_one_evaluation_without_held_out_scores_or_best(tmp_path):
+    config = CONFIG.replace(max_evals=1, held_out_threshold=-5.0)
+    run_dir = make_run(tmp_path / "run", config, fail_every=0)
+    shutil.rmtree(os.path.join(run_dir, "best"))
+    text = Path(write_report(run_dir, curves=False, say=print)).read_text()
+    missing = section(text, "Missing or incomplete")
+    assert "No program has a held-out score yet" in missing and "`best/`" in missing
+    assert png_links(run_dir, text) == ["report/fitness.png", "report/rates.png"]
+    record = files.read_log(os.path.join(run_dir, files.LOG_FILE))[0]
+    assert f"| 1 | - | {record['score']:+.4f} |" in section(text, "Hall of fame")
+
+
+def test_missing_state_and_corrupt_hall_of_fame_rank_from_the_log(tmp_path):
+    run_dir = make_run(tmp_path / "run", CONFIG.replace(max_evals=8))
+    os.unlink(os.path.join(run_dir, files.STATE_FILE))
+    Path(run_dir, files.HALL_OF_FAME_FILE).write_text("[{torn")
+    text = Path(write_report(run_dir, curves=False, say=print)).read_text()
+    assert "`state.json` is missing" in text and "`hall_of_fame.json` is unreadable" in text
+    assert "From `evaluations.jsonl`, by held-out score" in text
+    assert "| cache hits (children that reused a known score) | - |" in text
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "absent", "no such run directory"),
+    (lambda p: (p / "file").write_text("x") and p / "file", "is not a directory"),
+    (lambda p: p, "not a campaign run directory (no config.json)"),
+    (lambda p: (p / "config.json").write_text("{oops") and p, "config.json: unreadable"),
+])
+def test_not_a_run_directory_is_a_one_line_error(tmp_path, capsys, make, message):
+    path = make(tmp_path)
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("discover: error:") and message in err
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_run(str(path))
+
+
+def test_command_writes_the_report(tmp_path, capsys):
+    run_dir = make_run(tmp_path / "run", CONFIG.replace(max_evals=4))
+    assert main(["report", run_dir, "--no-curves"]) == 0
+    assert capsys.readouterr().out.strip().endswith(os.path.join(run_dir, "report.md"))
+    assert os.path.isfile(os.path.join(run_dir, "report.md"))
+
+
+def test_real_serial_campaign(tmp_path):
+    pytest.importorskip("discover.evaluate")
+    run_dir = str(tmp_path / "run")
+    assert main(["run", "--out", run_dir, "--workers", "0", "--max-evals", "6", "--quiet",
+                 "--tasks", "quadratic", "--held-out", "rosenbrock_2d", "--population", "4"]) == 0
+    assert main(["report", run_dir, "--top", "1"]) == 0
+    text = Path(run_dir, "report.md").read_text()
+    assert len(png_links(run_dir, text)) == 3
+    hof = files.read_json(os.path.join(run_dir, files.HALL_OF_FAME_FILE))
+    assert hof[0]["program"].rstrip() in text
