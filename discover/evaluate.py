@@ -13,8 +13,9 @@ Contract (the search, the workers and the CLI rely on it):
   validation loss of each learning rate is the mean over seeds (NaN if any seed diverged, see
   ``tasks.train``); ``loss`` is the best of the grid and ``lr`` where it was reached;
   ``score = tasks.normalized_score(loss, adam's best loss on the same grid and seeds, the
-  untrained loss)``: 0 is tuned adam, 1 the untrained model, lower is better, clipped at
-  ``WORST_SCORE``.  Status ``"ok"``; ``"nonfinite"`` when every learning rate diverged
+  untrained loss (mean over seeds))``: 0 is tuned adam, 1 the untrained model, lower is
+  better, within ``[-WORST_SCORE, WORST_SCORE]``.  Status ``"ok"``; ``"nonfinite"`` when
+  every learning rate diverged
   (score ``WORST_SCORE``, loss and lr NaN); ``"error"`` when the run raised (same).
   ``aggregate`` is the mean score over tasks; the evaluation's status is ``"ok"`` when at
   least one task is ``"ok"`` and none is ``"error"``, else ``"failed"``.
@@ -30,15 +31,16 @@ import functools
 import logging
 import math
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 import programs
 import tasks
 from programs.program import Program
-from tasks.base import WORST_SCORE, Task, normalized_score
 from programs.vm import encode
+from tasks.base import WORST_SCORE, Task, normalized_score
 from tasks.train import RunResult, Trainer
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,7 @@ class TaskScore:
                 "status": self.status}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TaskScore":
+    def from_dict(cls, d: dict) -> TaskScore:
         return cls(d["task"], float(d["score"]), _float_or_nan(d.get("loss")),
                    _float_or_nan(d.get("lr")), d["status"])
 
@@ -96,7 +98,7 @@ class Evaluation:
                 "status": self.status, "seconds": float(self.seconds)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Evaluation":
+    def from_dict(cls, d: dict) -> Evaluation:
         return cls(tuple(TaskScore.from_dict(s) for s in d["scores"]), float(d["aggregate"]),
                    d["status"], float(d["seconds"]))
 
@@ -185,7 +187,7 @@ class Evaluator:
             self._baselines[task_name] = Baseline(loss, lr, initial)
         return self._baselines[task_name]
 
-    def warm_up(self) -> "Evaluator":
+    def warm_up(self) -> Evaluator:
         """Compile every task's run and compute the baselines now (else on first use)."""
         for name in self.task_names:
             self.baseline(name)
@@ -196,14 +198,16 @@ class Evaluator:
         return self.trainer(task_name).run(program, curves=True)
 
     def evaluate(self, program: Program) -> Evaluation:
+        """Score ``program`` on every task (see the module docstring)."""
         start = time.perf_counter()
+        program.checked()  # ProgramError (a ValueError) if it is not a valid program
         encode(program, self.max_statements, self.max_slots)  # ValueError if it does not fit
         scores = []
         for name in self.task_names:
             baseline = self.baseline(name)
             try:
                 result = self.trainer(name).run(program)
-            except Exception as err:  # a candidate's failure is data, not an exception
+            except Exception as err:  # noqa: BLE001 (a candidate's failure is data)
                 log.warning("evaluating %s on %s raised %s: %s", program.name, name,
                             type(err).__name__, err)
                 scores.append(TaskScore(name, WORST_SCORE, math.nan, math.nan, ERROR))

@@ -42,21 +42,26 @@ Why this design (DESIGN.md, "Evaluation engine", and measurements with XLA:CPU):
   per statement slot), each dispatched with ``lax.switch`` over :data:`VM_OP_NAMES`.  Batch
   learning rates and seeds with ``vmap``; do not vmap over programs (a batched ``switch``
   computes every branch).
-* The run is bound by memory traffic over rows, so the encoder keeps it small: results reuse
-  the rows of dead values (a small working set stays in cache); a slot's new value is
-  computed straight into the slot's row when it can be (else moved there by ``copy``
+* Per statement the cost is a pass over a few rows, so the encoder keeps passes few and the
+  working set small: results reuse the rows of dead values (it stays in cache); a slot's new
+  value is computed straight into the slot's row when it can be (else moved there by ``copy``
   statements at the end), so slots never leave the register file; a scalar operand reads
-  the row of another operand of its statement (already in cache) instead of a zero row.
+  the row of another operand of its statement (already in cache) instead of a zero row;
+  with ``fold``, ``y = s * x`` and ``y = x + a`` (``s``, ``a`` rank-0, ``y`` read once) are
+  computed inside their reader instead of as statements of their own (:func:`_fold`).
+  Folding adds per-element work to every statement's operand fetch, so it pays on tiny rows
+  (fewer dispatches) and on rows larger than the L2 cache (fewer passes over memory), not in
+  between: ``tasks.train`` chooses per task.
 * XLA copies the whole register file when one fusion both reads a row of it and writes
-  another; every write here is a ``switch`` result (a separate buffer) or comes from outside
-  the file, which avoids those copies.
+  another, and a ``switch`` branch that returned the updated file would copy it too; every
+  write here is a ``switch`` result (a separate buffer) or comes from outside the file.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -334,9 +339,9 @@ def _allocate(vector, outputs, regs: RegisterMap) -> _Statements:
     for j, (op, args) in enumerate(vector):
         operands = [resolve(a) for a in args]
         for a in dict.fromkeys(map(base, args)):  # distinct, in order
-            if is_row_value(a) and W <= where(a) and last_use[a] == j:
-                if where(a) not in slot_row:
-                    free.append(where(a))
+            if (is_row_value(a) and W <= where(a) and last_use[a] == j
+                    and where(a) not in slot_row):
+                free.append(where(a))
         free.sort()
         v = ("v", j)
         own = wanted.get(v)
@@ -489,24 +494,6 @@ scalar_registers = jax.jit(jax.vmap(scalar_rows, in_axes=(None, 0, None, None)),
 of ``lrs`` [L], float32 [L, steps, n_scalar]; jitted once per (bucket, L, steps)."""
 
 
-def _fetch(fold: bool, regs, operand):
-    """The value of one operand (see ``Machine.step``'s ``operands``); jitted so that it is
-    traced once, not once per branch of the switch."""
-    row, is_scalar, value, has_scale, scale, has_offset, offset = operand
-    x = jnp.where(is_scalar, value, lax.dynamic_index_in_dim(regs, row, 0, keepdims=False))
-    if not fold:  # the folded operands' selects cost even when unused
-        return x
-    x = jnp.where(has_scale, _MUL(scale, x), x)
-    return jnp.where(has_offset, _ADD(x, offset), x)
-
-
-def _branch(name: str, fold: bool, layout, regs, operands):
-    """Branch ``name`` of the vector program's switch: fetch the operands, apply the op."""
-    arity = OPS[name].arity if name in OPS else 1
-    args = tuple(_fetch(fold, regs, operands[k]) for k in range(arity))
-    return _VECTOR_OPS[VM_OP_CODES[name]](args, layout)
-
-
 class Machine:
     """Runs encoded programs on one flat float32 parameter vector (pure, jit-able methods).
 
@@ -554,22 +541,27 @@ class Machine:
         def scalar(index):
             return scalars[jnp.maximum(index - first_scalar, 0)]
 
-        def operands(i):
-            """Per operand: (row, is scalar, scalar value, scale?, scale, offset?, offset)."""
-            index, scale, offset = program.operands[i], program.scales[i], program.offsets[i]
-            parts = (program.rows[i], index >= first_scalar, scalar(index), scale >= 0,
-                     scalar(scale), offset >= 0, scalar(offset))
-            return tuple(tuple(p[k] for p in parts) for k in range(3))
+        def fetch(regs, index, row, scale, offset):
+            value = lax.dynamic_index_in_dim(regs, row, 0, keepdims=False)
+            value = jnp.where(index >= first_scalar, scalar(index), value)
+            if not self.fold:  # the folded operands' selects cost even when unused
+                return value
+            value = jnp.where(scale >= 0, _MUL(scalar(scale), value), value)
+            return jnp.where(offset >= 0, _ADD(value, scalar(offset)), value)
 
-        branches = [functools.partial(_branch, name, self.fold, layout) for name in VM_OP_NAMES]
+        def branch(semantics):
+            return lambda regs, i: semantics(tuple(
+                fetch(regs, program.operands[i, k], program.rows[i, k], program.scales[i, k],
+                      program.offsets[i, k]) for k in range(3)), layout)
+
+        branches = [branch(f) for f in _VECTOR_OPS]
 
         def statement(i, regs):
-            value = lax.switch(program.codes[i], branches, regs, operands(i))
+            value = lax.switch(program.codes[i], branches, regs, i)
             return lax.dynamic_update_index_in_dim(regs, value, program.targets[i], 0)
 
         regs = lax.fori_loop(0, program.n_statements, statement, regs)
-        update, fold = program.outputs[0], program.update_fold
-        update = _fetch(self.fold, regs, (
-            jnp.where(update < first_scalar, update, ZERO), update >= first_scalar,
-            scalar(update), fold[0] >= 0, scalar(fold[0]), fold[1] >= 0, scalar(fold[1])))
+        update = program.outputs[0]
+        update = fetch(regs, update, jnp.where(update < first_scalar, update, ZERO),
+                       program.update_fold[0], program.update_fold[1])
         return w - update, regs

@@ -23,7 +23,7 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -68,8 +68,8 @@ class RunResult:
 
     ``lrs`` float32 [L]; ``valid_losses`` float [L, E] (NaN for a diverged run);
     ``initial_valid_losses`` float [E] (before training, per seed); ``train_losses``
-    float [L, E, steps] (loss of each step before its update; NaN once a grid has been
-    skipped) or None when not asked for.
+    float [L, E, steps] (loss of each step before its update; NaN in the chunks skipped
+    once every run had diverged) or None when not asked for.
     """
 
     lrs: np.ndarray
@@ -101,11 +101,14 @@ class _Data:
 
 
 class Trainer:
-    """Trains ``task`` with encoded programs over a learning-rate grid and seeds.
+    """Trains ``task`` with programs run by the VM over a learning-rate grid and seeds.
 
     ``run(program)`` returns a :class:`RunResult`.  ``program`` is a ``Program`` (encoded for
-    this trainer's bucket; ``ValueError`` if it does not fit) or an ``EncodedProgram`` of the
-    same bucket.  ``compiled`` is the jitted function (its ``_cache_size()`` stays 1).
+    this trainer's bucket; ``ValueError`` if it does not fit) or an ``EncodedProgram`` from
+    :meth:`encode`.  ``compiled`` is the jitted run (its ``_cache_size()`` stays 1); the
+    scalar pass (``programs.vm.scalar_registers``) is compiled once per bucket, grid size and
+    padded step count, shared by trainers.  ``fold``: the VM kernel, see
+    :data:`NO_FOLD_ELEMENTS` (None: chosen by row size; the results are the same).
     """
 
     def __init__(self, task: Task, *, seeds: Sequence[int] = (0,), lr_grid_size: int = 3,
@@ -197,8 +200,9 @@ class Trainer:
 
 
 class OptaxTrainer:
-    """The same grid of runs with an optax optimizer ``make_tx(learning_rate)``: jitted per
-    instance (so per optimizer).  The reference loop for tests and the benchmark floor."""
+    """The same grid of runs with an optax optimizer ``make_tx(learning_rate)`` (same initial
+    weights, batches, learning rates), jitted per instance, so per optimizer: the reference
+    loop of the tests and the floor of the benchmark.  No early stop."""
 
     def __init__(self, task: Task, make_tx: Callable[[jax.Array], optax.GradientTransformation],
                  *, seeds: Sequence[int] = (0,), lr_grid_size: int = 3):
@@ -207,13 +211,13 @@ class OptaxTrainer:
         self.lrs = lr_grid(task.default_lr, lr_grid_size)
         self.make_tx = make_tx
         self.compiled = jax.jit(self._run)
+        self._initial = None
 
     def _run(self, lrs, w0, batches, valid):
         task, data = self.task, self.data
 
-        def one_run(lr, w):
+        def run(lr, w, seed_batches):
             tx = self.make_tx(lr)
-            params = data.unravel(w)
 
             def step(carry, batch):
                 params, state = carry
@@ -221,23 +225,19 @@ class OptaxTrainer:
                 updates, state = tx.update(grads, state, params)
                 return (optax.apply_updates(params, updates), state), loss
 
-            # batches are [steps, E, ...]; this run is one seed: index inside the vmap below.
-            return params, tx.init(params), step
-
-        def run(lr, w, seed_batches):
-            params, state, step = one_run(lr, w)
-            (params, _), losses = jax.lax.scan(step, (params, state), seed_batches)
+            params = data.unravel(w)
+            (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), seed_batches)
             return task.loss(params, valid), losses
 
+        # Seeds: weights [E, N] and batches [steps, E, ...]; then learning rates.
         per_seed = jax.vmap(run, in_axes=(None, 0, 1))
-        valid_loss, losses = jax.vmap(per_seed, in_axes=(0, None, None))(lrs, w0, batches)
-        return valid_loss, losses
+        return jax.vmap(per_seed, in_axes=(0, None, None))(lrs, w0, batches)
 
     def run(self, *, curves: bool = False) -> RunResult:
         valid, losses = self.compiled(self.lrs, self.data.w0, self.data.batches,
                                       self.data.valid)
-        loss_fn = self.data.flat_loss(self.task)
-        initial = np.asarray(jax.vmap(loss_fn, in_axes=(0, None))(self.data.w0, self.data.valid))
+        if self._initial is None:
+            loss_fn = jax.jit(jax.vmap(self.data.flat_loss(self.task), in_axes=(0, None)))
+            self._initial = np.asarray(loss_fn(self.data.w0, self.data.valid), np.float64)
         return RunResult(self.lrs, self.data.seeds, np.asarray(valid, np.float64),
-                         initial.astype(np.float64),
-                         np.asarray(losses, np.float64) if curves else None)
+                         self._initial, np.asarray(losses, np.float64) if curves else None)

@@ -7,13 +7,18 @@ import math
 
 import jax
 import numpy as np
-import optax
 import pytest
 
 import programs
 import tasks
-from discover.evaluate import (Evaluation, Evaluator, TaskScore, best_of_grid, cached_evaluator,
-                               evaluate)
+from discover.evaluate import (
+    Evaluation,
+    Evaluator,
+    TaskScore,
+    best_of_grid,
+    cached_evaluator,
+    evaluate,
+)
 from programs import parse
 from tasks.base import WORST_SCORE, normalized_score
 from tasks.train import OptaxTrainer, lr_grid

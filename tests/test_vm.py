@@ -223,6 +223,8 @@ def p(g, lr, a, b, c, d):
     return b, c, a2, b, d
 """)
     check_forced(program)
+    # The update folded to lr * (old m) while m's new value is moved into m's row.
+    check_forced(parse("def p(g, lr, m):\n    u = m * lr\n    m = g + 1.0\n    return u, m\n"))
 
 
 def test_padding_statements_do_nothing():
@@ -251,7 +253,7 @@ def test_padding_statements_do_nothing():
 
 
 def test_program_too_large_for_the_bucket_is_a_clear_error():
-    body = "\n".join(f"    x = x * 0.5" for _ in range(8))
+    body = "\n".join("    x = x * 0.5" for _ in range(8))
     program = parse(f"def p(g, lr):\n    x = g * lr\n{body}\n    return x\n")
     with pytest.raises(ValueError, match=r"9 statements; the bucket holds 8"):
         vm.encode(program, max_statements=8)
