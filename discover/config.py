@@ -52,6 +52,12 @@ class CampaignConfig:
     """Evaluation actors; None: one per CPU of the Ray cluster; 0: serial, in-process."""
     address: str | None = None
     """Ray cluster to join (HOST:PORT or "auto"); None: RAY_ADDRESS, else a local instance."""
+    eval_timeout: float | None = 300.0
+    """Seconds one evaluation may run; past it the worker is killed and replaced and the
+    candidate logged as a "timeout" with the worst score.  None: no limit.  Generous: an
+    evaluation of the built-in tasks takes seconds."""
+    worker_memory_mb: int | None = 4096
+    """Cap on each evaluation actor's private memory in MB (RLIMIT_DATA; Linux); None: none."""
 
     # -- tasks and evaluation -------------------------------------------------------------
     tasks: tuple[str, ...] | None = None
@@ -105,7 +111,7 @@ class CampaignConfig:
         values = {}
         for key, value in data.items():
             if key not in hints:
-                raise UserError(f"{source}: unknown configuration key {key!r}")
+                raise UserError(f"{source}: unknown configuration key {_show(key)}")
             values[key] = _coerce(key, value, hints[key], source)
         try:
             return cls(**values)
@@ -127,24 +133,70 @@ class CampaignConfig:
         return CampaignConfig.from_dict(merged)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""A configuration file is a few hundred bytes; a larger one than this is refused unread."""
+MAX_NAME_CHARS = 100
+MAX_LR_GRID = 64
+MAX_SEEDS = 64
+MAX_WORKERS = 4096
+MAX_POPULATION = 100_000
+MAX_STATEMENTS = 200
+MAX_SLOTS = 16
+"""Upper bounds that keep a mistyped number from allocating (or compiling) without end."""
+
+
 def load_config(path: str | os.PathLike) -> CampaignConfig:
-    """Read a ``.toml`` or ``.json`` configuration file."""
+    """Read a ``.toml`` or ``.json`` configuration file.  Any problem is a one-line UserError
+    naming the file (and, for a syntax error, ``FILE:LINE:COLUMN``)."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise UserError(f"cannot read configuration {path}: it is a directory")
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as err:
         raise UserError(f"cannot read configuration {path}: {err.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise UserError(f"{path}: configuration file larger than {MAX_CONFIG_BYTES} bytes")
+    kind = "TOML" if path.endswith(".toml") else "JSON"
     try:
-        if path.endswith(".toml"):
-            data = tomllib.loads(raw.decode("utf-8"))
-        else:
-            data = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise UserError(f"{path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'}: "
-                        f"{first}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise UserError(f"{path}:{line}:{column}: not valid {kind}: not UTF-8 (byte "
+                        f"{raw[err.start]:#04x})") from None
+    try:
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise UserError(f"{path}:{_toml_position(str(err), text)}: not valid TOML: "
+                        f"{_toml_message(str(err))}") from None
+    except RecursionError:
+        raise UserError(f"{path}: not valid {kind}: nested too deeply") from None
     return CampaignConfig.from_dict(data, source=path)
+
+
+_TOML_AT = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+
+
+def _toml_position(message: str, text: str) -> str:
+    """``LINE:COLUMN`` of a ``tomllib`` error ("(at line L, column C)" or "(at end of
+    document)": the last line)."""
+    match = _TOML_AT.search(message)
+    if match and match.group(1):
+        return f"{match.group(1)}:{match.group(2)}"
+    lines = text.split("\n")
+    return f"{len(lines)}:{len(lines[-1]) + 1}"
+
+
+def _toml_message(message: str) -> str:
+    first = message.splitlines()[0] if message else "syntax error"
+    match = _TOML_AT.search(first)
+    if match is None:
+        return first
+    return first[: match.start()] + (" (at end of file)" if not match.group(1) else "")
 
 
 # -- type checks ---------------------------------------------------------------------------
@@ -168,12 +220,20 @@ def _type_name(hint) -> str:
 def _coerce(key: str, value: Any, hint, source: str) -> Any:
     """``value`` as the field's type (lists become tuples, ints become floats); else UserError."""
     result = _convert(value, hint)
+    if result is _INVALID and isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"{source}: {key!r} must be a finite number, got {value!r}")
     if result is _INVALID:
-        raise UserError(f"{source}: {key!r} must be a {_type_name(hint)}, got {value!r}")
+        raise UserError(f"{source}: {key!r} must be a {_type_name(hint)}, got {_show(value)}")
     return result
 
 
 _INVALID = object()
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, shortened: error messages stay one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
 
 
 def _convert(value: Any, hint) -> Any:
@@ -217,17 +277,21 @@ def _validate(c: CampaignConfig) -> None:
     for f in dataclasses.fields(c):
         value = getattr(c, f.name)
         if _convert(value, hints[f.name]) is _INVALID:
-            raise UserError(f"{f.name!r} must be a {_type_name(hints[f.name])}, got {value!r}")
+            raise UserError(f"{f.name!r} must be a {_type_name(hints[f.name])}, "
+                            f"got {_show(value)}")
 
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
-            raise UserError(f"{key!r} {what}, got {getattr(c, key)!r}")
+            raise UserError(f"{key!r} {what}, got {_show(getattr(c, key))}")
 
     need(c.name == "" or re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", c.name) is not None,
          "name", "must be letters, digits, '-', '_' or '.'")
-    need(c.max_evals is None or c.max_evals >= 0, "max_evals", "must be >= 0")
+    need(len(c.name) <= MAX_NAME_CHARS, "name", f"must be at most {MAX_NAME_CHARS} characters")
+    need(0 <= c.seed < 2**64, "seed", "must be between 0 and 2**64 - 1")
+    need(c.max_evals is None or c.max_evals >= 1, "max_evals", "must be >= 1")
     need(c.time_limit is None or c.time_limit > 0, "time_limit", "must be > 0 seconds")
-    need(c.workers is None or c.workers >= 0, "workers", "must be >= 0")
+    need(c.workers is None or 0 <= c.workers <= MAX_WORKERS, "workers",
+         f"must be >= 0 and <= {MAX_WORKERS}")
     need(c.address is None or c.address.strip() != "", "address", "must be HOST:PORT or 'auto'")
     for key in ("tasks", "held_out_tasks", "start", "ops"):
         value = getattr(c, key)
@@ -235,22 +299,32 @@ def _validate(c: CampaignConfig) -> None:
         need(value is None or all(v.strip() == v and v for v in value), key,
              "must hold non-empty names")
     need(c.tasks is None or len(c.tasks) > 0, "tasks", "must name at least one task")
-    need(len(c.eval_seeds) > 0, "eval_seeds", "must hold at least one seed")
-    need(c.lr_grid >= 1, "lr_grid", "must be >= 1")
+    need(0 < len(c.eval_seeds) <= MAX_SEEDS, "eval_seeds",
+         f"must hold between 1 and {MAX_SEEDS} seeds")
+    need(all(0 <= s < 2**31 for s in c.eval_seeds), "eval_seeds",
+         "must be seeds between 0 and 2**31 - 1")
+    need(1 <= c.lr_grid <= MAX_LR_GRID, "lr_grid", f"must be >= 1 and <= {MAX_LR_GRID}")
     need(len(c.start) > 0, "start", f"must name baselines or {START_SCRATCH!r}")
     need(c.ops is None or len(c.ops) > 0, "ops", "must name at least one op")
-    need(2 <= c.max_statements <= 200, "max_statements", "must be between 2 and 200")
-    need(0 <= c.max_slots <= 16, "max_slots", "must be between 0 and 16")
+    need(2 <= c.max_statements <= MAX_STATEMENTS, "max_statements",
+         f"must be between 2 and {MAX_STATEMENTS}")
+    need(0 <= c.max_slots <= MAX_SLOTS, "max_slots", f"must be between 0 and {MAX_SLOTS}")
     need(c.mutation_weights is None or (all(w >= 0 for w in c.mutation_weights.values())
                                         and sum(c.mutation_weights.values()) > 0),
          "mutation_weights", "must be >= 0 with a positive sum")
-    need(c.population_size >= 1, "population_size", "must be >= 1")
+    need(1 <= c.population_size <= MAX_POPULATION, "population_size",
+         f"must be >= 1 and <= {MAX_POPULATION}")
     need(1 <= c.tournament_size <= c.population_size, "tournament_size",
          "must be between 1 and population_size")
-    need(c.hall_of_fame_size >= 1, "hall_of_fame_size", "must be >= 1")
+    need(1 <= c.hall_of_fame_size <= MAX_POPULATION, "hall_of_fame_size",
+         f"must be >= 1 and <= {MAX_POPULATION}")
     need(c.plateau_evals is None or c.plateau_evals >= 1, "plateau_evals", "must be >= 1")
     need(c.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
     need(c.progress_seconds >= 0, "progress_seconds", "must be >= 0")
+    # Fault tolerance (discover/workers.py).
+    need(c.eval_timeout is None or c.eval_timeout > 0, "eval_timeout", "must be > 0 seconds")
+    need(c.worker_memory_mb is None or c.worker_memory_mb >= 256, "worker_memory_mb",
+         "must be >= 256")
 
 
 def check_names(config: CampaignConfig, *, ops: typing.Iterable[str],
@@ -263,13 +337,13 @@ def check_names(config: CampaignConfig, *, ops: typing.Iterable[str],
                        ("mutation_weights", set(mutation_kinds))):
         for name in getattr(config, key) or ():
             if name not in known and not (key.endswith("tasks") and ":" in name):
-                raise UserError(f"{key!r}: unknown name {name!r} (known: "
+                raise UserError(f"{key!r}: unknown name {_show(name)} (known: "
                                 f"{', '.join(sorted(known))})")
     if START_SCRATCH in config.start and len(config.start) > 1:
         raise UserError(f"'start': {START_SCRATCH!r} cannot be combined with baselines")
     both = set(config.tasks or ()) & set(config.held_out_tasks or ())
     if both:
-        raise UserError(f"'held_out_tasks': {min(both)!r} is also a search task")
+        raise UserError(f"'held_out_tasks': {_show(min(both))} is also a search task")
 
 
 def parse_list(text: str) -> tuple[str, ...]:

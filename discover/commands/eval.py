@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from discover.config import CampaignConfig, parse_list
+from discover.config import (
+    MAX_LR_GRID,
+    MAX_SEEDS,
+    MAX_SLOTS,
+    MAX_STATEMENTS,
+    CampaignConfig,
+    parse_list,
+)
 from discover.errors import UserError
 
 
@@ -31,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from discover.evaluate import cached_evaluator
 
     program = programs.load(args.program_file)
+    # The bound of a campaign's configuration: a larger bucket would compile for minutes.
+    if len(program.body) > MAX_STATEMENTS or len(program.slots) > MAX_SLOTS:
+        raise UserError(f"{args.program_file}: {len(program.body)} statements and "
+                        f"{len(program.slots)} state slots; at most {MAX_STATEMENTS} and "
+                        f"{MAX_SLOTS} can be evaluated")
     task_names = list(parse_list(args.tasks)) if args.tasks else tasks.names()
     for name in task_names:
         try:
@@ -45,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
         seeds = tuple(int(s) for s in parse_list(args.seeds))
     except ValueError:
         raise UserError(f"--seeds must be integers separated by commas, got {args.seeds!r}")
-    if args.lr_grid < 1 or not seeds:
-        raise UserError("--lr-grid must be >= 1 and --seeds must name a seed")
+    if not 1 <= args.lr_grid <= MAX_LR_GRID:
+        raise UserError(f"--lr-grid must be between 1 and {MAX_LR_GRID}, got {args.lr_grid}")
+    if not 0 < len(seeds) <= MAX_SEEDS or not all(0 <= s < 2**31 for s in seeds):
+        raise UserError(f"--seeds must name 1 to {MAX_SEEDS} seeds between 0 and 2**31 - 1")
     candidates = [("program", program)] + [(n, programs.BASELINES[n]) for n in compare]
     # The campaign's default bucket unless a program needs more: the bucket changes the
     # compiled size, not the scores.

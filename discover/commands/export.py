@@ -71,7 +71,7 @@ def run_scores(path: Path, program: programs.Program) -> dict:
         return {}
     try:
         entries = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         raise UserError(f"cannot read {path} ({type(err).__name__}); export "
                         f"{path.parent / BEST_PROGRAM} to leave the scores out") from None
     if not isinstance(entries, list):

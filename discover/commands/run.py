@@ -45,7 +45,11 @@ def register(sub) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> CampaignConfig:
-    config = load_config(args.config) if args.config else CampaignConfig()
+    """The configuration file (its names checked, errors naming it) with the flags applied."""
+    config = CampaignConfig()
+    if args.config:
+        config = load_config(args.config)
+        check_registry_names(config, source=args.config)
     changes = {}
     for flag, key in (("name", "name"), ("max_evals", "max_evals"),
                       ("time_limit", "time_limit"), ("workers", "workers"),
@@ -56,21 +60,64 @@ def config_from_args(args: argparse.Namespace) -> CampaignConfig:
     for flag, key in (("tasks", "tasks"), ("held_out", "held_out_tasks"), ("start", "start")):
         if getattr(args, flag) is not None:
             changes[key] = list(parse_list(getattr(args, flag)))
-    return config.replace(**changes) if changes else config
+    if not changes:
+        return config
+    try:
+        return config.replace(**changes)
+    except UserError as err:  # the file was valid: the problem is in a flag
+        raise UserError(str(err).replace("configuration: ", "command line: ", 1)) from None
 
 
-def run(args: argparse.Namespace) -> int:
-    from discover.campaign import Campaign, default_run_dir
-    from discover.workers import init_ray
+def check_registry_names(config: CampaignConfig, source: str) -> None:
+    """The ops, tasks, baselines and mutation kinds ``config`` names exist (UserError naming
+    ``source``); task specs ``module:factory`` are not imported here."""
+    import programs
+    import tasks
+    from discover.config import check_names
+    from programs import mutate
 
-    config = config_from_args(args)
-    run_dir = args.out or default_run_dir(config)
+    try:
+        check_names(config, ops=programs.OPS, task_names=tasks.names(),
+                    baselines=programs.BASELINES, mutation_kinds=mutate.KINDS)
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
+
+
+def check_run_dir(run_dir: str) -> None:
+    """``run_dir`` can become a new run directory: absent or empty, and creatable."""
     if os.path.isdir(run_dir) and os.listdir(run_dir):
         raise UserError(f"run directory {run_dir} is not empty (use 'discover resume "
                         f"{run_dir}' to continue it, or choose another --out)")
+    if os.path.lexists(run_dir) and not os.path.isdir(run_dir):
+        raise UserError(f"run directory {run_dir} exists and is not a directory")
+    parent = os.path.dirname(os.path.abspath(run_dir))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create run directory {run_dir}: {parent} is not a writable "
+                        f"directory")
+
+
+def run(args: argparse.Namespace) -> int:
+    from discover.campaign import Campaign, default_run_dir, resolve_tasks
+    from discover.workers import init_ray
+
+    # Every check before anything is created or started (Ray, the JAX compile).
+    config = config_from_args(args)
+    run_dir = args.out or default_run_dir(config)
+    check_run_dir(run_dir)
+    try:
+        resolve_tasks(config)  # names against the registries (the flags' too), task specs
+    except UserError as err:
+        from_file = args.config and all(getattr(args, flag) is None
+                                        for flag in ("tasks", "held_out", "start"))
+        raise UserError(f"{args.config}: {err}" if from_file else str(err)) from None
     if config.workers != 0:
         init_ray(config.address)  # Ray first: the driver computes with JAX from here on
-    campaign = Campaign.create(config, run_dir)
+    try:
+        campaign = Campaign.create(config, run_dir)
+    except OSError as err:
+        raise UserError(f"cannot create run directory {run_dir}: {err.strerror}") from None
     print(f"discover: campaign in {run_dir}: compiling the evaluators ...", file=sys.stderr)
     try:
         summary = campaign.run(progress=not args.quiet)
