@@ -13,16 +13,39 @@ Contract:
   when the funnel did not pass), ``seconds`` spent in the worker, ``worker``.
 * Ray actors take one CPU each and run JAX on one thread: the thread settings are in the
   actor's ``runtime_env`` so they hold before JAX is imported in the actor process.
+* Faults (:class:`RayPool`).  A job whose actor dies (process killed, node lost) is the
+  infrastructure's fault, never the candidate's: the job is re-queued, ahead of new work, and
+  a replacement actor is started (it compiles while the other actors go on); the job is not
+  scored until a worker finishes it.  A job that runs longer than ``eval_timeout`` seconds is
+  the candidate's fault: its actor is killed (``ray.kill``: Ray cannot force-cancel an actor
+  task) and replaced, and the job's result is status ``"timeout"`` with the worst score.
+  Bounds: when ``max_consecutive_losses`` actors are lost with no evaluation finishing in
+  between, or one job has been lost with its worker ``MAX_LOSSES_PER_JOB`` times, the pool is
+  ``broken`` (a one-line reason) and the campaign stops, keeping every unfinished job for
+  ``discover resume``.  What happened is reported by ``take_events()``, one dict per event.
+* Memory.  Programs are data for an interpreter compiled once per (task, statement bucket,
+  slot count): every buffer of an evaluation has a static shape, set by the spec, so what a
+  candidate does cannot change the memory an evaluation takes, and the spec's sizes are
+  bounded by the configuration (``max_statements``, ``max_slots``, ``lr_grid``, seeds).
+  ``memory_mb`` caps each actor's private memory (``RLIMIT_DATA``) on top: an allocation past
+  it fails inside that actor, which the campaign sees as a failed evaluation or a lost worker,
+  never as a dead driver.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import itertools
 import math
 import os
+import re
+import socket
 import time
 import warnings
 from typing import Any
+
+from discover.errors import UserError
 
 ACTOR_ENV = {
     # One XLA CPU thread per actor: the cluster's CPUs are shared out one per actor.
@@ -34,6 +57,11 @@ ACTOR_ENV = {
     "TF_NUM_INTRAOP_THREADS": "1",
     "JAX_PLATFORMS": "cpu",
 }
+
+
+class WorkersLost(UserError):
+    """The evaluation workers cannot be kept alive (or could not start): the campaign stops
+    with its unfinished jobs saved for ``discover resume``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,10 +105,53 @@ def _finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def limit_memory(megabytes: int) -> None:
+    """Cap this process's private memory (heap and anonymous mappings: ``RLIMIT_DATA``, which
+    leaves out Ray's shared object store) at ``megabytes``; an allocation past it fails
+    (``MemoryError`` in Python, ``RESOURCE_EXHAUSTED`` in XLA) instead of swapping the node.
+    The soft limit only: a hard limit already lower is kept.
+
+    C++ code that fails to allocate aborts; Ray's failure handler would then try to print a
+    symbolized stack trace, fail to allocate for it and spin, so ``SIGABRT`` gets its default
+    action back: the process dies at once and Ray reports the actor dead."""
+    import resource
+    import signal
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = int(megabytes) << 20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    try:
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
+    except ValueError:  # not the main thread: keep the handler
+        pass
+
+
+def memory_info() -> dict:
+    """This process's memory in MB: ``peak_rss`` (high-water mark of the resident set),
+    ``rss``, and ``data_limit`` (the ``RLIMIT_DATA`` soft limit, None when unlimited)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = None
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            rss = next((int(line.split()[1]) / 1024 for line in f
+                        if line.startswith("VmRSS:")), None)
+    except OSError:
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    return {"peak_rss": usage.ru_maxrss / 1024, "rss": rss,  # ru_maxrss: KB on Linux
+            "data_limit": None if soft == resource.RLIM_INFINITY else soft / (1 << 20)}
+
+
 class EvaluationWorker:
     """The evaluators of one process; compiles everything in ``__init__``."""
 
-    def __init__(self, spec: WorkerSpec, name: str = "serial"):
+    def __init__(self, spec: WorkerSpec, name: str = "serial", memory_mb: int | None = None):
+        if memory_mb is not None:
+            limit_memory(memory_mb)  # before the evaluators allocate anything
         # Imported here, after the actor's environment is set.  The process-wide cached
         # evaluators: a serial campaign resumed in the same process compiles nothing again.
         from discover.evaluate import cached_evaluator
@@ -98,8 +169,13 @@ class EvaluationWorker:
         self.busy_seconds = 0.0
 
     def ready(self) -> dict:
-        """Returns once compiled: name, pid and compile seconds."""
-        return {"worker": self.name, "pid": os.getpid(), "warm_up_seconds": self.warm_up_seconds}
+        """Returns once compiled: name, pid, host and compile seconds."""
+        return {"worker": self.name, "pid": os.getpid(), "node": socket.gethostname(),
+                "warm_up_seconds": self.warm_up_seconds}
+
+    def memory(self) -> dict:
+        """:func:`memory_info` of this worker's process."""
+        return memory_info()
 
     def evaluate(self, job: dict) -> dict:
         import programs
@@ -135,14 +211,28 @@ class EvaluationWorker:
 
 
 def failed_result(job: dict, error: str, worker: str) -> dict:
-    """The result of a job whose worker crashed twice: a failed evaluation, as data."""
+    """The result of a job whose evaluation raised twice: a failed evaluation, as data."""
     return {"search": {"score": None, "status": "failed", "seconds": 0.0, "tasks": {},
                        "error": error},
             "held_out": None, "seconds": 0.0, "cpu_seconds": 0.0, "worker": worker}
 
 
+def timeout_result(job: dict, seconds: float, limit: float, worker: str) -> dict:
+    """The result of a job cancelled after ``limit`` seconds: status ``"timeout"``, the worst
+    score (as a run that diverged gets), no per-task scores."""
+    from discover.evolution import WORST_SCORE
+
+    return {"search": {"score": WORST_SCORE, "status": "timeout", "seconds": seconds,
+                       "tasks": {}, "error": f"cancelled after {seconds:.1f} s (eval_timeout "
+                                             f"{limit:g} s)"},
+            "held_out": None, "seconds": seconds, "cpu_seconds": 0.0, "worker": worker}
+
+
 class SerialPool:
-    """One in-process worker, evaluating each job when ``wait`` is called (debugging)."""
+    """One in-process worker, evaluating each job when ``wait`` is called (debugging).  No
+    time limit, no memory cap: it runs in the driver's process."""
+
+    broken = None
 
     def __init__(self, spec: WorkerSpec):
         self.spec = spec
@@ -168,6 +258,9 @@ class SerialPool:
         job = self._jobs.pop(0)
         return [(job, self.worker.evaluate(job))]
 
+    def take_events(self) -> list[dict]:
+        return []
+
     def pending(self) -> list[dict]:
         return list(self._jobs)
 
@@ -182,14 +275,41 @@ class SerialPool:
         self._jobs = []
 
 
+@dataclasses.dataclass(eq=False)
+class _Actor:
+    """One actor of a :class:`RayPool` and what it is doing."""
+
+    name: str
+    handle: Any
+    ready_ref: Any = None      # set while the actor starts (compiles)
+    since: float = 0.0         # monotonic: when it was started, or given its current job
+    pid: int | None = None
+    node: str | None = None
+    job: dict | None = None    # the job it runs, and its result's ref
+    ref: Any = None
+
+    @property
+    def free(self) -> bool:
+        return self.ready_ref is None and self.job is None
+
+
 class RayPool:
     """``size`` Ray actors, one CPU each, each compiled once; jobs go to idle actors and
     results come back through ``ray.wait`` as they finish.  ``limit`` (<= size) caps how many
-    actors get work (a campaign may use fewer workers than a shared pool has)."""
+    actors get work (a campaign may use fewer workers than a shared pool has).  Lost actors are
+    replaced and their jobs re-queued; see the module docstring for timeouts and bounds."""
 
-    RETRIES = 1  # a job whose actor died is tried once more, then recorded as failed
+    MAX_LOSSES_PER_JOB = 3
+    """A job lost with its worker this many times stops the campaign (not scored)."""
+    RETRIES = 1
+    """A job whose evaluation raised (a bug, not a lost worker) is tried once more, then
+    recorded as failed."""
+    START_TIMEOUT = 900.0
+    """Seconds a replacement actor may take to be placed and compile before it counts as
+    lost (a cluster with no CPU left for it)."""
 
-    def __init__(self, spec: WorkerSpec, size: int):
+    def __init__(self, spec: WorkerSpec, size: int, *, eval_timeout: float | None = None,
+                 memory_mb: int | None = None, max_consecutive_losses: int | None = None):
         import ray
 
         if not ray.is_initialized():
@@ -197,101 +317,331 @@ class RayPool:
         self.spec = spec
         self.size = size
         self.limit = size
-        actor_class = ray.remote(num_cpus=1, max_restarts=2,
-                                 runtime_env={"env_vars": ACTOR_ENV})(EvaluationWorker)
-        self.actors = [actor_class.remote(spec, f"actor-{i}") for i in range(size)]
+        self.eval_timeout = eval_timeout
+        self.memory_mb = memory_mb
+        self.max_consecutive_losses = max_consecutive_losses or max(3, 2 * size)
+        # No restarts by Ray: a dead actor is replaced here, where its job is re-queued and
+        # the event recorded.
+        self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0,
+                                       runtime_env={"env_vars": ACTOR_ENV})(EvaluationWorker)
+        self.broken: str | None = None
+        self.lost = self.requeued = self.timeouts = 0
+        self._retry: list[dict] = []        # jobs lost with their worker: run these first
+        self._losses: dict[int, int] = {}   # seq -> times lost
+        self._errors: dict[int, int] = {}   # seq -> times its evaluation raised
+        self._consecutive = 0               # actors lost since an evaluation last finished
+        self._events: list[dict] = []
+        self._names = itertools.count()
+        self.workers = [self._start() for _ in range(size)]
         start = time.perf_counter()
-        infos = ray.get([a.ready.remote() for a in self.actors])
+        try:
+            infos = ray.get([w.ready_ref for w in self.workers], timeout=self.START_TIMEOUT)
+        except ray.exceptions.RayError as err:  # GetTimeoutError included
+            self.close()
+            crashed = "creation task" not in str(err)  # not a Python error of __init__
+            cap = (f" (memory cap {memory_mb} MB per worker: raise worker_memory_mb if "
+                   f"they need more)" if memory_mb and crashed else "")
+            raise WorkersLost(f"the evaluation workers failed to start: {describe(err)}{cap}"
+                              ) from None
         self.warm_up_seconds = time.perf_counter() - start
+        for worker, info in zip(self.workers, infos):
+            worker.ready_ref, worker.pid, worker.node = None, info["pid"], info["node"]
         self.worker_warm_up = [i["warm_up_seconds"] for i in infos]
-        self._idle = list(range(size))
-        self._running: dict[Any, tuple[int, dict, int]] = {}  # ref -> (actor, job, attempt)
 
+    @property
+    def actors(self) -> list:
+        """The actor handles (a starting replacement included)."""
+        return [w.handle for w in self.workers]
+
+    def _start(self) -> _Actor:
+        name = f"actor-{next(self._names)}"
+        handle = self._actor_class.remote(self.spec, name, self.memory_mb)
+        return _Actor(name, handle, ready_ref=handle.ready.remote(), since=time.monotonic())
+
+    # -- the pool interface ---------------------------------------------------------------
     def idle(self) -> int:
-        return max(0, self.limit - len(self._running))
+        free = sum(w.free for w in self.workers)
+        return max(0, min(self.limit - self.busy(), free) - len(self._retry))
 
     def busy(self) -> int:
-        return len(self._running)
+        return sum(w.job is not None for w in self.workers)
 
-    def submit(self, job: dict, attempt: int = 0) -> None:
-        assert self.idle() > 0 and self._idle, "submit needs an idle worker"
-        index = self._idle.pop(0)
-        ref = self.actors[index].evaluate.remote(job)
-        self._running[ref] = (index, job, attempt)
+    def submit(self, job: dict) -> None:
+        assert self.idle() > 0, "submit needs an idle worker"
+        self._run(next(w for w in self.workers if w.free), job)
+
+    def _run(self, worker: _Actor, job: dict) -> None:
+        worker.job, worker.since = job, time.monotonic()
+        worker.ref = worker.handle.evaluate.remote(job)
+
+    def _dispatch(self) -> None:
+        """Re-queued jobs go first to any free actor."""
+        while self._retry and self.busy() < self.limit:
+            worker = next((w for w in self.workers if w.free), None)
+            if worker is None:
+                return
+            self._run(worker, self._retry.pop(0))
 
     def wait(self, timeout: float | None = None) -> list[tuple[dict, dict]]:
+        """Finished jobs (waiting up to ``timeout`` seconds for the first); also starts the
+        re-queued jobs, notices replacements that are ready and enforces ``eval_timeout``."""
         import ray
 
-        if not self._running:
+        self._dispatch()
+        watched = {w.ref: w for w in self.workers if w.job is not None}
+        watched.update({w.ready_ref: w for w in self.workers if w.ready_ref is not None})
+        if not watched:
             return []
-        ready, _ = ray.wait(list(self._running), num_returns=1, timeout=timeout)
+        deadline = self._next_deadline()
+        if deadline is not None:
+            timeout = deadline if timeout is None else min(timeout, deadline)
+        ready, _ = ray.wait(list(watched), num_returns=1, timeout=timeout)
         # Take every other result that is already done too, without waiting.
-        if ready and len(self._running) > 1:
-            more, _ = ray.wait([r for r in self._running if r not in ready],
-                               num_returns=len(self._running) - len(ready), timeout=0)
+        if ready and len(watched) > 1:
+            more, _ = ray.wait([r for r in watched if r not in ready],
+                               num_returns=len(watched) - len(ready), timeout=0)
             ready += more
-        done = []
+        done: list[tuple[dict, dict]] = []
         for ref in ready:
-            index, job, attempt = self._running.pop(ref)
-            self._idle.append(index)
-            try:
-                done.append((job, ray.get(ref)))
-            except ray.exceptions.RayError as err:
-                if attempt < self.RETRIES:
-                    self.submit(job, attempt + 1)
-                else:
-                    message = str(err).strip().splitlines()[0] if str(err).strip() else "error"
-                    done.append((job, failed_result(job, f"{type(err).__name__}: {message}",
-                                                    f"actor-{index}")))
+            worker = watched[ref]
+            if ref is worker.ready_ref:
+                self._started(worker)
+            elif worker.job is not None:
+                self._finished(worker, done)
+        self._expire(done)
+        self._dispatch()
         return done
 
+    def take_events(self) -> list[dict]:
+        """Events since the last call: ``worker_lost`` (``worker``, ``pid``, ``node``,
+        ``error``, ``replacement``, and ``seq`` of the job re-queued), ``worker_ready`` (a
+        replacement compiled), ``timeout`` (``seq``, ``worker``, ``pid``, ``seconds``),
+        ``evaluation_error`` (``seq``, ``error``: the evaluation raised, tried again)."""
+        events, self._events = self._events, []
+        return events
+
+    # -- what ray.wait returned -----------------------------------------------------------
+    def _started(self, worker: _Actor) -> None:
+        import ray
+
+        try:
+            info = ray.get(worker.ready_ref)
+        except ray.exceptions.RayError as err:
+            self._lose(worker, describe(err))
+            return
+        worker.ready_ref, worker.pid, worker.node = None, info["pid"], info["node"]
+        self._events.append({"event": "worker_ready", "worker": worker.name, "pid": worker.pid,
+                             "node": worker.node,
+                             "warm_up_seconds": round(info["warm_up_seconds"], 2)})
+
+    def _finished(self, worker: _Actor, done: list) -> None:
+        import ray
+
+        job, ref = worker.job, worker.ref
+        worker.job = worker.ref = None
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayTaskError as err:
+            # evaluate() raised (it should not: a bug, or this process is in a bad state);
+            # the actor lives.  Once more, then it is recorded as failed.
+            seq = job["seq"]
+            self._errors[seq] = self._errors.get(seq, 0) + 1
+            if self._errors[seq] <= self.RETRIES:
+                self._events.append({"event": "evaluation_error", "seq": seq,
+                                     "worker": worker.name, "error": describe(err)})
+                self._requeue(job)
+            else:
+                del self._errors[seq]
+                done.append((job, failed_result(job, describe(err), worker.name)))
+            return
+        except ray.exceptions.RayError as err:  # the actor died, or its node: not the job's
+            self._lose(worker, describe(err), job)
+            return
+        self._consecutive = 0
+        self._losses.pop(job["seq"], None)
+        self._errors.pop(job["seq"], None)
+        done.append((job, result))
+
+    def _expire(self, done: list) -> None:
+        now = time.monotonic()
+        for worker in list(self.workers):
+            if (worker.job is not None and self.eval_timeout is not None
+                    and now - worker.since > self.eval_timeout):
+                job, seconds = worker.job, now - worker.since
+                self.timeouts += 1
+                self._events.append({"event": "timeout", "seq": job["seq"],
+                                     "worker": worker.name, "pid": worker.pid,
+                                     "seconds": round(seconds, 2)})
+                replacement = self._replace(worker)
+                self._events[-1]["replacement"] = replacement.name
+                done.append((job, timeout_result(job, seconds, self.eval_timeout,
+                                                 worker.name)))
+            elif worker.ready_ref is not None and now - worker.since > self.START_TIMEOUT:
+                self._lose(worker, f"not started after {self.START_TIMEOUT:g} s (no free CPU "
+                                   f"in the cluster?)")
+
+    def _next_deadline(self) -> float | None:
+        """Seconds until the next job passes ``eval_timeout`` or a starting actor passes
+        ``START_TIMEOUT`` (None: no deadline)."""
+        now, ends = time.monotonic(), []
+        for w in self.workers:
+            if w.job is not None and self.eval_timeout is not None:
+                ends.append(w.since + self.eval_timeout)
+            elif w.ready_ref is not None:
+                ends.append(w.since + self.START_TIMEOUT)
+        return max(0.0, min(ends) - now + 0.01) if ends else None
+
+    # -- faults ---------------------------------------------------------------------------
+    def _replace(self, worker: _Actor) -> _Actor:
+        """Kill ``worker``'s actor (if it still lives) and start a new one in its place."""
+        import ray
+
+        with contextlib.suppress(ValueError, ray.exceptions.RayError):  # gone already
+            ray.kill(worker.handle, no_restart=True)
+        replacement = self._start()
+        self.workers[self.workers.index(worker)] = replacement
+        return replacement
+
+    def _lose(self, worker: _Actor, error: str, job: dict | None = None) -> None:
+        """``worker`` died (or never started): replace it, re-queue its job, check bounds."""
+        self.lost += 1
+        self._consecutive += 1
+        replacement = self._replace(worker)
+        event = {"event": "worker_lost", "worker": worker.name, "pid": worker.pid,
+                 "node": worker.node, "error": error, "replacement": replacement.name}
+        if job is not None:
+            seq = job["seq"]
+            self._losses[seq] = self._losses.get(seq, 0) + 1
+            event.update(seq=seq, requeued=True)
+            self._requeue(job)
+            self.requeued += 1
+            if self._losses[seq] >= self.MAX_LOSSES_PER_JOB and self.broken is None:
+                self.broken = (f"the evaluation of seq {seq} was lost with its worker "
+                               f"{self._losses[seq]} times (last: {error})")
+        self._events.append(event)
+        if self._consecutive >= self.max_consecutive_losses and self.broken is None:
+            self.broken = (f"{self._consecutive} workers lost in a row with no evaluation "
+                           f"finished (last: {error})")
+
+    def _requeue(self, job: dict) -> None:
+        """Back in the line, lowest ``seq`` first (the log is written in ``seq`` order)."""
+        self._retry.append(job)
+        self._retry.sort(key=lambda j: j["seq"])
+
+    # -- stopping -------------------------------------------------------------------------
     def pending(self) -> list[dict]:
-        return [job for _, job, _ in self._running.values()]
+        return [w.job for w in self.workers if w.job is not None] + list(self._retry)
 
     def drop_pending(self) -> list[dict]:
-        """Forget what is running (the campaign is stopping); returns those jobs."""
+        """Forget what is running or re-queued (the campaign is stopping); returns those
+        jobs."""
         # Not ray.cancel: interrupting JAX mid-run could leave a shared actor broken.  The
         # actor finishes the abandoned job and takes its next one after it.
         jobs = self.pending()
-        for ref in list(self._running):
-            self._idle.append(self._running.pop(ref)[0])
+        for worker in self.workers:
+            worker.job = worker.ref = None
+        self._retry = []
         return jobs
 
     def busy_seconds(self) -> float:
         import ray
 
-        return sum(s["busy_seconds"] for s in ray.get([a.stats.remote() for a in self.actors]))
+        live = [w.handle for w in self.workers if w.ready_ref is None]
+        try:
+            return sum(s["busy_seconds"] for s in ray.get([a.stats.remote() for a in live]))
+        except ray.exceptions.RayError:
+            return math.nan
 
     def close(self) -> None:
         import ray
 
         self.drop_pending()
-        for actor in self.actors:
-            ray.kill(actor)
-        self.actors = []
+        for worker in self.workers:
+            with contextlib.suppress(ValueError, ray.exceptions.RayError):  # gone already
+                ray.kill(worker.handle, no_restart=True)
+        self.workers = []
+
+
+def describe(err: BaseException | str) -> str:
+    """One line: the exception's type and the first line of its message; for an exception
+    raised inside an actor (its creation included), the line that names it (the last)."""
+    if isinstance(err, str):
+        return err
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # Ray colours the actor's name
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    if len(lines) > 1 and (_raised_inside(err) or "creation task" in lines[0]):
+        return lines[-1]
+    return f"{type(err).__name__}: {lines[0]}"
+
+
+def _raised_inside(err: BaseException) -> bool:
+    import ray
+
+    return isinstance(err, ray.exceptions.RayTaskError)
 
 
 def init_ray(address: str | None) -> bool:
     """Start or join Ray unless it is up already; True when this call started it.
 
-    ``address`` None: RAY_ADDRESS when set, else a local instance using every core; "auto" or
-    HOST:PORT joins an existing cluster."""
+    ``address`` None: RAY_ADDRESS when set, else Ray's default (the cluster ``ray start`` runs
+    on this machine, if any, else a new local instance on every core); "local": a new local
+    instance; "auto" or HOST:PORT: join that existing cluster, never starting one (a cluster
+    that cannot be joined is a UserError)."""
     import logging
 
     import ray
 
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                              "log_to_driver": True}
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
     if address is None:
         address = os.environ.get("RAY_ADDRESS") or None
-    with warnings.catch_warnings():
-        # JAX warns on any os.fork() once it has run in this process; Ray forks only through
-        # subprocess, which execs at once, so no JAX state is shared with the child.
-        warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
-        ray.init(address=address, **kwargs)
+    if address in (None, "local"):
+        kwargs["include_dashboard"] = False
+    else:
+        _check_reachable(address)
+    try:
+        with warnings.catch_warnings():
+            # JAX warns on any os.fork() once it has run in this process; Ray forks only
+            # through subprocess, which execs at once, so no JAX state is shared with the
+            # child.
+            warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
+            ray.init(address=address, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as err:
+        if address in (None, "local"):
+            raise
+        hint = ""
+        if "auth" in str(err).lower() or os.environ.get("RAY_AUTH_MODE") is None:
+            hint = ("; a cluster started by 'ray start' uses token authentication by "
+                    "default: set RAY_AUTH_MODE=token and give the cluster's token "
+                    "(~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)")
+        raise UserError(f"cannot join the Ray cluster at {address}: {describe(err)}"
+                        f"{hint}") from None
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT nothing answers on is a UserError at once (Ray would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", ray://... : Ray's own lookup
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as err:
+        raise UserError(f"cannot join the Ray cluster at {address}: "
+                        f"{err.strerror or type(err).__name__} (is 'ray start --head' running "
+                        f"there?)") from None
+
+
+def ray_where() -> str:
+    """Where the actors run: the Ray cluster's address, its live nodes and CPUs."""
+    import ray
+
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    return (f"the Ray cluster at {ray.get_runtime_context().gcs_address} ({nodes} node"
+            f"{'s' if nodes != 1 else ''}, {cluster_cpus()} CPUs)")
 
 
 def cluster_cpus() -> int:
@@ -300,15 +650,15 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def make_pool(spec: WorkerSpec, workers: int) -> SerialPool | RayPool:
-    """``workers`` 0: the serial in-process pool; else that many Ray actors."""
+def make_pool(spec: WorkerSpec, workers: int, **options) -> SerialPool | RayPool:
+    """``workers`` 0: the serial in-process pool; else that many Ray actors (``options``:
+    :class:`RayPool`'s ``eval_timeout``, ``memory_mb``)."""
     if workers == 0:
         return SerialPool(spec)
-    return RayPool(spec, workers)
+    return RayPool(spec, workers, **options)
 
 
 def check_spec(pool, spec: WorkerSpec) -> None:
     """A pool reused by another campaign must have compiled the same evaluators."""
     if pool.spec != spec:
         raise ValueError(f"pool evaluators {pool.spec} differ from the campaign's {spec}")
-
