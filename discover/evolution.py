@@ -10,8 +10,11 @@ Contract:
 * :meth:`AgingEvolution.breed` returns the next child to evaluate (with its sequence number
   ``seq``), or None when no parent is available yet.  Before a child costs an evaluation it is
   rejected when invalid (``programs.check``), and when its fingerprint is in the cache (or
-  being evaluated) it reuses that fitness: it joins the population at once and breeding goes
-  on.  Those children are counted (``invalid``, ``cache_hits``), never evaluated.
+  being evaluated) it reuses that fitness and breeding goes on.  Those children are counted
+  (``invalid``, ``cache_hits``), never evaluated.  A cache-hit child joins the population only
+  when it is new in structure (no member has the same program) and fewer than
+  ``max(2, population_size // 10)`` members share its fingerprint (else ``twins_dropped``):
+  neutral variants may drift, but free copies cannot crowd an evaluated population out.
 * :meth:`AgingEvolution.tell` takes an evaluated child and its record (``score``, ``status``,
   ``held_out_score`` ...): the child joins the population, the oldest leaves.
 * Lower scores are better (0 is tuned adam).  The hall of fame holds children scored on the
@@ -119,7 +122,8 @@ def tournament(individuals: Sequence, tournsize: int, rng: random.Random,
 
 def mutation_config(config: CampaignConfig) -> mutations.MutationConfig:
     """The search space of ``config`` as a ``programs.mutate.MutationConfig``."""
-    changes: dict[str, Any] = {"max_statements": config.max_statements}
+    changes: dict[str, Any] = {"max_statements": config.max_statements,
+                               "max_slots": config.max_slots}
     if config.ops is not None:
         changes["ops"] = tuple(config.ops)
     if config.mutation_weights is not None:
@@ -183,8 +187,10 @@ class AgingEvolution:
         self.next_seq = 0
         self.starts: dict[int, int] = {}          # seq of a start child -> copies to add
         self.best: Individual | None = None
+        self.twin_cap = max(2, self.population_size // 10)
         self.counters = {"evaluations": 0, "cache_hits": 0, "invalid": 0, "unchanged": 0,
-                         "failed": 0, "restarts": 0, "since_improvement": 0}
+                         "failed": 0, "restarts": 0, "since_improvement": 0,
+                         "twins_dropped": 0}
 
     # -- start ----------------------------------------------------------------------------
     def initial_children(self, named: Sequence[tuple[str, programs.Program]]) -> list[Individual]:
@@ -240,7 +246,7 @@ class AgingEvolution:
                 twin = Individual(program, fp, parent=parent.fingerprint, mutation=detail)
                 if fp in self.cache:
                     twin.fitness.values = (self.cache[fp]["score"],)
-                    self._join(twin)
+                    self._admit_twin(twin)
                 else:
                     self.waiting.setdefault(fp, []).append(twin)
                 continue
@@ -267,7 +273,7 @@ class AgingEvolution:
             self._join(child.copy())
         for twin in self.waiting.pop(child.fingerprint, []):
             twin.fitness.values = (score,)
-            self._join(twin)
+            self._admit_twin(twin)
         entry = dict(record, program=str(child.program), fingerprint=child.fingerprint,
                      search_score=score, seq=child.seq, parent=child.parent,
                      mutation=child.mutation)
@@ -280,6 +286,14 @@ class AgingEvolution:
         self.population.append(individual)
         while len(self.population) > self.population_size:
             self.population.popleft()
+
+    def _admit_twin(self, twin: Individual) -> None:
+        """A cache-hit child joins unless it adds no structure or its fingerprint is at cap."""
+        same = [ind for ind in self.population if ind.fingerprint == twin.fingerprint]
+        if len(same) >= self.twin_cap or any(ind.program == twin.program for ind in same):
+            self.counters["twins_dropped"] += 1
+            return
+        self._join(twin)
 
     def _track_best(self, child: Individual) -> None:
         if self.best is None or child.fitness > self.best.fitness:

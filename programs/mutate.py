@@ -18,7 +18,13 @@ The primitives (``kind``):
 * ``operand``: one operand replaced by another name defined there or a constant;
 * ``op``: a statement's op replaced by another of ``config.ops`` with the same arity;
 * ``constant``: a nonzero constant multiplied by ``2 ** N(0, perturb_sigma)``, rounded to
-  ``constant_digits`` significant digits.
+  ``constant_digits`` significant digits;
+* ``slot``: a new state slot (while the program has fewer than ``max_slots``), written by a
+  new recurrent statement ``mK = op(x, mK, ...)`` (an op of two or three operands, ``x`` a name or
+  constant) at a random position.  Nothing reads it yet, so
+  the child behaves like its parent (same fingerprint: no evaluation is spent on it); later
+  ``operand`` mutations make other statements read it.  This is how a search that starts from
+  plain sgd can grow momentum or second-moment state.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from programs.errors import ProgramError
 from programs.ops import OP_NAMES, OPS
 from programs.program import INPUTS, Operand, Program, Statement, format_expression
 
-KINDS: tuple[str, ...] = ("insert", "delete", "operand", "op", "constant")
+KINDS: tuple[str, ...] = ("insert", "delete", "operand", "op", "constant", "slot")
 
 # New constants are kept well inside float32: programs run in float32, where larger
 # magnitudes overflow to Inf and smaller ones flush towards zero.
@@ -48,6 +54,7 @@ class MutationWeights:
     operand: float = 1.0
     op: float = 1.0
     constant: float = 1.0
+    slot: float = 0.3
 
     def of(self, kind: str) -> float:
         return getattr(self, kind)
@@ -59,6 +66,7 @@ class MutationConfig:
 
     ops: tuple[str, ...] = OP_NAMES
     max_statements: int = 30
+    max_slots: int = 4
     weights: MutationWeights = MutationWeights()
     constant_probability: float = 0.2
     constants: tuple[float, ...] = (0.5, 0.9, 0.99, 0.999, 1.0, 2.0, 1e-8)
@@ -76,6 +84,8 @@ class MutationConfig:
             raise ValueError(f"MutationConfig.ops must be op names, got unknown {unknown}")
         if self.max_statements < 1:
             raise ValueError("MutationConfig.max_statements must be at least 1")
+        if self.max_slots < 0:
+            raise ValueError("MutationConfig.max_slots must be at least 0")
         weights = [self.weights.of(k) for k in KINDS]
         if min(weights) < 0 or sum(weights) <= 0:
             raise ValueError(f"MutationConfig.weights must be >= 0, not all 0: {weights}")
@@ -256,12 +266,41 @@ def perturb_constant(program: Program, rng: np.random.Generator,
     return Mutation(_child(program, body), "constant", detail)
 
 
+def add_slot(program: Program, rng: np.random.Generator,
+              config: MutationConfig = MutationConfig()) -> Mutation:
+    """Add a state slot written by a new recurrent statement (see the module docstring)."""
+    if len(program.slots) >= config.max_slots:
+        return Mutation(None, "slot", f"already {config.max_slots} state slots")
+    if len(program.body) >= config.max_statements:
+        return Mutation(None, "slot", f"already {config.max_statements} statements")
+    slot = _fresh_name(program, "m")
+    position = int(rng.integers(len(program.body) + 1))
+    names = _defined_before(program, position)
+    recurrent = [o for o in config.ops if OPS[o].arity >= 2]
+    if recurrent:
+        op = _pick(rng, recurrent)
+        operands = _random_operands(rng, config, OPS[op].arity, names)
+        operands[1] = slot  # op(x, mK, ...): e.g. interp(g, m1, 0.9) is an EMA of g
+        stmt = Statement(slot, op, tuple(operands))
+    else:
+        unary = [o for o in config.ops if OPS[o].arity == 1]
+        if not unary:
+            return Mutation(None, "slot", "no op allowed")
+        stmt = Statement(slot, _pick(rng, unary), (slot,))
+    body = list(program.body)
+    body.insert(position, stmt)
+    child = dataclasses.replace(program, params=(*program.params, slot), body=tuple(body),
+                                outputs=(*program.outputs, slot)).checked()
+    return Mutation(child, "slot", f"slot {slot}: insert '{_text(stmt)}' at {position}")
+
+
 PRIMITIVES = {
     "insert": insert_statement,
     "delete": delete_statement,
     "operand": change_operand,
     "op": change_op,
     "constant": perturb_constant,
+    "slot": add_slot,
 }
 
 

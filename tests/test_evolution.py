@@ -127,23 +127,53 @@ def test_children_are_valid_mutants_with_lineage():
     assert len({c.fingerprint for c in children}) == 5  # duplicates of in-flight ones wait
 
 
+def with_dead_code(program: programs.Program, k: int = 1) -> programs.Program:
+    """``program`` plus ``k`` dead statements: another program, the same fingerprint."""
+    dead = "".join(f"    d{i} = g * {i + 3}.0\n" for i in range(k))
+    return programs.parse(str(program).replace("    u = u * lr\n", "    u = u * lr\n" + dead))
+
+
 def test_cache_hit_reuses_fitness_without_an_evaluation():
     evo = started(evolution(population_size=4), score=0.25)
-    fixed_mutations(evo, ADAM_DEAD_CODE, scaled_adam(0.5))
+    fixed_mutations(evo, scaled_adam(0.5), with_dead_code(scaled_adam(0.5)), SGD)
     child = evo.breed()
-    # The first mutant computes what adam computes: it joined with adam's score, unevaluated.
-    assert child.program == scaled_adam(0.5) and child.seq == 1
-    assert evo.counters["cache_hits"] == 1
+    evo.tell(child, record(-0.1))
+    second = evo.breed()
+    # The dead-code mutant computes what the evaluated child computes: it joined with that
+    # score, unevaluated, and breeding went on to SGD.
+    assert second.program == SGD and second.seq == 2
+    assert evo.counters["cache_hits"] == 1 and evo.counters["evaluations"] == 2
     twin = evo.population[-1]
-    assert twin.program == ADAM_DEAD_CODE and twin.seq is None and twin.score == 0.25
+    assert twin.program == with_dead_code(scaled_adam(0.5))
+    assert twin.seq is None and twin.score == -0.1
     assert 0 < evo.cache_hit_rate < 1
+
+
+def test_free_copies_cannot_crowd_out_the_population():
+    """Cache hits that repeat a program, or a fingerprint already at its cap, do not join."""
+    evo = started(evolution(population_size=6), score=0.25)  # six copies of adam
+    assert evo.twin_cap == 2
+    fixed_mutations(evo, ADAM_DEAD_CODE, scaled_adam(0.5), scaled_adam(0.5),
+                    with_dead_code(scaled_adam(0.5)), with_dead_code(scaled_adam(0.5), 2),
+                    SGD)
+    child = evo.breed()  # adam + dead code: adam's fingerprint, already 6 members: dropped
+    assert child.program == scaled_adam(0.5) and evo.counters["twins_dropped"] == 1
+    evo.tell(child, record(-0.1))
+    last = evo.breed()
+    # the same program again: dropped; a new dead-code variant: joins (2 members share the
+    # fingerprint now: the cap); a second variant: dropped; then SGD is evaluated.
+    assert last.program == SGD
+    assert evo.counters["cache_hits"] == 4 and evo.counters["twins_dropped"] == 3
+    members = [ind.program for ind in evo.population]
+    assert members[-2:] == [scaled_adam(0.5), with_dead_code(scaled_adam(0.5))]
+    assert members.count(ADAM) == 4 and len(members) == 6
 
 
 def test_duplicate_of_a_child_in_flight_waits_for_its_score():
     evo = started(evolution(population_size=6))
-    fixed_mutations(evo, scaled_adam(0.5), scaled_adam(0.5), SGD)
+    fixed_mutations(evo, scaled_adam(0.5), with_dead_code(scaled_adam(0.5)), SGD)
     first = evo.breed()
-    second = evo.breed()  # scaled_adam(0.5) again: in flight, so it waits; SGD is evaluated
+    second = evo.breed()  # the same function: in flight, so it waits; SGD is evaluated
     assert first.program == scaled_adam(0.5) and second.program == SGD
     evo.tell(first, record(-0.3))
     assert [ind.score for ind in evo.population][-2:] == [-0.3, -0.3]

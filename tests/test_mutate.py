@@ -15,6 +15,7 @@ from programs.mutate import (
     Mutation,
     MutationConfig,
     MutationWeights,
+    add_slot,
     change_op,
     change_operand,
     delete_statement,
@@ -143,7 +144,14 @@ def test_500_mutations_in_a_row_stay_valid():
         child = m.program
         assert child.checked() is child
         assert parse(str(child)) == child
-        assert (child.name, child.params, len(child.outputs)) == (p.name, p.params, 2 + 1)
+        if m.kind == "slot":  # the one kind that changes the header: one slot more
+            new = child.params[-1]
+            assert child.params == (*p.params, new) and child.outputs[-1] == new
+            assert child.fingerprint() == p.fingerprint()  # nothing reads the new slot yet
+        else:
+            assert child.params == p.params
+        assert child.name == p.name and len(child.outputs) == 1 + len(child.slots)
+        assert len(child.slots) <= config.max_slots
         assert len(child.body) <= config.max_statements
         seen.add(m.kind)
         p = child
@@ -179,12 +187,34 @@ def test_primitives_that_cannot_apply():
     full = MutationConfig(max_statements=1)
     assert insert_statement(no_constants, rng, full).program is None
     # mutate falls back to a kind that applies, and says so when none does
-    deletes = MutationConfig(weights=MutationWeights(1, 1, 0, 0, 1))
+    deletes = MutationConfig(weights=MutationWeights(1, 1, 0, 0, 1, 0))
     assert mutate(empty, rng, deletes).kind == "insert"
-    nothing = MutationConfig(weights=MutationWeights(0, 1, 0, 0, 1))
+    assert add_slot(ADAM, rng, MutationConfig(max_slots=2)).program is None
+    assert add_slot(no_constants, rng, full).program is None
+    nothing = MutationConfig(weights=MutationWeights(0, 1, 0, 0, 1, 0))
     result = mutate(empty, rng, nothing)
     assert result.program is None and result.kind == "none"
     assert "delete" in result.detail and "constant" in result.detail
+
+
+def test_slot_then_operand_grows_momentum_from_sgd():
+    """From sgd (no state), an added slot plus one operand change reach momentum: the
+    search space of a campaign that starts from sgd contains it, two mutations away."""
+    sgd = parse("def sgd(g, lr):\n    u = g * lr\n    return u\n")
+    momentum = parse("def sgd(g, lr, m1):\n    m1 = interp(g, m1, 0.9)\n"
+                     "    u = m1 * lr\n    return u, m1\n")
+    config = MutationConfig(ops=("interp", "mul"), constants=(0.9,))
+    for seed in range(2000):
+        grown = add_slot(sgd, np.random.default_rng(seed), config).program
+        if grown is None or "interp(g, m1, 0.9)" not in str(grown) or grown.body[0].op != "interp":
+            continue
+        assert grown.fingerprint() == sgd.fingerprint()
+        for k in range(50):
+            child = change_operand(grown, np.random.default_rng(k), config).program
+            if child is not None and child == momentum:
+                assert child.fingerprint() != sgd.fingerprint()
+                return
+    pytest.fail("no seed grew momentum from sgd in two mutations")
 
 
 def test_delete_reroutes_readers_and_outputs():
@@ -231,7 +261,7 @@ def test_config_validation_and_json():
     assert again == config and hash(again) == hash(config)
     assert MutationConfig().ops == tuple(OPS)
     for bad in [{"ops": ("nope",)}, {"ops": ()}, {"max_statements": 0},
-                {"weights": MutationWeights(-1.0)}, {"weights": MutationWeights(0, 0, 0, 0, 0)},
+                {"weights": MutationWeights(-1.0)}, {"weights": MutationWeights(0, 0, 0, 0, 0, 0)}, {"max_slots": -1},
                 {"constant_probability": 1.5}, {"constants": ()}]:
         with pytest.raises(ValueError):
             MutationConfig(**bad)
