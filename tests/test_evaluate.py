@@ -80,6 +80,15 @@ def test_second_candidate_compiles_nothing(evaluator):
     assert counter.count >= 1
 
 
+def test_warm_up_compiles_the_candidates_bucket_when_adam_does_not_fit():
+    """adam (17 statements) is scored in a bucket of its own; warm_up must still compile the
+    bucket candidates use, so that the first candidate costs no compilation."""
+    small = Evaluator(["quadratic"], max_statements=12, max_slots=2).warm_up()
+    with CompileCounter() as counter:
+        result = small.evaluate(CANDIDATE)
+    assert counter.count == 0 and result.status == "ok"
+
+
 def test_adam_scores_zero_and_sgd_worse(evaluator):
     adam = evaluator.evaluate(programs.BASELINES["adam"])
     assert adam.status == "ok" and adam.aggregate == 0.0
