@@ -287,7 +287,7 @@ class Campaign:
                     if child.seq >= self._saved_seq:
                         self._unsaved.add(child.seq)
                     pool.submit({"seq": child.seq, "program": str(child.program),
-                                 "threshold": config.held_out_threshold})
+                                 "threshold": self.funnel_threshold()})
                     if loop_start is None:
                         loop_start = time.monotonic()
                     stop = self._stop or self._budget_reason(clock, in_flight)
@@ -467,6 +467,14 @@ class Campaign:
         if text not in self._simple:
             self._simple[text] = str(_simplified(programs.parse(text)))
         return self._simple[text]
+
+    def funnel_threshold(self) -> float:
+        """Highest search score that earns held-out tasks now: ``held_out_threshold``, and
+        with ``held_out_margin`` at most that far above the best search score so far."""
+        config, best = self.config, self.evolution.best
+        if config.held_out_margin is None or best is None:
+            return config.held_out_threshold
+        return min(config.held_out_threshold, best.score + config.held_out_margin)
 
     def write_best(self) -> None:
         """``best/program.opt`` and, when ``programs.export`` supports them, the optax, torch

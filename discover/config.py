@@ -71,6 +71,10 @@ class CampaignConfig:
     held_out_threshold: float = 0.0
     """Funnel: a candidate whose search score is at most this (0: as good as tuned adam on
     the search tasks; lower is better) is also scored on the held-out tasks."""
+    held_out_margin: float | None = None
+    """Funnel, adaptive: also require a search score at most this much above the best search
+    score so far (held-out tasks cost ~10x the search tasks; 0.05 keeps the funnel to the
+    front of the search).  None: the threshold alone."""
 
     # -- search space ---------------------------------------------------------------------
     start: tuple[str, ...] = ("adam", "sgd", "lion")
@@ -319,6 +323,8 @@ def _validate(c: CampaignConfig) -> None:
     need(1 <= c.hall_of_fame_size <= MAX_POPULATION, "hall_of_fame_size",
          f"must be >= 1 and <= {MAX_POPULATION}")
     need(c.plateau_evals is None or c.plateau_evals >= 1, "plateau_evals", "must be >= 1")
+    need(c.held_out_margin is None or c.held_out_margin >= 0, "held_out_margin",
+         "must be >= 0")
     need(c.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
     need(c.progress_seconds >= 0, "progress_seconds", "must be >= 0")
     # Fault tolerance (discover/workers.py).

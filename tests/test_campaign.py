@@ -156,6 +156,23 @@ def test_one_worker_is_deterministic_and_resume_continues_exactly(tmp_path, pool
     assert strip_timing(tmp_path / "c") == strip_timing(tmp_path / "a")
 
 
+def test_held_out_margin_keeps_the_funnel_to_the_front_of_the_search(tmp_path, pool):
+    """With one worker each job is submitted after the previous result is told, so the funnel
+    of every candidate is known: held-out tasks exactly when the search score is within the
+    margin of the best search score told before it (and under the threshold)."""
+    config = CONFIG.replace(workers=1, max_evals=14, seed=5, held_out_threshold=2.0,
+                            held_out_margin=0.0)
+    run(tmp_path / "m", pool, create=config)
+    log = sorted(strip_timing(tmp_path / "m"), key=lambda r: r["seq"])
+    best, funnelled = None, 0
+    for r in log:
+        expected = best is None or r["score"] <= best
+        assert (r["held_out_score"] is not None) == expected, r["seq"]
+        funnelled += expected
+        best = r["score"] if best is None else min(best, r["score"])
+    assert 0 < funnelled < len(log)  # both branches were taken
+
+
 def test_run_resume_and_eval_commands_serial(tmp_path, capsys):
     out = tmp_path / "cli"
     flags = ["--tasks", "quadratic", "--held-out", "", "--population", "6", "--quiet",
