@@ -10,6 +10,10 @@ Semantics of one step on a parameter tensor ``w`` with gradient ``g``:
   steps) are scalars of ``w``'s dtype; constants are cast to that dtype;
 * each state slot enters with its previous value (zeros before the first step);
 * outputs are broadcast to ``w``'s shape and dtype; the caller applies ``w - update``.
+
+A saturation that :mod:`programs.bounds` proves to be the identity is left out (no value
+changes), exactly as the exporters leave it out: under ``jax.jit`` this interpreter and an
+exported optax module then build the same arithmetic, and XLA fuses it the same way.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from programs.bounds import DENOMINATOR, SELF_SATURATING, statement_facts
 from programs.errors import ProgramError
-from programs.ops import OPS
+from programs.ops import OPS, saturate
 from programs.program import Program
 
 
@@ -35,10 +40,23 @@ def step_tensor(program: Program, values: dict[str, Any]) -> tuple[jax.Array, ..
     like = values["w"] if "w" in values else values["g"]
     like = jnp.asarray(like)
     env = {name: jnp.asarray(values[name], like.dtype) for name in program.params}
-    for s in program.body:
+    for s, facts in zip(program.body, statement_facts(program)):
         args = [env[a] if isinstance(a, str) else jnp.asarray(a, like.dtype) for a in s.args]
-        env[s.target] = OPS[s.op].fn(*args).astype(like.dtype)
+        if facts.unit_interp:  # interp with a constant 0 <= c <= 1: no product can overflow
+            a, b, c = args
+            value = saturate(a * (1 - c) + b * c)
+        elif s.op in UNGUARDED and not facts.protect and isinstance(s.args[DENOMINATOR[s.op]], str):
+            value = UNGUARDED[s.op](*args)  # the denominator is provably >= TINY
+            value = saturate(value) if facts.saturate else value
+        else:
+            keep = facts.saturate or s.op in SELF_SATURATING  # those saturate inside
+            value = (OPS[s.op].fn if keep else OPS[s.op].raw)(*args)
+        env[s.target] = value.astype(like.dtype)
     return tuple(jnp.broadcast_to(env[o], like.shape).astype(like.dtype) for o in program.outputs)
+
+
+# Ops with a guarded denominator, without the guard (for denominators proved >= TINY).
+UNGUARDED = {"div": lambda a, b: a / b, "reciprocal": lambda a: 1 / a, "mod": jnp.mod}
 
 
 class ProgramState(NamedTuple):

@@ -74,7 +74,9 @@ def _center(x):
 class Op:
     """One primitive.
 
-    ``fn`` is the JAX definition over arrays (already saturated).  For reductions ``pre``,
+    ``fn`` is the JAX definition over arrays (already saturated); ``raw`` is the same without
+    the final saturation (domain protections kept), for callers that know the saturation is
+    the identity (:mod:`programs.bounds`).  For reductions ``pre``,
     ``combine`` and ``finish`` give the same value in a form a segment-wise engine can use:
     ``fn(x) == finish(combine(pre(x)), x.size)``.  ``symbol`` is the Python operator used when
     printing (``None``: printed as a call).
@@ -89,25 +91,32 @@ class Op:
     pre: Callable | None = None
     combine: str | None = None
     finish: Callable | None = None
+    raw: Callable | None = None
 
 
-def _elementwise(name, arity, raw, doc, symbol=None):
-    def fn(*args):
+def _elementwise(name, arity, definition, doc, symbol=None):
+    def raw(*args):
         args = jnp.broadcast_arrays(*[jnp.asarray(a) for a in args]) if arity > 1 else args
+        return definition(*args)
+
+    def fn(*args):
         return saturate(raw(*args))
 
-    fn.__name__ = name
-    return Op(name, arity, fn, ELEMENTWISE, symbol, doc)
+    fn.__name__ = raw.__name__ = name
+    return Op(name, arity, fn, ELEMENTWISE, symbol, doc, raw=raw)
 
 
 def _reduction(name, pre, combine, finish, doc):
-    def fn(x):
+    def raw(x):
         x = jnp.asarray(x)
         total = jnp.sum(pre(x)) if combine == "sum" else jnp.max(pre(x))
-        return saturate(finish(total, x.size))
+        return finish(total, x.size)
 
-    fn.__name__ = name
-    return Op(name, 1, fn, REDUCTION, None, doc, pre, combine, finish)
+    def fn(x):
+        return saturate(raw(x))
+
+    fn.__name__ = raw.__name__ = name
+    return Op(name, 1, fn, REDUCTION, None, doc, pre, combine, finish, raw)
 
 
 def _table() -> dict[str, Op]:
@@ -168,7 +177,8 @@ def _table() -> dict[str, Op]:
         _reduction("max_abs", jnp.abs, "max", lambda s, n: s, "largest |x| of the tensor"),
         # gradient centralisation (Yong et al. 2020), as in the Ranger optimizer
         Op("center", 1, lambda x: saturate(_center(jnp.asarray(x))), CENTER, None,
-           "x minus its mean over all axes but the first (rank >= 2 only)"),
+           "x minus its mean over all axes but the first (rank >= 2 only)",
+           raw=lambda x: _center(jnp.asarray(x))),
     ]
     return {op.name: op for op in ops}
 

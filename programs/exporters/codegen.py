@@ -15,13 +15,7 @@ spelled, the helper functions it may need) and asks this module for the pieces:
 Nothing here evaluates program text: code is built from the parsed statements, names are
 checked identifiers and constants are ``repr`` of floats (exact round trip).
 
-Why some saturations and protections can be left out.  Every op of ``programs.ops`` clips its
-result to the dtype's finite range and protects denominators below ``TINY``.  For finite
-inputs (the ops table's contract) the clip is the identity where the result provably cannot
-overflow, and the protection is the identity where the denominator is provably at least
-``TINY``; leaving those out changes no value in any float dtype, and saves a pass over memory
-per op in eager frameworks.  The rules below are deliberately few and checked by the export
-tests against the interpreter on saturating inputs.
+Which saturations and protections are left out: :mod:`programs.bounds`.
 """
 
 from __future__ import annotations
@@ -32,6 +26,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
+from programs.bounds import DENOMINATOR, SELF_SATURATING, statement_facts
 from programs.errors import ProgramError
 from programs.ops import CENTER, OPS, REDUCTION, TINY
 from programs.program import INPUTS, Program, format_constant, format_expression
@@ -39,26 +34,6 @@ from programs.program import INPUTS, Program, format_constant, format_expression
 LINE_LENGTH = 88  # ruff format's default
 INDENT = "    "
 
-# Results that stay finite for finite operands, in every float dtype (float16 included), so
-# their saturation is the identity: bounded functions, selections among the operands,
-# magnitude-preserving maps, and mod (|mod(a, b)| < |b|).
-_CLOSED = frozenset({
-    "abs", "neg", "sign", "max", "min", "clip", "where", "relu", "mod",
-    "gt", "ge", "lt", "le", "eq",
-    "sin", "cos", "tanh", "arctan", "sigmoid", "erf", "arcsin", "arccos", "arctanh",
-    "sqrt", "log1p", "arcsinh", "arccosh", "softplus", "max_abs",
-})
-# Ops whose exported helper saturates internally (interp: each product and the sum; center).
-_SELF_SATURATING = frozenset({"interp", "center"})
-# Results with |x| <= 1 exactly (IEEE rounding never leaves [-1, 1]).
-_UNIT = frozenset({"sign", "gt", "ge", "lt", "le", "eq", "sin", "cos", "tanh", "sigmoid", "erf"})
-# Results that are >= 0.
-_NONNEGATIVE = frozenset({
-    "abs", "square", "sqrt", "relu", "norm", "rms", "max_abs", "log1p", "exp", "softplus",
-    "sigmoid", "arccosh", "cosh", "rsqrt", "gt", "ge", "lt", "le", "eq", "power",
-})
-# Position of the protected denominator of each op that has one.
-DENOMINATOR = {"div": 1, "reciprocal": 0, "mod": 1}
 _SCALAR_INPUTS = frozenset({"lr", "t", "T"})
 
 
@@ -176,31 +151,23 @@ def plan(program: Program, dialect: Dialect) -> Plan:
             needed.discard(s.target)
             needed.update(s.names())
 
-    # forward facts per name: unit (|x| <= 1), low (a lower bound, or None), scalar (0-d)
-    unit = {n: False for n in program.params}
-    low: dict[str, float | None] = {n: None for n in program.params}
-    low.update({n: 1.0 for n in ("t", "T") if n in program.params})
     scalar = {n: n in _SCALAR_INPUTS for n in program.params}
     reusable = _reusable(program, live, dialect) if dialect.inplace else {}
     statements = []
-    for i, s in enumerate(program.body):
-        u = [unit[a] if isinstance(a, str) else abs(a) <= 1.0 for a in s.args]
-        lo = [low[a] if isinstance(a, str) else a for a in s.args]
+    for i, (s, facts) in enumerate(zip(program.body, statement_facts(program))):
         sc = [scalar[a] if isinstance(a, str) else True for a in s.args]
-        saturate, protect = _needs(s.op, s.args, u, lo)
+        saturate, protect = facts.saturate, facts.protect
         kind = OPS[s.op].kind
         is_scalar = True if kind == REDUCTION else (sc[0] if kind == CENTER else all(sc))
         if not dialect.elide:
-            saturate = s.op not in _SELF_SATURATING
+            saturate = s.op not in SELF_SATURATING
             protect = s.op in DENOMINATOR and isinstance(s.args[DENOMINATOR[s.op]], str)
         # only tensors: a 0-d temporary costs nothing and reads better out of place
         reuse = next((p for p in reusable.get(i, ()) if not sc[p]), None) \
             if not is_scalar else None
-        nonnegative = dialect.elide and lo[0] is not None and lo[0] >= 0
+        nonnegative = dialect.elide and facts.nonnegative
         statements.append(StatementPlan(i, live[i], saturate, protect, is_scalar, reuse,
                                         nonnegative))
-        unit[s.target] = _unit(s.op, u)
-        low[s.target] = _low(s.op, lo)
         scalar[s.target] = is_scalar
     return Plan(program, names, tuple(statements))
 
@@ -246,58 +213,6 @@ def _binding_before(program: Program, i: int, name: str) -> tuple:
         if program.body[j].target == name:
             return ("stmt", j)
     return ("param", name)
-
-
-def _needs(op, args, unit, low) -> tuple[bool, bool]:
-    """(saturate, protect) for one statement; see the module docstring."""
-    protect = False
-    d = DENOMINATOR.get(op)
-    if d is not None and isinstance(args[d], str):
-        protect = not (low[d] is not None and low[d] >= 2 * TINY)
-    if op in _CLOSED or op in _SELF_SATURATING:
-        return False, protect
-    if op in ("add", "sub", "mul"):
-        # |a * b| <= |a| and |a + b| <= MAX + 1 (rounds to MAX) when |b| <= 1
-        return not (unit[0] or unit[1]), protect
-    if op == "div":
-        den = args[1]
-        big_den = (abs(den) >= 1.0) if not isinstance(den, str) else (
-            low[1] is not None and low[1] >= 1.0)
-        return not big_den, protect
-    return True, protect
-
-
-def _unit(op, unit) -> bool:
-    if op in _UNIT:
-        return True
-    if op in ("abs", "neg", "relu", "sqrt", "max_abs"):
-        return unit[0]
-    if op in ("mul", "max", "min"):
-        return unit[0] and unit[1]
-    if op == "clip":
-        return unit[0] or unit[1]
-    if op == "where":
-        return unit[1] and unit[2]
-    return False
-
-
-def _low(op, low) -> float | None:
-    """A lower bound of the result, or None.  Sums and products of bounds are exact-real
-    bounds; IEEE rounding is monotone, so the rounded result stays above the rounded bound."""
-    if op == "add" and low[0] is not None and low[1] is not None:
-        return low[0] + low[1]
-    if op == "mul" and low[0] is not None and low[1] is not None and min(low) >= 0:
-        return low[0] * low[1]
-    if op == "max":
-        known = [v for v in low if v is not None]
-        return max(known) if known else None
-    if op == "where" and low[1] is not None and low[2] is not None:
-        return min(low[1], low[2])
-    if op == "cosh":
-        return 1.0
-    if op in _NONNEGATIVE:
-        return 0.0
-    return None
 
 
 # -- statement code ------------------------------------------------------------------------

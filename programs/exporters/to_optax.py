@@ -6,13 +6,11 @@ the ops table defines it), a NamedTuple state (``count`` and one pytree per slot
 ``NAME(...) = chain(scale_by_NAME(...), scale(-1))``.  It imports ``jax`` and ``optax`` only;
 trees are walked with ``jax.tree.map``.
 
-Every op is clipped and every denominator protected exactly as in the interpreter, even
-where that is the identity: XLA fuses a product into a following sum (one FMA, one rounding)
-unless something stands between them, and the interpreter's clips do.  The module therefore
-computes the interpreter's numbers bit for bit.  Leaving the identity clips out would run
-adam at optax.adam's speed (1.04x instead of 1.2x, scripts/bench_export.py) but round
-differently, which matters where values cancel exactly (a program computing
-``0.001 * square(g) - v`` at the float32 limit got 0 from one and 1e28 from the other).
+Saturations and denominator guards are left out exactly where :mod:`programs.bounds` proves
+them the identity, as the reference interpreter (``programs.as_optax``) leaves them out: under
+``jax.jit`` both build the same arithmetic, XLA fuses it the same way (a product into a
+following sum: one FMA), and the module computes the interpreter's numbers bit for bit, at
+optax's own speed (``scripts/bench_export.py``).
 """
 
 from __future__ import annotations
@@ -121,13 +119,13 @@ HELPERS = {
 
 DIALECT = Dialect(templates=TEMPLATES, helpers=HELPERS,
                   typed="jnp.asarray({value}, {like}.dtype)",
-                  globals_=frozenset({"jax", "jnp", "optax", "NamedTuple"}), elide=False)
+                  globals_=frozenset({"jax", "jnp", "optax", "NamedTuple"}))
 
 
 NOTES = """
 
-Every op is clipped and protected as in programs.as_optax, so under jax.jit this module
-computes the interpreter's numbers bit for bit."""
+Clips are left out only where they are the identity, as in programs.as_optax, so
+under jax.jit this module computes the interpreter's numbers bit for bit."""
 
 
 def render(program, provenance) -> str:

@@ -1,0 +1,128 @@
+"""Which saturations and denominator protections of a program are the identity.
+
+Every op of :mod:`programs.ops` clips its result to the dtype's finite range and protects
+denominators below ``TINY``.  For finite inputs (the ops table's contract) the clip is the
+identity where the result provably cannot overflow, and the protection is the identity where
+the denominator is provably at least ``TINY``; leaving those out changes no value in any float
+dtype.  The rules are deliberately few; the export tests check them against the interpreter on
+saturating inputs.
+
+Contract: :func:`statement_facts` returns one :class:`StatementFacts` per statement.  Both the
+reference interpreter (``programs.interpreter``) and the exporters leave out exactly the
+saturations these facts call unneeded, so that under ``jax.jit`` the two build the same
+arithmetic (XLA fuses ``a * b + c`` into one FMA unless a clip stands between: the same
+graph, the same fusions, the same bits).  ``unit_interp`` marks ``interp(a, b, c)`` with a
+constant ``0 <= c <= 1``, computed as ``saturate(a * (1 - c) + b * c)`` (neither product can
+overflow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from programs.ops import TINY
+from programs.program import Program
+
+# Results that stay finite for finite operands, in every float dtype (float16 included), so
+# their saturation is the identity: bounded functions, selections among the operands,
+# magnitude-preserving maps, and mod (|mod(a, b)| < |b|).
+CLOSED = frozenset({
+    "abs", "neg", "sign", "max", "min", "clip", "where", "relu", "mod",
+    "gt", "ge", "lt", "le", "eq",
+    "sin", "cos", "tanh", "arctan", "sigmoid", "erf", "arcsin", "arccos", "arctanh",
+    "sqrt", "log1p", "arcsinh", "arccosh", "softplus", "max_abs",
+})
+# Ops whose exported helper saturates internally (interp: each product and the sum; center).
+SELF_SATURATING = frozenset({"interp", "center"})
+# Results with |x| <= 1 exactly (IEEE rounding never leaves [-1, 1]).
+UNIT = frozenset({"sign", "gt", "ge", "lt", "le", "eq", "sin", "cos", "tanh", "sigmoid", "erf"})
+# Results that are >= 0.
+NONNEGATIVE = frozenset({
+    "abs", "square", "sqrt", "relu", "norm", "rms", "max_abs", "log1p", "exp", "softplus",
+    "sigmoid", "arccosh", "cosh", "rsqrt", "gt", "ge", "lt", "le", "eq", "power",
+})
+# Position of the protected denominator of each op that has one.
+DENOMINATOR = {"div": 1, "reciprocal": 0, "mod": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class StatementFacts:
+    """What one statement needs: ``saturate`` (clip the result), ``protect`` (guard the
+    denominator, a name), ``unit_interp`` (see the module docstring) and ``nonnegative``
+    (operand 0 is >= 0, so sqrt needs no abs)."""
+
+    saturate: bool
+    protect: bool
+    unit_interp: bool
+    nonnegative: bool
+
+
+def statement_facts(program: Program) -> tuple[StatementFacts, ...]:
+    """The facts of every statement of ``program``, in order (see the module docstring)."""
+    unit = {n: False for n in program.params}
+    low: dict[str, float | None] = {n: None for n in program.params}
+    low.update({n: 1.0 for n in ("t", "T") if n in program.params})
+    out = []
+    for s in program.body:
+        u = [unit[a] if isinstance(a, str) else abs(a) <= 1.0 for a in s.args]
+        lo = [low[a] if isinstance(a, str) else a for a in s.args]
+        saturate, protect = _needs(s.op, s.args, u, lo)
+        unit_interp = (s.op == "interp" and not isinstance(s.args[2], str)
+                       and 0.0 <= s.args[2] <= 1.0)
+        out.append(StatementFacts(saturate, protect, unit_interp,
+                                  lo[0] is not None and lo[0] >= 0))
+        unit[s.target] = _unit(s.op, u)
+        low[s.target] = _low(s.op, lo)
+    return tuple(out)
+
+
+def _needs(op, args, unit, low) -> tuple[bool, bool]:
+    """(saturate, protect) for one statement; see the module docstring."""
+    protect = False
+    d = DENOMINATOR.get(op)
+    if d is not None and isinstance(args[d], str):
+        protect = not (low[d] is not None and low[d] >= 2 * TINY)
+    if op in CLOSED or op in SELF_SATURATING:
+        return False, protect
+    if op in ("add", "sub", "mul"):
+        # |a * b| <= |a| and |a + b| <= MAX + 1 (rounds to MAX) when |b| <= 1
+        return not (unit[0] or unit[1]), protect
+    if op == "div":
+        den = args[1]
+        big_den = (abs(den) >= 1.0) if not isinstance(den, str) else (
+            low[1] is not None and low[1] >= 1.0)
+        return not big_den, protect
+    return True, protect
+
+
+def _unit(op, unit) -> bool:
+    if op in UNIT:
+        return True
+    if op in ("abs", "neg", "relu", "sqrt", "max_abs"):
+        return unit[0]
+    if op in ("mul", "max", "min"):
+        return unit[0] and unit[1]
+    if op == "clip":
+        return unit[0] or unit[1]
+    if op == "where":
+        return unit[1] and unit[2]
+    return False
+
+
+def _low(op, low) -> float | None:
+    """A lower bound of the result, or None.  Sums and products of bounds are exact-real
+    bounds; IEEE rounding is monotone, so the rounded result stays above the rounded bound."""
+    if op == "add" and low[0] is not None and low[1] is not None:
+        return low[0] + low[1]
+    if op == "mul" and low[0] is not None and low[1] is not None and min(low) >= 0:
+        return low[0] * low[1]
+    if op == "max":
+        known = [v for v in low if v is not None]
+        return max(known) if known else None
+    if op == "where" and low[1] is not None and low[2] is not None:
+        return min(low[1], low[2])
+    if op == "cosh":
+        return 1.0
+    if op in NONNEGATIVE:
+        return 0.0
+    return None
