@@ -14,8 +14,8 @@ buffer costs more than the arithmetic.  ``_own`` keeps every slot in a tensor of
 from __future__ import annotations
 
 from programs.exporters import codegen
-from programs.ops import ELEMENTWISE, OPS
 from programs.exporters.codegen import INDENT, Dialect, fit_call, fit_sequence
+from programs.ops import ELEMENTWISE, OPS
 
 TEMPLATES = {
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
@@ -287,8 +287,8 @@ def _class_body(plan, cls: str, reads_total: bool) -> list[str]:
     if _chunked(plan):
         pieces = {"p": "w", "p.grad": "g"}
         args = [pieces[t] for t in tensors] + (["*scalars"] if scalars else []) + ["*slots"]
-        lines += fit_call("for w, g, *slots in _chunks(", ["(p, p.grad, *(state[k] for k in "
-                                                         "_SLOTS))"], "):", i4)
+        pieces_of = "(p, p.grad, *(state[k] for k in _SLOTS))"
+        lines += fit_call("for w, g, *slots in _chunks(", [pieces_of], "):", i4)
         lines += fit_call("out = _step(", args, ")", i5)
         lines += [f"{i5}_store(out[1:], slots, (w, g))",
                   f"{i5}w.sub_(out[0])",
