@@ -58,7 +58,7 @@ from discover.workers import (
     ray_where,
 )
 
-STATE_VERSION = 1
+STATE_VERSION = files.STATE_VERSION
 EXPORT_TARGETS = ("optax", "torch", "numpy")
 EVENTS_FILE = "events.jsonl"
 """Faults of the workers, one JSON object a line; absent while there has been none."""
@@ -189,17 +189,15 @@ class Campaign:
     @classmethod
     def open(cls, run_dir: str, *, max_evals: int | None = None,
              time_limit: float | None = None) -> Campaign:
-        """Reopen ``run_dir`` to go on; ``max_evals`` / ``time_limit`` replace the saved ones."""
+        """Reopen ``run_dir`` to go on; ``max_evals`` / ``time_limit`` replace the saved ones.
+        A directory that cannot be resumed (``state.validate_run_dir``) is a UserError naming
+        the first problem, raised before anything in it is written."""
+        problems = files.validate_run_dir(run_dir)
+        if problems:
+            raise UserError(problems[0])
         config_path = os.path.join(run_dir, files.CONFIG_FILE)
         state_path = os.path.join(run_dir, files.STATE_FILE)
-        for path in (config_path, state_path):
-            if not os.path.isfile(path):
-                raise UserError(f"{run_dir} is not a campaign run directory (no "
-                                f"{os.path.basename(path)})")
-        try:
-            data, saved = files.read_json(config_path), files.read_json(state_path)
-        except ValueError as err:
-            raise UserError(f"{run_dir}: corrupt JSON: {err}") from None
+        data, saved = files.read_json(config_path), files.read_json(state_path)
         config = CampaignConfig.from_dict(data, source=config_path)
         changes = {}
         if max_evals is not None:
@@ -209,8 +207,6 @@ class Campaign:
         if changes:
             config = config.replace(**changes)
             files.write_json_atomic(config_path, config.to_dict())
-        if saved.get("version") != STATE_VERSION:
-            raise UserError(f"{state_path}: unsupported state version {saved.get('version')!r}")
         evolution = AgingEvolution(config, funnel=bool(config.held_out_tasks))
         pending = evolution.load_state_dict(saved["evolution"])
         remove_stale_temporaries(run_dir)

@@ -559,6 +559,20 @@ def test_a_corrupted_middle_line_is_never_truncated_away(run_dir):
     assert snapshot(run_dir) == before
 
 
+def test_campaign_open_validates_before_writing(run_dir, monkeypatch):
+    """Campaign.open itself (not only the resume command) refuses a damaged directory, even
+    when asked for a new budget, and writes nothing (config.json keeps its budget)."""
+    from discover.campaign import Campaign
+    from discover.errors import UserError
+
+    monkeypatch.undo()  # this test calls the real Campaign.open (it must refuse first)
+    corrupt_middle_line(run_dir)
+    before = snapshot(run_dir)
+    with pytest.raises(UserError, match="evaluations.jsonl:5"):
+        Campaign.open(str(run_dir), max_evals=50)
+    assert snapshot(run_dir) == before
+
+
 def test_state_version_is_one_constant():
     from discover import campaign
 
