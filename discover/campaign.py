@@ -168,7 +168,7 @@ class Campaign:
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(run_dir))}.",
                                    suffix=".new", dir=parent)
         try:
-            os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp makes it private
+            os.chmod(staging, 0o777 & ~files.UMASK)  # mkdtemp makes it private
             files.write_json_atomic(os.path.join(staging, files.CONFIG_FILE),
                                     config.to_dict())
             log = files.EvaluationLog(os.path.join(staging, files.LOG_FILE))
@@ -181,7 +181,7 @@ class Campaign:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _fsync_dir(parent)
+        files.fsync_dir(parent)
         campaign.run_dir = run_dir
         campaign.log = files.EvaluationLog(os.path.join(run_dir, files.LOG_FILE))
         return campaign
@@ -577,28 +577,6 @@ def remove_stale_temporaries(run_dir: str) -> None:
                     os.unlink(os.path.join(directory, name))
                 except OSError:
                     pass
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems do not support fsync on a directory
-    finally:
-        os.close(fd)
 
 
 def signal_restore(previous) -> None:

@@ -26,7 +26,6 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -319,24 +318,9 @@ def _write_atomic(path: str, data: bytes) -> None:
     A file that cannot be written is a UserError (a read-only run directory, a full disk)."""
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        _replace(path, data)
+        files.write_bytes_atomic(path, data)
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
-
-
-def _replace(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 # -- markdown --------------------------------------------------------------------------------

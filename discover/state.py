@@ -55,14 +55,21 @@ def write_json_atomic(path: str, data: Any) -> None:
 
 
 def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path``: temporary file, fsync, rename, fsync of the directory."""
+    """Write ``text`` (UTF-8) to ``path``, as :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path``: temporary file, fsync, rename, fsync of the directory.
+    Readers see the old file or the new one, never half; on failure the temporary file is
+    removed and the old file is untouched."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                                dir=directory)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -70,7 +77,7 @@ def write_text_atomic(path: str, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
 
 
 def _umask() -> int:
@@ -79,10 +86,12 @@ def _umask() -> int:
     return mask
 
 
-_UMASK = _umask()
+UMASK = _umask()
+"""This process's umask (read once: os.umask can only be read by setting it)."""
 
 
-def _fsync_dir(directory: str) -> None:
+def fsync_dir(directory: str) -> None:
+    """fsync a directory (a rename in it is then durable); a no-op where unsupported."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:
