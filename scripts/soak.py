@@ -159,9 +159,9 @@ def main() -> int:
         gc.collect()
         traced = tracemalloc.take_snapshot()
         tracemalloc.stop()
-    # Actors restart on a crash (max_restarts): a pid that changed means a new process.
+    # A worker lost and replaced comes back under a new name or a new pid.
     restarted = [info["worker"] for info in ray.get([a.ready.remote() for a in pool.actors])
-                 if info["pid"] != pids[info["worker"]]]
+                 if info["pid"] != pids.get(info["worker"])]
     pool.close()
     ray.shutdown()
 
