@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 WORST_SCORE = 2.0
 """Normalised score of a failed run (NaN, Inf, diverged); every score is clipped to it."""
@@ -62,7 +63,7 @@ def normalized_score(loss: float, baseline_loss: float, initial_loss: float) -> 
     """
     if not math.isfinite(loss):
         return WORST_SCORE
-    log = lambda x: math.log(max(x, LOSS_FLOOR))  # noqa: E731
+    log = lambda x: math.log(max(x, LOSS_FLOOR))
     span = log(initial_loss) - log(baseline_loss)
     if not math.isfinite(span) or span <= 0:
         raise ValueError(f"baseline loss {baseline_loss} does not improve on {initial_loss}")

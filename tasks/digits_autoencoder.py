@@ -6,9 +6,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from tasks import data
 from tasks.base import Task
-from tasks.layers import data_rng, epoch_indices, mlp, mlp_init
+from tasks.layers import digits_batches, digits_valid, mlp, mlp_init
 
 _SALT = 404
 
@@ -30,12 +29,10 @@ def make(code: int = 8, hidden: int = 64, steps: int = 400, batch_size: int = 64
         return jnp.mean(jnp.sum((reconstruction - x) ** 2, axis=-1))
 
     def train_batches(seed):
-        images = data.digits_pools()[0]["image"]
-        index = epoch_indices(data_rng(seed, _SALT), len(images), steps, batch_size)
-        return {"image": images[index]}
+        return digits_batches(seed, _SALT, steps, batch_size, keys=("image",))
 
     def valid_batch():
-        return {"image": data.digits_pools()[1]["image"]}
+        return digits_valid(keys=("image",))
 
     return Task(
         name=name, family="autoencoder", init=init, loss=loss, train_batches=train_batches,

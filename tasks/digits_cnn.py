@@ -10,9 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tasks import data
 from tasks.base import Task
-from tasks.layers import data_rng, dense, dense_init, epoch_indices, softmax_cross_entropy
+from tasks.layers import dense, dense_init, digits_batches, digits_valid, softmax_cross_entropy
 
 _SALT = 505
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
@@ -51,12 +50,10 @@ def make(channels: tuple[int, int] = (8, 16), steps: int = 300, batch_size: int 
         return softmax_cross_entropy(logits, batch["label"])
 
     def train_batches(seed):
-        train, _ = data.digits_pools()
-        index = epoch_indices(data_rng(seed, _SALT), len(train["label"]), steps, batch_size)
-        return {key: value[index] for key, value in train.items()}
+        return digits_batches(seed, _SALT, steps, batch_size)
 
     def valid_batch():
-        return dict(data.digits_pools()[1])
+        return digits_valid()
 
     return Task(
         name=name, family="cnn_classifier", init=init, loss=loss, train_batches=train_batches,

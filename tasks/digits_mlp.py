@@ -7,9 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tasks import data
 from tasks.base import Task
-from tasks.layers import data_rng, epoch_indices, mlp, mlp_init, softmax_cross_entropy
+from tasks.layers import digits_batches, digits_valid, mlp, mlp_init, softmax_cross_entropy
 
 _SALT = 303
 
@@ -29,12 +28,10 @@ def make(hidden: int = 128, steps: int = 400, batch_size: int = 64, default_lr: 
         return softmax_cross_entropy(mlp(params, x, jax.nn.relu), batch["label"])
 
     def train_batches(seed):
-        train, _ = data.digits_pools()
-        index = epoch_indices(data_rng(seed, _SALT), len(train["label"]), steps, batch_size)
-        return {key: value[index] for key, value in train.items()}
+        return digits_batches(seed, _SALT, steps, batch_size)
 
     def valid_batch():
-        return dict(data.digits_pools()[1])
+        return digits_valid()
 
     return Task(
         name=name, family="mlp_classifier", init=init, loss=loss, train_batches=train_batches,

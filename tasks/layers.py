@@ -54,3 +54,21 @@ def data_rng(seed: int, salt: int) -> np.random.Generator:
     """The NumPy generator for a task's training data at ``seed``; ``salt`` keeps the streams
     of different tasks (and of a task's fixed data) apart."""
     return np.random.default_rng([int(seed), salt])
+
+
+def digits_batches(seed: int, salt: int, steps: int, batch: int,
+                   keys: tuple[str, ...] = ("image", "label")) -> dict[str, np.ndarray]:
+    """``steps`` batches of the digits training pool (``keys`` of it), ``[steps, batch, ...]``,
+    in epochs shuffled by ``data_rng(seed, salt)``."""
+    from tasks import data
+
+    train = data.digits_pools()[0]
+    index = epoch_indices(data_rng(seed, salt), len(train["label"]), steps, batch)
+    return {key: train[key][index] for key in keys}
+
+
+def digits_valid(keys: tuple[str, ...] = ("image", "label")) -> dict[str, np.ndarray]:
+    """The digits validation pool (``keys`` of it)."""
+    from tasks import data
+
+    return {key: data.digits_pools()[1][key] for key in keys}
