@@ -18,6 +18,6 @@ class ProgramError(ValueError):
         self.source = source or "<program>"
         super().__init__(f"{self.source}:{line}:{col}: {message}")
 
-    def with_source(self, source: str) -> "ProgramError":
+    def with_source(self, source: str) -> ProgramError:
         """The same error, attributed to ``source`` (a file name)."""
         return ProgramError(self.message, self.line, self.col, source)

@@ -18,7 +18,8 @@ exported optax module then build the same arithmetic, and XLA fuses it the same 
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

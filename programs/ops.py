@@ -31,7 +31,7 @@ Contract (other modules and the exporters rely on it):
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import jax.numpy as jnp
 import jax.scipy.special as jsp

@@ -332,4 +332,4 @@ def _constant(node: ast.AST, value) -> float:
     return result
 
 
-__all__ = ["parse", "load", "INFIX"]
+__all__ = ["INFIX", "load", "parse"]

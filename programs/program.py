@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
-from typing import Union
+import math
 
 from programs.errors import ProgramError
 from programs.ops import OPS
 
 INPUTS: tuple[str, ...] = ("w", "g", "lr", "t", "T")
-Operand = Union[str, float]
+Operand = str | float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +91,11 @@ class Program:
         """Every constant operand, in statement order."""
         return tuple(a for s in self.body for a in s.args if not isinstance(a, str))
 
-    def replace(self, **changes) -> "Program":
+    def replace(self, **changes) -> Program:
         """A copy with fields replaced, validated (raises ProgramError)."""
         return dataclasses.replace(self, **changes).checked()
 
-    def checked(self) -> "Program":
+    def checked(self) -> Program:
         """Return self after checking every structural rule; ProgramError names the problem.
 
         Statement ``i`` is reported as line ``i + 2`` (the header is line 1), which is where it
@@ -121,7 +121,7 @@ class Program:
                 if isinstance(a, str):
                     if a not in defined:
                         raise ProgramError(f"name {a!r} is used before it is assigned", line, 1)
-                elif not isinstance(a, float) or a != a or a in (float("inf"), float("-inf")):
+                elif not isinstance(a, float) or not math.isfinite(a):
                     raise ProgramError(f"constant {a!r} is not a finite float", line, 1)
             _check_name(s.target, line, "assignment target")
             if s.target in INPUTS:
@@ -168,7 +168,7 @@ class Program:
         return hash(self.key())
 
     # -- analyses (implemented in their own modules) ---------------------------------------
-    def simplify(self) -> "Program":
+    def simplify(self) -> Program:
         """Dead code out, constant arithmetic folded (see ``programs.simplify``)."""
         from programs.simplify import simplify
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from importlib import resources
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +51,7 @@ class Problem:
 
 def make_problem(seed: int = 0) -> Problem:
     rng = np.random.default_rng(seed)
-    f32 = lambda x: np.asarray(x, np.float32)  # noqa: E731
+    f32 = lambda x: np.asarray(x, np.float32)
     return Problem(
         w0=tuple(f32(rng.standard_normal(s)) for s in SHAPES),
         a=tuple(f32(rng.uniform(0.5, 2.0, s)) for s in SHAPES),
@@ -146,7 +146,7 @@ def _optax(cite: str, lr: float, make: Callable[[float], optax.GradientTransform
     return Reference(cite, lr, lambda lr_, problem: run_optax(make(lr_), problem, lookahead))
 
 
-ADAM = dict(b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0)
+ADAM = {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "eps_root": 0.0}
 
 REFERENCES: dict[str, Reference] = {
     "sgd": _optax("optax.sgd", 0.1, lambda lr: optax.sgd(lr, momentum=None, nesterov=False)),

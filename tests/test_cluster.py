@@ -20,10 +20,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import pytest
+from processes import Driver, wait_until
 
 from discover import state as files
 
@@ -136,35 +136,6 @@ def cluster(tmp_path_factory):
     yield cluster
     had = cluster.stop()
     wait_until(lambda: not had & set(processes()), 15, "the cluster's processes to exit")
-
-
-class Driver:
-    """``discover ARGS`` in a subprocess; ``ready`` once its workers are compiled."""
-
-    def __init__(self, args: list[str], env: dict):
-        self.process = subprocess.Popen([os.path.join(BIN, "discover"), *args],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, cwd=ROOT, env=env)
-        self.ready = threading.Event()
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stderr:
-            self.lines.append(line)
-            if "worker(s) ready" in line:
-                self.ready.set()
-
-    def output(self) -> str:
-        return "".join(self.lines)
-
-
-def wait_until(condition, seconds: float, what: str) -> None:
-    end = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
-        time.sleep(0.2)
 
 
 def test_campaign_on_an_existing_cluster_survives_its_driver_being_killed(cluster, tmp_path):

@@ -25,6 +25,11 @@ import time
 
 import pytest
 
+try:
+    from processes import Driver, wait_until  # pytest puts tests/ on sys.path
+except ImportError:  # the actors import this module as tests.test_faults (runaway_task)
+    from tests.processes import Driver, wait_until
+
 import programs
 from discover import state as files
 from discover.campaign import EVENTS_FILE, Campaign
@@ -95,14 +100,6 @@ def events_of(run_dir) -> list[dict]:
         return []
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.endswith("\n")]
-
-
-def wait_until(condition, seconds: float, what: str) -> None:
-    end = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
-        time.sleep(0.25)
 
 
 def alive(pid: int) -> bool:
@@ -328,29 +325,6 @@ DRIVER_CONFIG = {"tasks": ["quadratic"], "held_out_tasks": [], "population_size"
                  "time_limit": 120.0, "seed": 3}
 
 
-class Driver:
-    """``discover ARGS`` in a subprocess; ``ready`` once its workers are compiled."""
-
-    def __init__(self, *args: str):
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        env.pop("RAY_ADDRESS", None)
-        self.process = subprocess.Popen([DISCOVER, *args], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-        self.ready = threading.Event()
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stderr:
-            self.lines.append(line)
-            if "worker(s) ready" in line:
-                self.ready.set()
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-
 def test_driver_killed_at_random_moments_then_resumed(tmp_path):
     """SIGKILL of ``discover run`` / ``resume`` during start-up and during the search (a
     checkpoint after every evaluation: many kills land in a write); each time the directory is
@@ -363,10 +337,10 @@ def test_driver_killed_at_random_moments_then_resumed(tmp_path):
     seen = []
     for phase, delay in moments:
         if (run_dir / "state.json").exists():
-            driver = Driver("resume", str(run_dir))
+            driver = Driver(["resume", str(run_dir)])
         else:
-            driver = Driver("run", "--config", str(tmp_path / "config.json"), "--out",
-                            str(run_dir), "--workers", "0", "--max-evals", "100000")
+            driver = Driver(["run", "--config", str(tmp_path / "config.json"), "--out",
+                             str(run_dir), "--workers", "0", "--max-evals", "100000"])
         if phase == "search":  # a few evaluations into the search, then at random
             assert driver.ready.wait(120), "".join(driver.lines)
             wait_until(lambda: len(log_of(run_dir)) >= (seen[-1] if seen else 0) + 5, 60,

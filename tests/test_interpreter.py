@@ -62,14 +62,14 @@ def test_as_optax_matches_float64_numpy_over_many_steps():
     for i in range(steps):
         grads = grads_at(i)
         params, state = step(params, state, grads)
-        for k in ref:
+        for k, w in list(ref.items()):
             g = grads[k].astype(np.float64)
-            u, *slots[k] = numpy_step(ref[k], g, lr, float(i + 1), float(steps), *slots[k])
-            ref[k] = ref[k] - u
+            u, *slots[k] = numpy_step(w, g, lr, float(i + 1), float(steps), *slots[k])
+            ref[k] = w - u
     assert int(state.count) == steps
-    for k in ref:
+    for k, want in ref.items():
         got = np.asarray(params[k], np.float64)
-        err = np.max(np.abs(got - ref[k]) / np.maximum(np.abs(ref[k]), 1e-2))
+        err = np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-2))
         assert err < 1e-5, (k, err)
 
 
