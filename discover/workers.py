@@ -154,8 +154,10 @@ class EvaluationWorker:
             limit_memory(memory_mb)  # before the evaluators allocate anything
         # Imported here, after the actor's environment is set.  The process-wide cached
         # evaluators: a serial campaign resumed in the same process compiles nothing again.
+        from discover import compile_cache
         from discover.evaluate import cached_evaluator
 
+        compile_cache.enable()  # executables from an earlier start load from disk
         self.spec = spec
         self.name = name
         start = time.perf_counter()

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 
 import pytest
+
+# The evaluators' persistent compilation cache (discover/compile_cache.py): one directory for
+# this test session, set before Ray starts so that actors inherit it; never the user's own.
+os.environ.setdefault("DISCOVER_COMPILE_CACHE", tempfile.mkdtemp(prefix="discover-xla-"))
 
 
 @pytest.fixture(scope="session")
