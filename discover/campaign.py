@@ -644,7 +644,7 @@ def resolve_tasks(config: CampaignConfig) -> CampaignConfig:
 
 def _simplified(program: programs.Program) -> programs.Program:
     try:
-        return program.simplify()
+        return program.pruned()
     except Exception:  # noqa: BLE001 -- cosmetic here; never lose a result over it
         return program
 

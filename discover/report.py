@@ -160,7 +160,7 @@ def _simplified(text: str) -> str:
     import programs
 
     try:
-        return str(programs.parse(text).simplify())
+        return str(programs.parse(text).pruned())
     except Exception:  # noqa: BLE001 (simplification is cosmetic here: show the text as logged)
         return text
 

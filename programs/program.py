@@ -174,6 +174,13 @@ class Program:
 
         return simplify(self)
 
+    def pruned(self) -> Program:
+        """Simplified, and without the state slots that never reach the update (see
+        ``programs.simplify.without_unread_slots``): the optimizer as a reader should see it."""
+        from programs.simplify import simplify, without_unread_slots
+
+        return simplify(without_unread_slots(self))
+
     def fingerprint(self) -> str:
         """Functional-equivalence hash (see ``programs.fingerprint``)."""
         from programs.fingerprint import fingerprint

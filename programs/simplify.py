@@ -27,6 +27,10 @@ The simplifications:
 
 Constants are compared as float32, the precision programs run in.  An output that becomes a
 constant ``c`` is produced by a last statement ``NAME = c * 1.0`` (outputs are names).
+
+:func:`without_unread_slots` goes one step further and changes the header: it drops the
+state slots whose values never reach the update, at any later step (a search leaves such
+slots behind), so that the program is shown as the optimizer it is.
 """
 
 from __future__ import annotations
@@ -55,6 +59,37 @@ def live_statements(program: Program) -> tuple[Statement, ...]:
             needed.discard(s.target)
             needed.update(s.names())
     return tuple(reversed(kept))
+
+
+def _entry_reads(program: Program, names) -> set[str]:
+    """Parameters whose values at entry the statements computing ``names`` read."""
+    needed = set(names)
+    for s in reversed(program.body):
+        if s.target in needed:
+            needed.discard(s.target)
+            needed.update(s.names())
+    return needed
+
+
+def without_unread_slots(program: Program) -> Program:
+    """``program`` without the state slots that never influence the update: a slot is kept
+    when the update reads it, or a kept slot's next value does (transitively).  Dropped slots
+    leave the header, the outputs and, with their statements, the body.  Every update is the
+    same at every step (the slots dropped only fed each other)."""
+    new_value = dict(zip(program.slots, program.outputs[1:]))
+    kept: set[str] = set()
+    frontier = _entry_reads(program, [program.update]) & set(program.slots)
+    while frontier:
+        kept |= frontier
+        frontier = _entry_reads(program, [new_value[s] for s in frontier]) & set(
+            program.slots) - kept
+    if len(kept) == len(program.slots):
+        return program
+    slots = [s for s in program.slots if s in kept]
+    params = tuple(p for p in program.params if p not in program.slots or p in kept)
+    outputs = (program.update, *(new_value[s] for s in slots))
+    trimmed = dataclasses.replace(program, params=params, outputs=outputs)
+    return dataclasses.replace(trimmed, body=live_statements(trimmed)).checked()
 
 
 @functools.lru_cache(maxsize=4096)  # eager JAX calls cost ~0.1 ms; searches repeat constants

@@ -234,3 +234,39 @@ def test_live_statements():
     assert [s.target for s in live_statements(p)] == ["m", "u", "u"]
     q = parse("def f(g, m):\n    m = g * 2.0\n    m = m + 1.0\n    x = m * m\n    return m, m\n")
     assert [s.target for s in live_statements(q)] == ["m", "m"]
+
+
+def test_without_unread_slots_drops_only_what_never_reaches_the_update():
+    from programs.simplify import without_unread_slots
+
+    junk = parse("def sgd(g, lr, m1, m2, m3):\n    m1 = reciprocal(m3)\n"
+                 "    m2 = min(lr, m1)\n    u = g * 2.0\n    u = clip(u, lr)\n"
+                 "    return u, m1, m2, m3\n")
+    assert str(junk.pruned()) == "def sgd(g, lr):\n    u = g * 2.0\n    u = clip(u, lr)\n" \
+        "    return u\n"
+    # b is read by the update, a only by b's next value: both stay; c feeds nothing.
+    chain = parse("def f(g, lr, a, b, c):\n    a = interp(g, a, 0.9)\n    b = b + a\n"
+                  "    c = c * 2.0\n    u = b * lr\n    return u, a, b, c\n")
+    assert without_unread_slots(chain).slots == ("a", "b")
+    for name, program in programs.BASELINES.items():  # every baseline's slots matter
+        assert without_unread_slots(program) is program, name
+
+
+def test_pruned_programs_compute_the_same_updates():
+    """On mutants grown with extra slots, pruning keeps the fingerprint (the updates of the
+    probe's 8 steps) and is a fixed point."""
+    from programs.mutate import MutationConfig, add_slot, mutate
+
+    rng = np.random.default_rng(8)
+    config = MutationConfig(max_slots=4)
+    dropped = 0
+    for name in ("sgd", "momentum", "adam", "lion"):
+        p = programs.BASELINES[name]
+        for _ in range(40):
+            child = (add_slot if rng.random() < 0.3 else mutate)(p, rng, config).program
+            p = child or p
+            pruned = p.pruned()
+            assert pruned.fingerprint() == p.fingerprint(), str(p)
+            assert pruned.pruned() == pruned
+            dropped += len(p.slots) > len(pruned.slots)
+    assert dropped > 0
