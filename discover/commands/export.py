@@ -2,7 +2,8 @@
 
 ``discover export PROGRAM_FILE_OR_RUN_DIR --to optax|torch|numpy [-o FILE] [--force]``
 
-A run directory exports ``RUN_DIR/best/program.opt``; its provenance (the run, and the search
+A run directory exports ``RUN_DIR/best/program.opt``, pruned (``Program.pruned``: simplified,
+without state slots that never reach the update); its provenance (the run, and the search
 and held-out scores of that program) comes from ``RUN_DIR/hall_of_fame.json`` when present: a
 JSON list of entries, best first, each with ``program`` text and, when known,
 ``search_score`` and ``held_out_score`` (missing fields are left out).  Without ``-o`` the
@@ -59,7 +60,10 @@ def load_source(path: Path) -> tuple[programs.Program, dict]:
         if not best.is_file():
             raise UserError(f"{path} is a directory without {BEST_PROGRAM}: not a run directory")
         program = programs.load(best)
-        return program, {"run": str(path), **run_scores(path / HALL_OF_FAME, program)}
+        scores = run_scores(path / HALL_OF_FAME, program)
+        # A run's best program is exported as the optimizer it is: simplified, and without
+        # the state slots a search left behind that never reach the update.
+        return program.pruned(), {"run": str(path), **scores}
     if not path.exists():
         raise UserError(f"no such program file or run directory: {path}")
     return programs.load(path), {"file": str(path)}
