@@ -134,8 +134,10 @@ def cost(run: Run) -> dict:
 def ranked_programs(run: Run) -> tuple[list[dict], str]:
     """The hall of fame (best first) and where it came from."""
     if run.hall:
-        return [dict(e, rank=e.get("rank", i)) for i, e in enumerate(run.hall, 1)
-                if isinstance(e, dict) and "program" in e], f"`{files.HALL_OF_FAME_FILE}`"
+        return [dict(e, rank=e.get("rank", i), program=_simplified(e["program"]))
+                for i, e in enumerate(run.hall, 1)
+                if isinstance(e, dict) and isinstance(e.get("program"), str)], \
+            f"`{files.HALL_OF_FAME_FILE}`"
     best: dict[str, dict] = {}
     for record in run.log:
         if (record.get("status") == "ok" and _score(record) is not None
@@ -430,7 +432,7 @@ def _hall_of_fame(run: Run, entries: list[dict], source: str) -> list[str]:
         lines.append(f"| {entry['rank']} | {format_score(entry.get('held_out_score'))} | "
                      f"{format_score(entry.get('search_score'))} | " + " | ".join(cells)
                      + f" | {entry.get('seq', '-')} |")
-    lines += ["", "Programs (simplified):", ""]
+    lines += ["", "Programs (simplified, without state slots that never reach the update):", ""]
     for entry in entries:
         lines += [(f"#{entry['rank']} (fingerprint `{entry.get('fingerprint', '-')}`, "
                    f"mutation {(entry.get('mutation') or {}).get('kind', '-')}):"), "",
