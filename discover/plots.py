@@ -73,7 +73,7 @@ def fitness_figure(search: list[float | None], held_out: list[tuple[int, float]]
     fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, 4.0), squeeze=False)
     ax = axes[0, 0]
     ax.plot(x, scores, ".", color="tab:blue", alpha=0.3, markersize=4,
-            label=f"each evaluation (failed: {WORST_SCORE:g})")
+            label=f"each evaluation (a failed one plots at {WORST_SCORE:g})")
     ax.step(x, running_best(scores), where="post", color="tab:blue", lw=2, label="best so far")
     ax.plot(x, rolling_median(scores, window), color="tab:orange",
             label=f"median of last {window} evaluation{'s' * (window > 1)}")
