@@ -478,7 +478,7 @@ class Campaign:
         hof = self.hall_of_fame()
         if hof:
             best = hof[0]
-            program, provenance = programs.parse(best["program"]), {
+            program, provenance = _simplified(programs.parse(best["program"])), {
                 "search_score": best["search_score"], "held_out_score": best["held_out_score"],
                 "fingerprint": best["fingerprint"]}
         elif self.evolution.best is not None:
