@@ -6,7 +6,9 @@ On a model-sized pytree (about 10.5M float32 parameters in six tensors), side by
 run: the optax export of the adam and lion baselines against ``optax.adam`` and
 ``optax.lion(weight_decay=0)``, all jitted (the interpreter, ``programs.as_optax``, is shown
 too); the torch export of adam against ``torch.optim.Adam`` with foreach off and on (and the
-torch export of lion, which torch does not have).  The variants are timed in interleaved
+torch export of lion, which torch does not have).  Each export is timed twice: the exact
+module (the default: results saturate at the dtype's finite range, as the interpreter's) and
+the fast one (``programs.export(..., fast=True)``, no saturation).  The variants are timed in interleaved
 rounds (each round times ``--steps`` steps of every variant, in rotating order), so that a
 change in the machine's load hits all of them alike; everything runs on one thread and is
 timed in CPU time of the process, so that on a shared machine waiting for a core does not
@@ -39,10 +41,10 @@ SHAPES = [(1024, 4096), (4096, 1024), (1024, 1024), (512, 2048), (4096,), (1024,
 LR = {"adam": 1e-3, "lion": 1e-4}
 
 
-def load(directory: Path, name: str, target: str):
+def load(directory: Path, name: str, target: str, fast: bool = False):
     """Export baseline ``name`` to ``target`` and import it from a file, as a user would."""
-    path = directory / f"{name}_{target}.py"
-    path.write_text(programs.export(programs.BASELINES[name], target))
+    path = directory / f"{name}_{target}{'_fast' if fast else ''}.py"
+    path.write_text(programs.export(programs.BASELINES[name], target, fast=fast))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -78,9 +80,11 @@ def jax_steps(directory: Path):
     variants = {
         ("adam", "optax.adam"): optax.adam(LR["adam"]),
         ("adam", "exported"): load(directory, "adam", "optax")(LR["adam"]),
+        ("adam", "exported fast"): load(directory, "adam", "optax", fast=True)(LR["adam"]),
         ("adam", "interpreted"): programs.as_optax(programs.BASELINES["adam"], LR["adam"]),
         ("lion", "optax.lion"): optax.lion(LR["lion"], weight_decay=0.0),
         ("lion", "exported"): load(directory, "lion", "optax")(LR["lion"]),
+        ("lion", "exported fast"): load(directory, "lion", "optax", fast=True)(LR["lion"]),
         ("lion", "interpreted"): programs.as_optax(programs.BASELINES["lion"], LR["lion"]),
     }
     steps = {}
@@ -118,12 +122,14 @@ def torch_steps(directory: Path):
         return opt.step
 
     adam, lion = load(directory, "adam", "torch"), load(directory, "lion", "torch")
+    adam_fast = load(directory, "adam", "torch", fast=True)
     return {
         ("adam", "torch.optim.Adam foreach=False"):
             make(lambda ps: torch.optim.Adam(ps, lr=LR["adam"], foreach=False)),
         ("adam", "torch.optim.Adam foreach=True"):
             make(lambda ps: torch.optim.Adam(ps, lr=LR["adam"], foreach=True)),
         ("adam", "exported"): make(lambda ps: adam(ps, lr=LR["adam"])),
+        ("adam", "exported fast"): make(lambda ps: adam_fast(ps, lr=LR["adam"])),
         ("lion", "exported"): make(lambda ps: lion(ps, lr=LR["lion"])),
     }
 
@@ -145,13 +151,18 @@ def main(argv=None) -> int:
             times = interleaved(steps, args.rounds, args.steps)
             med = {k: statistics.median(v) for k, v in times.items()}
             for (opt, variant), seconds in med.items():
-                if variant == "exported":
+                if variant.startswith("exported"):
                     continue
-                exported = times[(opt, "exported")]
-                # the median of the per-round ratios: a round's variants ran back to back
-                ratio = statistics.median(e / r for e, r in zip(exported, times[(opt, variant)]))
-                print(f"| {framework:<10}| {opt:<10}| {variant:<31}| {seconds * 1e3:7.2f} "
-                      f"| {med[(opt, 'exported')] * 1e3:11.2f} | {ratio:12.3f} |")
+                for mine in ("exported", "exported fast"):
+                    if (opt, mine) not in times:
+                        continue
+                    exported = times[(opt, mine)]
+                    # the median of the per-round ratios: a round's variants ran back to back
+                    ratio = statistics.median(e / r for e, r in
+                                              zip(exported, times[(opt, variant)]))
+                    print(f"| {framework:<10}| {opt + (' fast' if 'fast' in mine else ''):<10}"
+                          f"| {variant:<31}| {seconds * 1e3:7.2f} "
+                          f"| {med[(opt, mine)] * 1e3:11.2f} | {ratio:12.3f} |")
             for (opt, variant), seconds in med.items():
                 if variant == "exported" and not any(o == opt and v != "exported"
                                                      for o, v in med):

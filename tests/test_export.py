@@ -559,6 +559,75 @@ def test_exported_baseline_matches_library(recordings, target, library, program)
     assert_close(actual, expected, f"{target} {program} vs {library}")
 
 
+def test_fast_export_computes_the_same_where_nothing_overflows(tmp_path, recordings):
+    """fast=True drops every saturation: on ordinary inputs (no overflow) each baseline's fast
+    numpy module follows the exact one over 100 steps, and fast adam and lion (optax, torch)
+    match optax.adam, optax.lion and torch.optim.Adam as the exact exports do."""
+    import jax
+    import optax
+    import torch
+
+    data = make_inputs(1, extreme=False)
+    for name, program in programs.BASELINES.items():
+        total = {"total_steps": STEPS} if "T" in program.params else None
+        exact = load_module(tmp_path, program, "numpy", f"exact_{name}")
+        fast = load_module(tmp_path, program, "numpy", f"fast_{name}", fast=True)
+        text = Path(fast.__file__).read_text()
+        assert "FAST export" in text and "clip(x, -big, big)" not in text
+        assert_close(run_numpy_module(fast, data, total), run_numpy_module(exact, data, total),
+                     f"fast numpy {name}")
+    params0 = {k: data[f"p/{k}"] for k in SHAPES}
+    for name, library in (("adam", "optax.adam"), ("lion", "optax.lion")):
+        module = load_module(tmp_path, programs.BASELINES[name], "optax", f"fast_optax_{name}",
+                             fast=True)
+        tx = getattr(module, name)(LR)
+        params = jax.tree.map(jax.numpy.asarray, params0)
+        state = tx.init(params)
+        def update(p, s, g, tx=tx):
+            u, s = tx.update(g, s, p)
+            return optax.apply_updates(p, u), s
+
+        step = jax.jit(update)
+        trajectory = {f"p/{k}": [] for k in SHAPES}
+        for i in range(STEPS):
+            params, state = step(params, state, {k: data[f"g/{k}"][i] for k in SHAPES})
+            for k in SHAPES:
+                trajectory[f"p/{k}"].append(np.asarray(params[k]))
+        expected = {k: v for k, v in recordings.tensors("optax", library).items()
+                    if k.startswith("p/")}
+        assert_close({k: np.stack(v) for k, v in trajectory.items()}, expected,
+                     f"fast optax {name} vs {library}")
+    module = load_module(tmp_path, programs.BASELINES["adam"], "torch", "fast_torch_adam",
+                         fast=True)
+    ps = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in params0.items()}
+    opt = module.Adam(list(ps.values()), lr=LR)
+    trajectory = {f"p/{k}": [] for k in SHAPES}
+    for i in range(STEPS):
+        for k, p in ps.items():
+            p.grad = torch.tensor(data[f"g/{k}"][i])
+        opt.step()
+        for k, p in ps.items():
+            trajectory[f"p/{k}"].append(p.detach().numpy().copy())
+    expected = {k: v for k, v in recordings.tensors("torch", "torch.Adam").items()
+                if k.startswith("p/")}
+    assert_close({k: np.stack(v) for k, v in trajectory.items()}, expected,
+                 "fast torch adam vs torch.optim.Adam")
+
+
+def test_fast_export_overflows_where_the_exact_one_saturates(tmp_path):
+    program = programs.parse("def big(g, lr):\n    u = g * 1e30\n    u = u * 1e30\n"
+                             "    return u\n")
+    exact = load_module(tmp_path, program, "numpy", "big_exact")
+    fast = load_module(tmp_path, program, "numpy", "big_fast", fast=True)
+    params = {"w": np.zeros(2, np.float32)}
+    grads = {"w": np.ones(2, np.float32)}
+    with np.errstate(over="ignore"):
+        p_exact, _ = exact.update(grads, exact.init(params), params, 1.0)
+        p_fast, _ = fast.update(grads, fast.init(params), params, 1.0)
+    assert np.all(p_exact["w"] == -np.finfo(np.float32).max)
+    assert np.all(np.isneginf(p_fast["w"]))
+
+
 def run_numpy_module(module, data, total=None):
     params = {k: data[f"p/{k}"] for k in SHAPES}
     state = module.init(params, **(total or {}))
@@ -652,9 +721,9 @@ def test_bad_arguments():
 
 
 # -- behaviour of the modules in this process --------------------------------------------------
-def load_module(tmp_path, program, target, name):
+def load_module(tmp_path, program, target, name, fast=False):
     path = tmp_path / f"{name}.py"
-    path.write_text(programs.export(program, target))
+    path.write_text(programs.export(program, target, fast=fast))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -40,12 +40,16 @@ def register(sub) -> None:
                    help="the framework of the module")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of to stdout")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    p.add_argument("--fast", action="store_true",
+                   help="no saturation of results (an overflow gives Inf, as in the "
+                        "libraries): the libraries' speed, the same numbers wherever nothing "
+                        "overflows")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     program, provenance = load_source(Path(args.source))
-    source = programs.export(program, args.target, **provenance)
+    source = programs.export(program, args.target, fast=args.fast, **provenance)
     if args.output is None:
         sys.stdout.write(source)
     else:

@@ -157,9 +157,10 @@ DIALECT = Dialect(templates=TEMPLATES, helpers=HELPERS,
                   typed="np.asarray({value}, {like}.dtype)", globals_=frozenset({"np"}))
 
 
-def render(program, provenance) -> str:
+def render(program, provenance, fast: bool = False) -> str:
     """Source of the numpy module for ``program``."""
-    plan = codegen.plan(program, DIALECT)
+    dialect = codegen.fast_dialect(DIALECT) if fast else DIALECT
+    plan = codegen.plan(program, dialect)
     p = plan.program
     reads_total = plan.reads("T")
     usage = f"""
@@ -171,14 +172,14 @@ state = {p.name}.init(params{", total_steps=10_000" if reads_total else ""})
 for grads in gradients:  # dicts keyed like params
     params, state = {p.name}.update(grads, state, params, lr=1e-3)
 """
-    notes = codegen.SEMANTICS.replace("{framework}", "numpy") + NOTES
+    notes = codegen.semantics("numpy", fast) + NOTES
     title = f"{p.name}: an optimizer found as an update program, exported for NumPy."
     out = codegen.docstring(title, p, provenance, usage, notes)
     out += ["", "import numpy as np", "", '__all__ = ["init", "update"]']
     out += fit_sequence("_SLOTS = ", [f'"{s}"' for s in p.slots], "", "", bracket="()")
-    step = codegen.step_function(plan, DIALECT, _step_doc(p))
+    step = codegen.step_function(plan, dialect, _step_doc(p))
     tail = _functions(plan, reads_total)
-    for src in codegen.helper_sources("\n".join(step + tail), HELPERS):
+    for src in codegen.helper_sources("\n".join(step + tail), dialect.helpers):
         out += ["", "", src]
     out += ["", ""] + step + ["", ""] + tail
     return "\n".join(out) + "\n"

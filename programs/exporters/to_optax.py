@@ -129,11 +129,12 @@ jax.jit both build the same arithmetic (XLA may contract a product and a sum int
 FMA, in both; the surrounding graph can move such a choice, a last-place difference)."""
 
 
-def render(program, provenance) -> str:
+def render(program, provenance, fast: bool = False) -> str:
     """Source of the optax module for ``program``."""
-    plan = codegen.plan(program, DIALECT)
+    dialect = codegen.fast_dialect(DIALECT) if fast else DIALECT
+    plan = codegen.plan(program, dialect)
     p = plan.program
-    reserved = DIALECT.reserved() | {"scale_by_" + p.name, "__all__"}
+    reserved = dialect.reserved() | {"scale_by_" + p.name, "__all__"}
     name = codegen.unique(p.name, reserved)
     camel = "".join(part[:1].upper() + part[1:] for part in name.split("_"))
     state_cls = codegen.unique(f"ScaleBy{camel}State", {name})
@@ -158,15 +159,15 @@ opt_state = tx.init(params)
 updates, opt_state = tx.update(grads, opt_state, params)
 params = optax.apply_updates(params, updates)
 """
-    notes = codegen.SEMANTICS.replace("{framework}", "jax and optax") + NOTES
+    notes = codegen.semantics("jax and optax", fast) + NOTES
     title = f"{name}: an optimizer found as an update program, exported for optax."
     out = codegen.docstring(title, p, provenance, usage, notes)
     out += ["", "from typing import NamedTuple", "", "import jax", "import jax.numpy as jnp",
             "import optax", ""]
     out += fit_sequence("__all__ = ", [f'"{name}"'], "", "")
     step_doc = _step_doc(p)
-    step = codegen.step_function(plan, DIALECT, step_doc)
-    for src in codegen.helper_sources("\n".join(step), HELPERS):
+    step = codegen.step_function(plan, dialect, step_doc)
+    for src in codegen.helper_sources("\n".join(step), dialect.helpers):
         out += ["", "", src]
     out += ["", ""] + step + ["", ""]
 

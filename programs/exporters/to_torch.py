@@ -192,11 +192,12 @@ def class_name(name: str) -> str:
     return camel if camel.isidentifier() else "Opt" + camel
 
 
-def render(program, provenance) -> str:
+def render(program, provenance, fast: bool = False) -> str:
     """Source of the torch module for ``program``."""
-    plan = codegen.plan(program, DIALECT)
+    dialect = codegen.fast_dialect(DIALECT) if fast else DIALECT
+    plan = codegen.plan(program, dialect)
     p = plan.program
-    cls = codegen.unique(class_name(p.name), DIALECT.reserved() | {"__all__", "_SLOTS"})
+    cls = codegen.unique(class_name(p.name), dialect.reserved() | {"__all__", "_SLOTS"})
     reads_total = plan.reads("T")
     keys = [codegen.unique(s, {"step"}) for s in p.slots]  # state keys: "step" is taken
     usage_args = "lr=1e-3" + (", total_steps=10_000" if reads_total else "")
@@ -210,7 +211,7 @@ for x, y in data:
     loss_fn(model(x), y).backward()
     optimizer.step()
 """
-    notes = codegen.SEMANTICS.replace("{framework}", "torch") + NOTES
+    notes = codegen.semantics("torch", fast) + NOTES
     title = f"{cls}: an optimizer found as an update program, exported for PyTorch."
     out = codegen.docstring(title, p, provenance, usage, notes)
     out += ["", "import torch", ""]
@@ -218,9 +219,9 @@ for x, y in data:
     out += fit_sequence("_SLOTS = ", [f'"{k}"' for k in keys], "", "", bracket="()")
     if _chunked(plan):
         out += [f"_CHUNK = {CHUNK:_}  # elements per piece of a parameter in step()"]
-    step = codegen.step_function(plan, DIALECT, _step_doc(p))
+    step = codegen.step_function(plan, dialect, _step_doc(p))
     class_body = _class_body(plan, cls, reads_total)
-    for src in codegen.helper_sources("\n".join(step + class_body), HELPERS):
+    for src in codegen.helper_sources("\n".join(step + class_body), dialect.helpers):
         out += ["", "", src]
     out += ["", ""] + step + ["", ""] + class_body
     return "\n".join(out) + "\n"
