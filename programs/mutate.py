@@ -2,7 +2,8 @@
 
 Contract: every primitive takes ``(program, rng, config)`` and returns a :class:`Mutation`.
 Its ``program`` is a valid program (``Program.checked()``) with the parent's name, parameters
-and number of outputs, or ``None`` when the primitive cannot apply (its ``detail`` says why).
+and number of outputs (``slot`` alone appends one slot parameter and its output, up to
+``config.max_slots``), or ``None`` when the primitive cannot apply (its ``detail`` says why).
 The same program, generator state and config give the same result in every process (choices
 are made from ordered sequences only).  ``parse(str(child)) == child`` holds for every child.
 
