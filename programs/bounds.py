@@ -14,6 +14,13 @@ arithmetic (XLA fuses ``a * b + c`` into one FMA unless a clip stands between: t
 graph, the same fusions, the same bits).  ``unit_interp`` marks ``interp(a, b, c)`` with a
 constant ``0 <= c <= 1``, computed as ``saturate(a * (1 - c) + b * c)`` (neither product can
 overflow).
+
+``stored`` marks the statement that writes a slot's new value (the one returned) when a later
+statement reads it.  Its saturation, if any, is spelled :func:`programs.ops.saturate_stored`
+(the same values) by the interpreter and the optax exporter alike: XLA's CPU fusion copies a
+clamp, an op of one operand, into every reader, and with it the sum or product it clips, so
+the new value would be computed again in each reader (and, when the caller donates the old
+state, the old value copied first); two selects it stores once.
 """
 
 from __future__ import annotations
@@ -48,13 +55,14 @@ DENOMINATOR = {"div": 1, "reciprocal": 0, "mod": 1}
 @dataclasses.dataclass(frozen=True)
 class StatementFacts:
     """What one statement needs: ``saturate`` (clip the result), ``protect`` (guard the
-    denominator, a name), ``unit_interp`` (see the module docstring) and ``nonnegative``
-    (operand 0 is >= 0, so sqrt needs no abs)."""
+    denominator, a name), ``unit_interp`` and ``stored`` (see the module docstring) and
+    ``nonnegative`` (operand 0 is >= 0, so sqrt needs no abs)."""
 
     saturate: bool
     protect: bool
     unit_interp: bool
     nonnegative: bool
+    stored: bool = False
 
 
 def statement_facts(program: Program) -> tuple[StatementFacts, ...]:
@@ -62,18 +70,30 @@ def statement_facts(program: Program) -> tuple[StatementFacts, ...]:
     unit = {n: False for n in program.params}
     low: dict[str, float | None] = {n: None for n in program.params}
     low.update({n: 1.0 for n in ("t", "T") if n in program.params})
+    stored = _stored_slot_writes(program)
     out = []
-    for s in program.body:
+    for i, s in enumerate(program.body):
         u = [unit[a] if isinstance(a, str) else abs(a) <= 1.0 for a in s.args]
         lo = [low[a] if isinstance(a, str) else a for a in s.args]
         saturate, protect = _needs(s.op, s.args, u, lo)
         unit_interp = (s.op == "interp" and not isinstance(s.args[2], str)
                        and 0.0 <= s.args[2] <= 1.0)
         out.append(StatementFacts(saturate, protect, unit_interp,
-                                  lo[0] is not None and lo[0] >= 0))
+                                  lo[0] is not None and lo[0] >= 0, i in stored))
         unit[s.target] = _unit(s.op, u)
         low[s.target] = _low(s.op, lo)
     return tuple(out)
+
+
+def _stored_slot_writes(program: Program) -> set[int]:
+    """Indices of the statements that write a slot's returned value read by a later one."""
+    last = {s.target: i for i, s in enumerate(program.body)}
+    out = set()
+    for name in program.outputs[1:]:
+        i = last.get(name)
+        if i is not None and any(name in s.names() for s in program.body[i + 1:]):
+            out.add(i)
+    return out
 
 
 def _needs(op, args, unit, low) -> tuple[bool, bool]:

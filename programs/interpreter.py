@@ -12,8 +12,10 @@ Semantics of one step on a parameter tensor ``w`` with gradient ``g``:
 * outputs are broadcast to ``w``'s shape and dtype; the caller applies ``w - update``.
 
 A saturation that :mod:`programs.bounds` proves to be the identity is left out (no value
-changes), exactly as the exporters leave it out: under ``jax.jit`` this interpreter and an
-exported optax module then build the same arithmetic, and XLA fuses it the same way.
+changes), exactly as the exporters leave it out, and a slot's new value that later statements read is
+saturated with :func:`programs.ops.saturate_stored` (see :mod:`programs.bounds`): under
+``jax.jit`` this interpreter and an exported optax module then build the same arithmetic, and
+XLA fuses it the same way.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import optax
 
 from programs.bounds import DENOMINATOR, SELF_SATURATING, statement_facts
 from programs.errors import ProgramError
-from programs.ops import OPS, saturate
+from programs.ops import OPS, saturate, saturate_stored
 from programs.program import Program
 
 
@@ -45,13 +47,16 @@ def step_tensor(program: Program, values: dict[str, Any]) -> tuple[jax.Array, ..
         args = [env[a] if isinstance(a, str) else jnp.asarray(a, like.dtype) for a in s.args]
         if facts.unit_interp:  # interp with a constant 0 <= c <= 1: no product can overflow
             a, b, c = args
-            value = saturate(a * (1 - c) + b * c)
+            value, saturated = saturate(a * (1 - c) + b * c), True
         elif s.op in UNGUARDED and not facts.protect and isinstance(s.args[DENOMINATOR[s.op]], str):
-            value = UNGUARDED[s.op](*args)  # the denominator is provably >= TINY
-            value = saturate(value) if facts.saturate else value
-        else:
-            keep = facts.saturate or s.op in SELF_SATURATING  # those saturate inside
-            value = (OPS[s.op].fn if keep else OPS[s.op].raw)(*args)
+            value, saturated = UNGUARDED[s.op](*args), False  # the denominator is >= TINY
+        else:  # fn saturates (self-saturating ops: inside), raw does not
+            saturated = s.op in SELF_SATURATING or (facts.saturate and not facts.stored)
+            value = (OPS[s.op].fn if saturated else OPS[s.op].raw)(*args)
+        if facts.stored and (saturated or facts.saturate):
+            value = saturate_stored(value)
+        elif facts.saturate and not saturated:
+            value = saturate(value)
         env[s.target] = value.astype(like.dtype)
     return tuple(jnp.broadcast_to(env[o], like.shape).astype(like.dtype) for o in program.outputs)
 
@@ -82,8 +87,9 @@ def as_optax(program: Program, learning_rate: float | Callable[[jax.Array], jax.
     uses_w = "w" in program.params
 
     def init(params):
-        zeros = jax.tree.map(jnp.zeros_like, params)
-        return ProgramState(jnp.zeros([], jnp.int32), tuple(zeros for _ in program.slots))
+        # one tree of buffers per slot: a caller may donate the state (jit donate_argnums)
+        slots = tuple(jax.tree.map(jnp.zeros_like, params) for _ in program.slots)
+        return ProgramState(jnp.zeros([], jnp.int32), slots)
 
     def update(updates, state, params=None):
         if uses_w and params is None:

@@ -50,6 +50,17 @@ def saturate(x):
     return jnp.clip(x, -big, big)
 
 
+def saturate_stored(x):
+    """:func:`saturate`, the same values, as two selects: for a value XLA should store once.
+
+    XLA's CPU fusion treats a clamp (one operand) as free to copy into every reader, and then
+    copies the computation it clips as well; a select on a comparison it keeps in one place.
+    Used for a slot's new value that later statements read (``programs.bounds``).
+    """
+    big = jnp.finfo(x.dtype).max
+    return jnp.where(x > big, big, jnp.where(x < -big, -big, x))
+
+
 def safe_denominator(b):
     """``b`` with magnitudes below TINY replaced by ``+-TINY`` (sign of b, + for 0)."""
     return jnp.where(jnp.abs(b) < TINY, jnp.where(b < 0, -TINY, TINY), b)

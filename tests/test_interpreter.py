@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -52,7 +54,8 @@ def test_as_optax_matches_float64_numpy_over_many_steps():
     params = jax.tree.map(jnp.asarray, make_params())
     state = tx.init(params)
 
-    @jax.jit
+    # donated, as a training loop does: each slot must own its buffers
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
     def step(params, state, grads):
         updates, state = tx.update(grads, state, params)
         return optax.apply_updates(params, updates), state

@@ -9,7 +9,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from programs.ops import CENTER, ELEMENTWISE, OP_CODES, OP_NAMES, OPS, REDUCTION
+from programs.ops import (
+    CENTER,
+    ELEMENTWISE,
+    OP_CODES,
+    OP_NAMES,
+    OPS,
+    REDUCTION,
+    saturate,
+    saturate_stored,
+)
 
 np_erf = np.vectorize(math.erf)
 
@@ -161,3 +170,19 @@ def test_protections_are_the_documented_ones():
     assert f("clip", 5.0, -2.0) == 2.0
     assert np.all(np.asarray(OPS["center"].fn(jnp.arange(4.0))) == np.arange(4.0))
     assert CENTER == OPS["center"].kind
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16, jnp.bfloat16])
+def test_saturate_stored_gives_saturate_values(dtype):
+    """The two spellings of saturation agree with a float64 clip to the dtype's finite range,
+    on every special value (and keep NaN, -0.0 and the dtype)."""
+    big = float(jnp.finfo(dtype).max)
+    values = np.array([0.0, -0.0, 1.5, -2.5, big, -big, np.inf, -np.inf, np.nan, 1e-30])
+    x = jnp.asarray(values, dtype)
+    expected = np.clip(np.asarray(x, np.float64), -big, big)
+    for fn in (saturate, saturate_stored):
+        out = fn(x)
+        assert out.dtype == dtype
+        got = np.asarray(out, np.float64)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))

@@ -71,6 +71,9 @@ class Dialect:
     reuse_slots: bool = False
     saturate: bool = True
     """False: the fast export (:func:`fast_dialect`), no saturation anywhere."""
+    stored_sat: str | None = None
+    """The helper (among ``helpers``) that saturates a slot's new value read by later
+    statements (``programs.bounds``: ``stored``); None: ``_sat``, as everywhere."""
 
     def reserved(self) -> frozenset[str]:
         return self.globals_ | frozenset(self.helpers) | {"_step"}
@@ -87,6 +90,7 @@ class StatementPlan:
     scalar: bool     # the result is a 0-d value (a scalar input, constants or a reduction)
     reuse: int | None = None  # operand whose buffer may take the result (a dead temporary)
     nonnegative: bool = False  # operand 0 is >= 0 (sqrt needs no abs)
+    stored: bool = False  # saturate with dialect.stored_sat (around a self-saturating helper)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,8 +174,10 @@ def plan(program: Program, dialect: Dialect) -> Plan:
         reuse = next((p for p in reusable.get(i, ()) if not sc[p]), None) \
             if not is_scalar else None
         nonnegative = dialect.elide and facts.nonnegative
+        stored = (dialect.stored_sat is not None and dialect.saturate and facts.stored
+                  and (saturate or s.op in SELF_SATURATING))
         statements.append(StatementPlan(i, live[i], saturate, protect, is_scalar, reuse,
-                                        nonnegative))
+                                        nonnegative, stored))
         scalar[s.target] = is_scalar
     return Plan(program, names, tuple(statements))
 
@@ -283,6 +289,8 @@ def statement_code(plan_: Plan, sp: StatementPlan, dialect: Dialect) -> str:
         expr = f"{text[0]}**{text[1]}"  # ruff format hugs ** between simple operands
     else:
         expr = dialect.templates[key].format(*text)
+    if sp.stored:
+        return f"{dialect.stored_sat}({expr})"
     return f"_sat({expr})" if sp.saturate else expr
 
 

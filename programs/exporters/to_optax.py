@@ -60,6 +60,14 @@ HELPERS = {
     """x clipped to the finite range of its dtype (saturation: never Inf)."""
     big = jnp.finfo(x.dtype).max
     return jnp.clip(x, -big, big)''',
+    "_sat_stored": '''def _sat_stored(x):
+    """_sat (the same values) for a slot's new value that later lines read.
+
+    Two selects, not a clip: XLA copies a clip into every reader, with the sum it clips,
+    and would compute the new value again in each; this value it computes once.
+    """
+    big = jnp.finfo(x.dtype).max
+    return jnp.where(x > big, big, jnp.where(x < -big, -big, x))''',
     "_safe": '''def _safe(b):
     """A denominator: |b| < 1e-30 becomes 1e-30 with the sign of b (+ for 0)."""
     return jnp.where(jnp.abs(b) < 1e-30, jnp.where(b < 0, -1e-30, 1e-30), b)''',
@@ -119,7 +127,8 @@ HELPERS = {
 
 DIALECT = Dialect(templates=TEMPLATES, helpers=HELPERS,
                   typed="jnp.asarray({value}, {like}.dtype)",
-                  globals_=frozenset({"jax", "jnp", "optax", "NamedTuple"}))
+                  globals_=frozenset({"jax", "jnp", "optax", "NamedTuple"}),
+                  stored_sat="_sat_stored")
 
 
 NOTES = """

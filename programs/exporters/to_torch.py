@@ -129,9 +129,9 @@ HELPERS = {
     return _sat(x - x.mean(dim=tuple(range(1, x.dim())), keepdim=True))''',
     "_chunks": '''def _chunks(tensors):
     """The tensors (a parameter, its gradient, its state) as flat views in pieces of _CHUNK
-    elements, so that one piece's temporaries stay in cache; whole, if one is not
-    contiguous."""
-    if not all(x.is_contiguous() for x in tensors):
+    elements, so that one piece's temporaries stay in the CPU's cache; whole, if one is not
+    contiguous or not on the CPU (on an accelerator, pieces would only multiply launches)."""
+    if not all(x.is_contiguous() and x.device.type == "cpu" for x in tensors):
         yield tensors
         return
     flat = [x.view(-1) for x in tensors]
@@ -180,7 +180,7 @@ NOTES = """
 
 step() overwrites temporaries and the old values of state slots in place once they are no
 longer needed (fresh buffers cost more than the arithmetic).  Programs without per-tensor
-reductions run on contiguous parameters in pieces of _CHUNK elements, so that the
+reductions run on contiguous CPU parameters in pieces of _CHUNK elements, so that the
 temporaries of each statement stay in cache.  XLA on CPU, where programs are
 searched, flushes subnormal numbers (below 1.2e-38 in float32) to zero; PyTorch does so only
 after torch.set_flush_denormal(True), and results can differ where values fall that low."""
