@@ -110,7 +110,11 @@ def jax(w, g, lr, t, T, jnp, np, torch, _sat, count, step, slots, state, dtype,
     state = mean(state) + center(g) + slots
     dtype = sign(g) - dtype
     a_name_of_exactly_thirty_two_chr = a_name_of_exactly_thirty_two_chr * 0.9 + dtype
-    u = (step + a_name_of_exactly_thirty_two_chr * 1e-3 + _sat * 1e-6) * lr
+    bc = 1.0 - t * 0.02
+    _scalars = bc * lr
+    bc_safe = g / bc
+    u = (step + a_name_of_exactly_thirty_two_chr * 1e-3 + _sat * 1e-6 + bc_safe * 1e-3
+         + _scalars) * lr
     return (u, _step, np, torch, _sat, count, step, slots, state, dtype,
             a_name_of_exactly_thirty_two_chr)
 """)
@@ -732,6 +736,24 @@ def test_returned_slot_values_read_later_are_stored_once():
     assert "w2 = _sat_stored(" not in source  # not returned
     assert "_sat_stored" not in programs.export(STORED, "torch")
     assert "_sat_stored" not in programs.export(STORED, "optax", fast=True)
+
+
+def test_torch_runs_scalar_statements_once_per_parameter():
+    """Statements that read only lr, t, T and constants go to _scalars (once per parameter),
+    a protected 0-d denominator is protected there; the rest stay in _step, one line each."""
+    source = programs.export(programs.BASELINES["adam"], "torch")
+    scalars = source[source.index("def _scalars("):source.index("def _step(")]
+    step = source[source.index("def _step("):source.index("class Adam")]
+    for line in ("tmp6 = _sat(_pow64(0.9, t))", "tmp9 = 1.0 - tmp8",
+                 "return _safe(tmp7), _safe(tmp9)"):
+        assert line in scalars
+    assert "def _step(g, lr, t, m, v, tmp7_safe, tmp9_safe):" in step
+    assert "m_hat = _sat(m / tmp7_safe)" in step and "_pow64" not in step
+    assert "hoisted = _scalars(*scalars)" in source
+    # a program with no 0-d statement has no _scalars; names collide safely (AWKWARD_NAMES)
+    assert "_scalars" not in programs.export(programs.BASELINES["sgd"], "torch")
+    awkward = programs.export(AWKWARD_NAMES, "torch")
+    assert "def _scalars(lr, t, T):" in awkward and "bc_safe_" in awkward
 
 
 def test_bad_arguments():

@@ -7,7 +7,9 @@ spelled, the helper functions it may need) and asks this module for the pieces:
 * :func:`plan` checks the program and decides, per statement, whether it is live, whether
   its result needs saturating, and whether its denominator needs protecting;
 * :func:`step_function` writes the per-tensor function: one line per program statement, with
-  the program's own variable names (a dead statement becomes a comment);
+  the program's own variable names (a dead statement becomes a comment); with a :class:`Hoist`
+  (:func:`hoist`), the statements that read only scalar inputs and constants go to
+  :func:`scalars_function` instead, run once per parameter;
 * :func:`helper_sources` returns the helpers that code uses, and nothing else;
 * :func:`docstring`, :func:`fit_call` and :func:`fit_sequence` lay out text the way
   ``ruff format`` does (line length 88), so the result is already formatted.
@@ -28,7 +30,7 @@ from collections.abc import Mapping
 
 from programs.bounds import DENOMINATOR, SELF_SATURATING, statement_facts
 from programs.errors import ProgramError
-from programs.ops import CENTER, OPS, REDUCTION, TINY
+from programs.ops import CENTER, ELEMENTWISE, OPS, REDUCTION, TINY
 from programs.program import INPUTS, Program, format_constant, format_expression
 
 LINE_LENGTH = 88  # ruff format's default
@@ -76,7 +78,7 @@ class Dialect:
     statements (``programs.bounds``: ``stored``); None: ``_sat``, as everywhere."""
 
     def reserved(self) -> frozenset[str]:
-        return self.globals_ | frozenset(self.helpers) | {"_step"}
+        return self.globals_ | frozenset(self.helpers) | {"_step", "_scalars"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,11 +233,14 @@ def constant(value: float) -> str:
     return format_constant(value).replace("e+", "e")
 
 
-def statement_code(plan_: Plan, sp: StatementPlan, dialect: Dialect) -> str:
-    """The right-hand side of statement ``sp`` in ``dialect``."""
+def statement_code(plan_: Plan, sp: StatementPlan, dialect: Dialect,
+                   protected: Mapping[str, str] | None = None, like: str | None = None) -> str:
+    """The right-hand side of statement ``sp`` in ``dialect``; ``protected`` maps a name to
+    the code name of its already protected value (:class:`Hoist`), used as a denominator;
+    ``like`` replaces the tensor that typed constants take dtype and device from."""
     s = plan_.program.body[sp.index]
     names = plan_.names
-    like = names[plan_.like]
+    like = like or names[plan_.like]
     args = list(s.args)
     key = s.op
     value: list[float | None] = [None if isinstance(a, str) else a for a in args]
@@ -270,7 +275,10 @@ def statement_code(plan_: Plan, sp: StatementPlan, dialect: Dialect) -> str:
     for p, a in enumerate(args):
         if value[p] is None:
             protect = sp.protect and p == d
-            text.append(f"_safe({names[a]})" if protect else names[a])
+            if protect and protected and a in protected:
+                text.append(protected[a])
+            else:
+                text.append(f"_safe({names[a]})" if protect else names[a])
         elif p in typed_positions:
             text.append(dialect.typed.format(value=constant(value[p]), like=like))
         else:
@@ -294,17 +302,96 @@ def statement_code(plan_: Plan, sp: StatementPlan, dialect: Dialect) -> str:
     return f"_sat({expr})" if sp.saturate else expr
 
 
-def step_function(plan_: Plan, dialect: Dialect, doc: str) -> list[str]:
-    """Lines of ``def _step(...)``: one line (or a comment, if dead) per program statement."""
+@dataclasses.dataclass(frozen=True)
+class Hoist:
+    """Statements run once per parameter, not once per piece of it (:func:`hoist`).
+
+    ``indices``: the hoisted statements; ``inputs``: the scalar inputs ``_step`` takes, in
+    its order (``_scalars`` takes the same); ``passed``: code names of their values that the rest of the
+    program reads (as ``_step``'s last parameters); ``protected`` maps a hoisted name read as
+    a protected denominator to the code name of its protected value, also passed.
+    """
+
+    indices: frozenset[int]
+    inputs: tuple[str, ...]
+    passed: tuple[str, ...]
+    protected: Mapping[str, str]
+
+
+def hoist(plan_: Plan) -> Hoist | None:
+    """The live elementwise statements that read only ``lr``, ``t``, ``T``, constants and
+    other such statements, and whose target is assigned once and is not a parameter: 0-d
+    values, the same for every piece of a tensor.  None when there is none."""
     p = plan_.program
-    lines = fit_call("def _step(", plan_.step_params, "):", "")
+    counts: dict[str, int] = {}
+    for s in p.body:
+        counts[s.target] = counts.get(s.target, 0) + 1
+    known = {n for n in p.params if n in _SCALAR_INPUTS}
+    indices = set()
+    for sp in plan_.statements:
+        s = p.body[sp.index]
+        if (sp.live and OPS[s.op].kind == ELEMENTWISE and counts[s.target] == 1
+                and s.target not in p.params and all(a in known for a in s.names())):
+            indices.add(sp.index)
+            known.add(s.target)
+    if not any(n in _SCALAR_INPUTS for i in indices for n in p.body[i].names()):
+        return None  # constants only (typed constants take their dtype from an input)
+    hoisted = {p.body[i].target for i in indices}
+    inputs = tuple(n for n in plan_.step_params if n in _SCALAR_INPUTS)
+    plain, guarded = set(p.outputs) & hoisted, set()
+    for sp in plan_.statements:
+        if not sp.live or sp.index in indices:
+            continue
+        s = p.body[sp.index]
+        d = DENOMINATOR.get(s.op) if sp.protect else None
+        for position, a in enumerate(s.args):
+            if a in hoisted:
+                (guarded if position == d else plain).add(a)
+    taken = set(plan_.names.values()) | {"_step", "_scalars"}
+    protected = {}
+    for a in sorted(guarded):
+        protected[a] = unique(f"{plan_.names[a]}_safe", taken)
+        taken.add(protected[a])
+    passed = tuple(plan_.names[a] for a in sorted(plain)) + tuple(protected.values())
+    return Hoist(frozenset(indices), inputs, passed, protected)
+
+
+def scalars_function(plan_: Plan, dialect: Dialect, h: Hoist) -> list[str]:
+    """Lines of ``def _scalars(...)``: the hoisted statements, one line each; it returns the
+    values ``_step`` takes last (``h.passed``)."""
+    p = plan_.program
+    lines = fit_call("def _scalars(", h.inputs, "):", "")
+    lines.append(f'{INDENT}"""The statements that read only scalars and constants, once per '
+                 'parameter, for _step."""')
+    for sp in plan_.statements:
+        if sp.index in h.indices:
+            s = p.body[sp.index]
+            code = statement_code(plan_, sp, dialect, like=plan_.names[h.inputs[0]])
+            lines += fit_assign(INDENT, plan_.names[s.target], code)
+    guards = {code: f"_safe({plan_.names[a]})" for a, code in h.protected.items()}
+    values = [guards.get(code, code) for code in h.passed]
+    lines += fit_sequence(f"{INDENT}return ", values, "", INDENT, bracket="()",
+                          bare=len(values) > 1)
+    return lines
+
+
+def step_function(plan_: Plan, dialect: Dialect, doc: str, h: Hoist | None = None) -> list[str]:
+    """Lines of ``def _step(...)``: one line (or a comment, if dead) per program statement,
+    but those of ``h`` (computed by :func:`scalars_function`, passed in as its last
+    parameters)."""
+    p = plan_.program
+    params = plan_.step_params + (h.passed if h else ())
+    lines = fit_call("def _step(", params, "):", "")
     lines.append(f'{INDENT}"""{doc}"""')
     for sp in plan_.statements:
         s = p.body[sp.index]
+        if h and sp.index in h.indices:
+            continue
         if not sp.live:
             lines.append(f"{INDENT}# dead (never read): {s.target} = {format_expression(s)}")
             continue
-        lines += fit_assign(INDENT, plan_.names[s.target], statement_code(plan_, sp, dialect))
+        code = statement_code(plan_, sp, dialect, h.protected if h else None)
+        lines += fit_assign(INDENT, plan_.names[s.target], code)
     outputs = [plan_.names[o] for o in p.outputs]
     if len(outputs) == 1:
         lines.append(f"{INDENT}return ({outputs[0]},)")
