@@ -8,7 +8,9 @@ run: the optax export of the adam and lion baselines against ``optax.adam`` and
 training step does (the interpreter, ``programs.as_optax``, is shown too); the torch export of adam against ``torch.optim.Adam`` with foreach off and on (and the
 torch export of lion, which torch does not have).  Each export is timed twice: the exact
 module (the default: results saturate at the dtype's finite range, as the interpreter's) and
-the fast one (``programs.export(..., fast=True)``, no saturation).  The variants are timed in interleaved
+the fast one (``programs.export(..., fast=True)``, no saturation).  Each framework is set up
+just before it is timed, torch first (its temporaries come from the C heap, whose state JAX's
+buffers change).  The variants are timed in interleaved
 rounds (each round times ``--steps`` steps of every variant, in rotating order), so that a
 change in the machine's load hits all of them alike; everything runs on one thread and is
 timed in CPU time of the process, so that on a shared machine waiting for a core does not
