@@ -27,35 +27,37 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from programs.bounds import DENOMINATOR, SELF_SATURATING, statement_facts
+from programs.bounds import DENOMINATOR, SELF_SATURATING, StatementFacts, statement_facts
 from programs.errors import ProgramError
 from programs.ops import OPS, saturate, saturate_stored
 from programs.program import Program
 
 
-def step_tensor(program: Program, values: dict[str, Any]) -> tuple[jax.Array, ...]:
+def step_tensor(program: Program, values: dict[str, Any],
+                facts: tuple[StatementFacts, ...] | None = None) -> tuple[jax.Array, ...]:
     """Run ``program`` once on one tensor.
 
     ``values`` maps every parameter of the program (inputs and slots) to an array; ``w`` or,
     when the program does not take ``w``, ``g`` fixes shape and dtype.  Returns the outputs
-    (update first, then each slot) broadcast to that shape and dtype.
+    (update first, then each slot) broadcast to that shape and dtype.  ``facts``:
+    ``statement_facts(program)``, computed here when not given.
     """
     like = values["w"] if "w" in values else values["g"]
     like = jnp.asarray(like)
     env = {name: jnp.asarray(values[name], like.dtype) for name in program.params}
-    for s, facts in zip(program.body, statement_facts(program)):
+    for s, fact in zip(program.body, facts or statement_facts(program)):
         args = [env[a] if isinstance(a, str) else jnp.asarray(a, like.dtype) for a in s.args]
-        if facts.unit_interp:  # interp with a constant 0 <= c <= 1: no product can overflow
+        if fact.unit_interp:  # interp with a constant 0 <= c <= 1: no product can overflow
             a, b, c = args
             value, saturated = saturate(a * (1 - c) + b * c), True
-        elif s.op in UNGUARDED and not facts.protect and isinstance(s.args[DENOMINATOR[s.op]], str):
+        elif s.op in UNGUARDED and not fact.protect and isinstance(s.args[DENOMINATOR[s.op]], str):
             value, saturated = UNGUARDED[s.op](*args), False  # the denominator is >= TINY
         else:  # fn saturates (self-saturating ops: inside), raw does not
-            saturated = s.op in SELF_SATURATING or (facts.saturate and not facts.stored)
+            saturated = s.op in SELF_SATURATING or (fact.saturate and not fact.stored)
             value = (OPS[s.op].fn if saturated else OPS[s.op].raw)(*args)
-        if facts.stored and (saturated or facts.saturate):
+        if fact.stored and (saturated or fact.saturate):
             value = saturate_stored(value)
-        elif facts.saturate and not saturated:
+        elif fact.saturate and not saturated:
             value = saturate(value)
         env[s.target] = value.astype(like.dtype)
     return tuple(jnp.broadcast_to(env[o], like.shape).astype(like.dtype) for o in program.outputs)
@@ -85,6 +87,7 @@ def as_optax(program: Program, learning_rate: float | Callable[[jax.Array], jax.
         raise ProgramError(f"program {program.name!r} reads T: pass total_steps to as_optax")
     total = float(total_steps) if total_steps is not None else 0.0
     uses_w = "w" in program.params
+    facts = statement_facts(program)
 
     def init(params):
         # one tree of buffers per slot: a caller may donate the state (jit donate_argnums)
@@ -106,7 +109,8 @@ def as_optax(program: Program, learning_rate: float | Callable[[jax.Array], jax.
                 values["w"] = w
             for name, leaves_of_slot in zip(program.slots, slot_leaves):
                 values[name] = leaves_of_slot[i]
-            outputs = step_tensor(program, {k: v for k, v in values.items() if k in program.params or k == "g"})
+            wanted = {k: v for k, v in values.items() if k in program.params or k == "g"}
+            outputs = step_tensor(program, wanted, facts)
             new_updates.append(-outputs[0])
             for j, out in enumerate(outputs[1:]):
                 new_slots[j].append(out)

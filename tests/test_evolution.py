@@ -24,8 +24,6 @@ from programs.mutate import Mutation
 ADAM = programs.BASELINES["adam"]
 SGD = programs.BASELINES["sgd"]
 # adam plus a dead statement: a different program, the same function (same fingerprint).
-ADAM_DEAD_CODE = programs.parse(str(ADAM).replace("    u = u * lr\n",
-                                                  "    u = u * lr\n    d = g * 3.0\n"))
 NO_GRADIENT = programs.parse("def f(g, lr):\n    u = lr * 1.0\n    return u\n")
 
 
@@ -153,7 +151,7 @@ def test_free_copies_cannot_crowd_out_the_population():
     """Cache hits that repeat a program, or a fingerprint already at its cap, do not join."""
     evo = started(evolution(population_size=6), score=0.25)  # six copies of adam
     assert evo.twin_cap == 2
-    fixed_mutations(evo, ADAM_DEAD_CODE, scaled_adam(0.5), scaled_adam(0.5),
+    fixed_mutations(evo, with_dead_code(ADAM), scaled_adam(0.5), scaled_adam(0.5),
                     with_dead_code(scaled_adam(0.5)), with_dead_code(scaled_adam(0.5), 2),
                     SGD)
     child = evo.breed()  # adam + dead code: adam's fingerprint, already 6 members: dropped
