@@ -161,6 +161,14 @@ def plan(program: Program, dialect: Dialect) -> Plan:
 
     scalar = {n: n in _SCALAR_INPUTS for n in program.params}
     reusable = _reusable(program, live, dialect) if dialect.inplace else {}
+    # Which slot's buffer holds each value (in place ops keep their operand's buffer), and
+    # which statements write a slot's returned value: there, a commutative op takes the result
+    # into that slot's old buffer when it may, so that nothing has to be copied into the slot.
+    buffer: dict[str, str | None] = {n: n if n in program.slots else None
+                                     for n in program.params}
+    last = {s.target: i for i, s in enumerate(program.body)}
+    returned_slot = {last[name]: slot for slot, name in zip(program.slots, program.outputs[1:])
+                     if name in last}
     statements = []
     for i, (s, facts) in enumerate(zip(program.body, statement_facts(program))):
         sc = [scalar[a] if isinstance(a, str) else True for a in s.args]
@@ -173,8 +181,11 @@ def plan(program: Program, dialect: Dialect) -> Plan:
             saturate = s.op not in SELF_SATURATING
             protect = s.op in DENOMINATOR and isinstance(s.args[DENOMINATOR[s.op]], str)
         # only tensors: a 0-d temporary costs nothing and reads better out of place
-        reuse = next((p for p in reusable.get(i, ()) if not sc[p]), None) \
-            if not is_scalar else None
+        candidates = [p for p in reusable.get(i, ()) if not sc[p]] if not is_scalar else []
+        into_slot = [p for p in candidates if s.op in ("add", "mul")
+                     and buffer.get(s.args[p]) == returned_slot.get(i, "")]
+        reuse = (into_slot + candidates + [None])[0]
+        buffer[s.target] = buffer.get(s.args[reuse]) if reuse is not None else None
         nonnegative = dialect.elide and facts.nonnegative
         stored = (dialect.stored_sat is not None and dialect.saturate and facts.stored
                   and (saturate or s.op in SELF_SATURATING))
