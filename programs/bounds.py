@@ -15,6 +15,11 @@ graph, the same fusions, the same bits).  ``unit_interp`` marks ``interp(a, b, c
 constant ``0 <= c <= 1``, computed as ``saturate(a * (1 - c) + b * c)`` (neither product can
 overflow).
 
+A saturation is also left out, though not the identity, where nothing can see it: the value is
+not returned and every statement that reads it does so at a :data:`BLIND` position, where
+``+-Inf`` and ``+-MAX`` give the same result (``sign``, ``tanh``, ops that clip that operand
+first, ``where``'s condition): lion's ``sign(0.1 * g + 0.9 * m)``.
+
 ``stored`` marks the statement that writes a slot's new value (the one returned) when a later
 statement reads it.  Its saturation, if any, is spelled :func:`programs.ops.saturate_stored`
 (the same values) by the interpreter and the optax exporter alike: XLA's CPU fusion copies a
@@ -71,11 +76,13 @@ def statement_facts(program: Program) -> tuple[StatementFacts, ...]:
     low: dict[str, float | None] = {n: None for n in program.params}
     low.update({n: 1.0 for n in ("t", "T") if n in program.params})
     stored = _stored_slot_writes(program)
+    unread_overflow = _read_only_blind(program)
     out = []
     for i, s in enumerate(program.body):
         u = [unit[a] if isinstance(a, str) else abs(a) <= 1.0 for a in s.args]
         lo = [low[a] if isinstance(a, str) else a for a in s.args]
         saturate, protect = _needs(s.op, s.args, u, lo)
+        saturate = saturate and i not in unread_overflow
         unit_interp = (s.op == "interp" and not isinstance(s.args[2], str)
                        and 0.0 <= s.args[2] <= 1.0)
         out.append(StatementFacts(saturate, protect, unit_interp,
@@ -83,6 +90,35 @@ def statement_facts(program: Program) -> tuple[StatementFacts, ...]:
         unit[s.target] = _unit(s.op, u)
         low[s.target] = _low(s.op, lo)
     return tuple(out)
+
+
+# Operand positions where +-Inf and +-MAX give the same result: the op clips that operand
+# first (exp, sigmoid, arcsin, clip's x, ...), takes its sign, or saturates to +-1 itself.
+BLIND = {"sign": {0}, "tanh": {0}, "exp": {0}, "expm1": {0}, "sinh": {0}, "cosh": {0},
+         "sigmoid": {0}, "arcsin": {0}, "arccos": {0}, "arctanh": {0}, "clip": {0},
+         "where": {0}}
+
+
+def _read_only_blind(program: Program) -> set[int]:
+    """Statements whose result is not returned and is read only at :data:`BLIND` positions:
+    their saturation changes nothing downstream (lion's ``sign(interp(...))``)."""
+    returned = {i for i, s in enumerate(program.body)
+                if s.target in program.outputs
+                and all(t.target != s.target for t in program.body[i + 1:])}
+    out = set()
+    for i, s in enumerate(program.body):
+        if i in returned:
+            continue
+        blind = True
+        for later in program.body[i + 1:]:
+            for position, a in enumerate(later.args):
+                if a == s.target and position not in BLIND.get(later.op, ()):
+                    blind = False
+            if later.target == s.target:  # rebound: later statements read another value
+                break
+        if blind:
+            out.add(i)
+    return out
 
 
 def _stored_slot_writes(program: Program) -> set[int]:

@@ -1,29 +1,34 @@
 """Time one optimizer step of exported modules against the libraries' own optimizers.
 
-    .venv/bin/python scripts/bench_export.py [--rounds 9] [--steps 5]
+    .venv/bin/python scripts/bench_export.py [--rounds 25] [--steps 2] [--processes 3]
 
 On a model-sized pytree (about 10.5M float32 parameters in six tensors), side by side in one
 run: the optax export of the adam and lion baselines against ``optax.adam`` and
 ``optax.lion(weight_decay=0)``, all jitted with the parameters and the state donated, as a
-training step does (the interpreter, ``programs.as_optax``, is shown too); the torch export of adam against ``torch.optim.Adam`` with foreach off and on (and the
-torch export of lion, which torch does not have).  Each export is timed twice: the exact
-module (the default: results saturate at the dtype's finite range, as the interpreter's) and
-the fast one (``programs.export(..., fast=True)``, no saturation).  Each framework is set up
-just before it is timed, torch first (its temporaries come from the C heap, whose state JAX's
-buffers change).  The variants are timed in interleaved
-rounds (each round times ``--steps`` steps of every variant, in rotating order), so that a
-change in the machine's load hits all of them alike; everything runs on one thread and is
-timed in CPU time of the process, so that on a shared machine waiting for a core does not
-count.  The table gives the median CPU time per step over the rounds and the median over
-rounds of the ratio exported / reference.
+training step does (the interpreter, ``programs.as_optax``, is shown too); the torch export of
+adam against ``torch.optim.Adam`` with foreach off and on (and the torch export of lion, which
+torch does not have).  Each export is timed twice: the exact module (the default: results
+saturate at the dtype's finite range, as the interpreter's) and the fast one
+(``programs.export(..., fast=True)``, no saturation).  Each framework is set up just before it
+is timed, torch first (its temporaries come from the C heap, whose state JAX's buffers
+change).  The variants are timed in interleaved rounds (each round times ``--steps`` steps of
+every variant, in rotating order), so that a change in the machine's load hits all of them
+alike; everything runs on one thread and is timed in CPU time of the process, so that on a
+shared machine waiting for a core does not count.  Each process gives the median CPU time per step over the rounds and the median over
+rounds of the ratio exported / reference; the whole is run in ``--processes`` fresh processes,
+one after the other (torch's own time moves by up to 30% from one process to the next: its
+temporaries do or do not land on fresh pages), and the table gives the median over them and
+the range of the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -136,44 +141,76 @@ def torch_steps(directory: Path):
     }
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=25)
-    parser.add_argument("--steps", type=int, default=2, help="steps per variant per round")
-    args = parser.parse_args(argv)
-    n_params = sum(int(np.prod(s)) for s in SHAPES)
-    print(f"{n_params / 1e6:.1f}M float32 parameters in {len(SHAPES)} tensors; one thread; "
-          f"CPU ms per step, median of {args.rounds} interleaved rounds of {args.steps} steps")
+def measure(rounds: int, n: int) -> list[dict]:
+    """One process's rows: framework, optimizer, reference, ms of both, median ratio."""
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         # torch first, each framework set up just before it is timed: torch's out-of-place
         # temporaries come from the C heap, whose state JAX's buffers would change
-        tables = [("torch", torch_steps), ("jax (jit)", jax_steps)]
-        print(f"| {'framework':<10}| {'optimizer':<10}| {'reference':<31}| {'ref ms':>7} "
-              f"| {'exported ms':>11} | {'exported/ref':>12} |")
-        print(f"|{'-' * 11}|{'-' * 11}|{'-' * 32}|{'-' * 9}|{'-' * 13}|{'-' * 14}|")
-        for framework, make_steps in tables:
+        for framework, make_steps in [("torch", torch_steps), ("jax (jit)", jax_steps)]:
             steps = make_steps(Path(tmp))
-            times = interleaved(steps, args.rounds, args.steps)
+            times = interleaved(steps, rounds, n)
             del steps
             med = {k: statistics.median(v) for k, v in times.items()}
             for (opt, variant), seconds in med.items():
                 if variant.startswith("exported"):
                     continue
                 for mine in ("exported", "exported fast"):
-                    if (opt, mine) not in times:
-                        continue
-                    exported = times[(opt, mine)]
-                    # the median of the per-round ratios: a round's variants ran back to back
-                    ratio = statistics.median(e / r for e, r in
-                                              zip(exported, times[(opt, variant)]))
-                    print(f"| {framework:<10}| {opt + (' fast' if 'fast' in mine else ''):<10}"
-                          f"| {variant:<31}| {seconds * 1e3:7.2f} "
-                          f"| {med[(opt, mine)] * 1e3:11.2f} | {ratio:12.3f} |")
+                    if (opt, mine) in times:
+                        # the median of the per-round ratios: a round's variants ran back to
+                        # back
+                        ratio = statistics.median(e / r for e, r in
+                                                  zip(times[(opt, mine)], times[(opt, variant)]))
+                        rows.append({"framework": framework, "optimizer":
+                                     opt + (" fast" if "fast" in mine else ""),
+                                     "reference": variant, "ref_ms": seconds * 1e3,
+                                     "ms": med[(opt, mine)] * 1e3, "ratio": ratio})
             for (opt, variant), seconds in med.items():
                 if variant == "exported" and not any(o == opt and v != "exported"
                                                      for o, v in med):
-                    print(f"| {framework:<10}| {opt:<10}| {'(none in torch)':<31}| {'':>7} "
-                          f"| {seconds * 1e3:11.2f} | {'':>12} |")
+                    rows.append({"framework": framework, "optimizer": opt,
+                                 "reference": "(none in torch)", "ref_ms": None,
+                                 "ms": seconds * 1e3, "ratio": None})
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=25)
+    parser.add_argument("--steps", type=int, default=2, help="steps per variant per round")
+    parser.add_argument("--processes", type=int, default=3,
+                        help="fresh processes, one after the other; the table gives the median "
+                             "over them, and the ratio's range")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one child
+    args = parser.parse_args(argv)
+    if args.json:
+        print(json.dumps(measure(args.rounds, args.steps)))
+        return 0
+    n_params = sum(int(np.prod(s)) for s in SHAPES)
+    print(f"{n_params / 1e6:.1f}M float32 parameters in {len(SHAPES)} tensors; one thread; "
+          f"CPU ms per step, median of {args.rounds} interleaved rounds of {args.steps} steps "
+          f"in each of {args.processes} fresh processes")
+    runs = []
+    for _ in range(args.processes):
+        child = subprocess.run([sys.executable, __file__, "--json", "--rounds", str(args.rounds),
+                                "--steps", str(args.steps)], capture_output=True, text=True,
+                               check=True)
+        runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    print(f"| {'framework':<10}| {'optimizer':<10}| {'reference':<31}| {'ref ms':>7} "
+          f"| {'exported ms':>11} | {'exported/ref':>12} | {'range':>11} |")
+    print(f"|{'-' * 11}|{'-' * 11}|{'-' * 32}|{'-' * 9}|{'-' * 13}|{'-' * 14}|{'-' * 13}|")
+    for i, row in enumerate(runs[0]):
+        same = [run[i] for run in runs]
+        ref = "" if row["ref_ms"] is None else \
+            f"{statistics.median(r['ref_ms'] for r in same):7.2f}"
+        ms = statistics.median(r["ms"] for r in same)
+        ratio, spread = "", ""
+        if row["ratio"] is not None:
+            ratios = [r["ratio"] for r in same]
+            ratio = f"{statistics.median(ratios):.3f}"
+            spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+        print(f"| {row['framework']:<10}| {row['optimizer']:<10}| {row['reference']:<31}"
+              f"| {ref:>7} | {ms:11.2f} | {ratio:>12} | {spread:>11} |")
     return 0
 
 

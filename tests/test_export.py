@@ -738,6 +738,25 @@ def test_returned_slot_values_read_later_are_stored_once():
     assert "_sat_stored" not in programs.export(STORED, "optax", fast=True)
 
 
+BLIND_READERS = programs.parse("""\
+def p(g, lr, m):
+    a = g * 3.0 + m
+    b = g * 5.0 + m
+    u = sign(a) * lr + sign(b) * b
+    m = g * 2.0 + m
+    return u, m
+""")
+
+
+def test_saturation_read_only_where_it_cannot_be_seen_is_left_out():
+    """a is read only by sign (sign(Inf) == sign(MAX)): not saturated; b is also read by a
+    product, and the returned m is returned: both saturated (the export tests check values)."""
+    facts = dict(zip((s.target for s in BLIND_READERS.body), statement_facts(BLIND_READERS)))
+    assert not facts["a"].saturate and facts["b"].saturate and facts["m"].saturate
+    source = programs.export(programs.BASELINES["lion"], "optax")
+    assert "    u = tmp1 + tmp2\n" in source and "    m = _sat(tmp3 + tmp4)\n" in source
+
+
 def test_torch_runs_scalar_statements_once_per_parameter():
     """Statements that read only lr, t, T and constants go to _scalars (once per parameter),
     a protected 0-d denominator is protected there; the rest stay in _step, one line each."""

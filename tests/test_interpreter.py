@@ -12,6 +12,7 @@ import pytest
 
 import programs
 from programs import ProgramError, ProgramState, parse
+from programs.ops import OPS
 
 # Uses every kind of input and op: w, t, T, a reduction, centralisation, a protected division.
 PROGRAM = parse("""\
@@ -117,3 +118,47 @@ def test_scalar_outputs_broadcast_and_keep_dtype():
     updates, state = tx.update(grads, tx.init(params), params)
     assert updates["a"].shape == (2, 3) and np.allclose(updates["a"], -1.25)
     assert np.allclose(state.slots[0]["b"], 2.0) and state.slots[0]["b"].shape == (4,)
+
+
+def fully_saturated_step(program, values):
+    """The ops table's semantics with nothing left out: every op's fn (saturated, guarded)."""
+    like = jnp.asarray(values["w"] if "w" in values else values["g"])
+    env = {n: jnp.asarray(values[n], like.dtype) for n in program.params}
+    for s in program.body:
+        args = [env[a] if isinstance(a, str) else jnp.asarray(a, like.dtype) for a in s.args]
+        env[s.target] = OPS[s.op].fn(*args).astype(like.dtype)
+    return [np.asarray(jnp.broadcast_to(env[o], like.shape)) for o in program.outputs]
+
+
+BLIND_AND_STORED = parse("""\
+def p(w, g, lr, t, m, v):
+    a = g * 3.0 + m
+    m = g * 2.0 + m
+    v = max(v * 0.5, square(g))
+    u = sign(a) * lr + tanh(m * 7.0) + exp(v) * 0.0 + m / (sqrt(v) + 1e-8)
+    return u, m, v
+""")
+
+
+@pytest.mark.parametrize("name", sorted(programs.BASELINES) + ["blind_and_stored"])
+def test_left_out_saturations_change_no_value_on_overflowing_inputs(name):
+    """Every saturation and guard that programs.bounds leaves out (and saturate_stored) gives,
+    eagerly, the same bits as evaluating every op saturated, on inputs whose sums, squares and
+    quotients overflow float32."""
+    program = BLIND_AND_STORED if name == "blind_and_stored" else programs.BASELINES[name]
+    rng = np.random.default_rng(7)
+    big = float(np.finfo(np.float32).max)
+    magnitudes = np.array([big, big / 2, big / 3, 1e30, 1e20, 1.0, 1e-30, 0.0], np.float32)
+
+    def tensor():
+        return (rng.choice(magnitudes, (20, 30)) * rng.choice([-1, 1], (20, 30))).astype(np.float32)
+
+    values = {"w": tensor(), "g": tensor(), "lr": np.float32(0.5), "t": np.float32(3.0),
+              "T": np.float32(10.0)}
+    values.update({slot: tensor() for slot in program.slots})
+    values = {k: v for k, v in values.items() if k in program.params or k == "g"}
+    with jax.disable_jit():
+        got = [np.asarray(x) for x in programs.step_tensor(program, values)]
+        want = fully_saturated_step(program, values)
+    for out, a, b in zip(program.outputs, got, want):
+        np.testing.assert_array_equal(a, b, err_msg=f"{name}: {out}")

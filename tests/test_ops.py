@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from programs.bounds import BLIND
 from programs.ops import (
     CENTER,
     ELEMENTWISE,
@@ -186,3 +187,26 @@ def test_saturate_stored_gives_saturate_values(dtype):
         got = np.asarray(out, np.float64)
         np.testing.assert_array_equal(got, expected)
         np.testing.assert_array_equal(np.signbit(got), np.signbit(expected))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16])
+def test_blind_positions_cannot_tell_overflow_from_saturation(dtype):
+    """bounds.BLIND: at these operand positions the op gives the same result for +-Inf as for
+    +-MAX of the dtype (so a saturation read only there may be left out), whatever the other
+    operands are."""
+    big = float(jnp.finfo(dtype).max)
+    others = np.array([-2.0, -0.5, 0.0, 0.5, 3.0, big, -big])
+    for name, positions in BLIND.items():
+        op = OPS[name]
+        for position in positions:
+            for sign in (1.0, -1.0):
+                rest = _grid(others, op.arity - 1)
+                args_inf = [jnp.asarray(a, dtype) for a in rest]
+                args_big = list(args_inf)
+                n = len(rest[0]) if rest else 1
+                args_inf.insert(position, jnp.full(n, sign * np.inf, dtype))
+                args_big.insert(position, jnp.full(n, sign * big, dtype))
+                for fn in (op.raw, op.fn):  # raw: the reader's own saturation left out
+                    np.testing.assert_array_equal(np.asarray(fn(*args_inf), np.float64),
+                                                  np.asarray(fn(*args_big), np.float64),
+                                                  err_msg=f"{name} at {position}")
