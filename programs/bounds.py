@@ -21,11 +21,12 @@ not returned and every statement that reads it does so at a :data:`BLIND` positi
 first, ``where``'s condition): lion's ``sign(0.1 * g + 0.9 * m)``.
 
 ``stored`` marks the statement that writes a slot's new value (the one returned) when a later
-statement reads it.  Its saturation, if any, is spelled :func:`programs.ops.saturate_stored`
-(the same values) by the interpreter and the optax exporter alike: XLA's CPU fusion copies a
-clamp, an op of one operand, into every reader, and with it the sum or product it clips, so
-the new value would be computed again in each reader (and, when the caller donates the old
-state, the old value copied first); two selects it stores once.
+statement reads it.  The interpreter and the optax exporter alike pass its result through
+:func:`programs.ops.saturate_stored` (its saturation, if it needs one; the identity on the
+finite values of the others, and in a fast export a select that saturates nothing): XLA's CPU
+fusion copies an op of one operand (a clamp, abs, neg) into every reader, and with it the sum
+or product under it, so the new value would be computed again in each reader (and, when the
+caller donates the old state, the old value copied first); two selects it stores once.
 """
 
 from __future__ import annotations

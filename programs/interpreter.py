@@ -11,9 +11,10 @@ Semantics of one step on a parameter tensor ``w`` with gradient ``g``:
 * each state slot enters with its previous value (zeros before the first step);
 * outputs are broadcast to ``w``'s shape and dtype; the caller applies ``w - update``.
 
-A saturation that :mod:`programs.bounds` proves to be the identity is left out (no value
-changes), exactly as the exporters leave it out, and a slot's new value that later statements read is
-saturated with :func:`programs.ops.saturate_stored` (see :mod:`programs.bounds`): under
+A saturation that :mod:`programs.bounds` proves to be the identity, or invisible to every
+reader, is left out (no value read changes), exactly as the exporters leave it out, and a
+slot's new value that later statements read goes through :func:`programs.ops.saturate_stored`
+(see :mod:`programs.bounds`): under
 ``jax.jit`` this interpreter and an exported optax module then build the same arithmetic, and
 XLA fuses it the same way.
 """
@@ -55,7 +56,7 @@ def step_tensor(program: Program, values: dict[str, Any],
         else:  # fn saturates (self-saturating ops: inside), raw does not
             saturated = s.op in SELF_SATURATING or (fact.saturate and not fact.stored)
             value = (OPS[s.op].fn if saturated else OPS[s.op].raw)(*args)
-        if fact.stored and (saturated or fact.saturate):
+        if fact.stored:  # the identity on finite values, for fusion (programs.bounds)
             value = saturate_stored(value)
         elif fact.saturate and not saturated:
             value = saturate(value)

@@ -74,8 +74,8 @@ class Dialect:
     saturate: bool = True
     """False: the fast export (:func:`fast_dialect`), no saturation anywhere."""
     stored_sat: str | None = None
-    """The helper (among ``helpers``) that saturates a slot's new value read by later
-    statements (``programs.bounds``: ``stored``); None: ``_sat``, as everywhere."""
+    """The helper (among ``helpers``) around a slot's new value read by later statements
+    (``programs.bounds``: ``stored``), saturated or not; None: none, ``_sat`` as anywhere."""
 
     def reserved(self) -> frozenset[str]:
         return self.globals_ | frozenset(self.helpers) | {"_step", "_scalars"}
@@ -92,7 +92,7 @@ class StatementPlan:
     scalar: bool     # the result is a 0-d value (a scalar input, constants or a reduction)
     reuse: int | None = None  # operand whose buffer may take the result (a dead temporary)
     nonnegative: bool = False  # operand 0 is >= 0 (sqrt needs no abs)
-    stored: bool = False  # saturate with dialect.stored_sat (around a self-saturating helper)
+    stored: bool = False  # wrapped in dialect.stored_sat (which saturates: no _sat)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,8 +187,7 @@ def plan(program: Program, dialect: Dialect) -> Plan:
         reuse = (into_slot + candidates + [None])[0]
         buffer[s.target] = buffer.get(s.args[reuse]) if reuse is not None else None
         nonnegative = dialect.elide and facts.nonnegative
-        stored = (dialect.stored_sat is not None and dialect.saturate and facts.stored
-                  and (saturate or s.op in SELF_SATURATING))
+        stored = dialect.stored_sat is not None and facts.stored
         statements.append(StatementPlan(i, live[i], saturate, protect, is_scalar, reuse,
                                         nonnegative, stored))
         scalar[s.target] = is_scalar

@@ -15,6 +15,8 @@ sum: one FMA), so that the two agree to 1e-5 over 100 steps even where values ca
 
 from __future__ import annotations
 
+import dataclasses
+
 from programs.exporters import codegen
 from programs.exporters.codegen import INDENT, Dialect, fit_call, fit_sequence
 
@@ -63,8 +65,9 @@ HELPERS = {
     "_sat_stored": '''def _sat_stored(x):
     """_sat (the same values) for a slot's new value that later lines read.
 
-    Two selects, not a clip: XLA copies a clip into every reader, with the sum it clips,
-    and would compute the new value again in each; this value it computes once.
+    Two selects, not a clip: XLA copies a clip (or any op of one operand) into every
+    reader, with the sum it clips, and would compute the new value again in each; this
+    value it computes once.
     """
     big = jnp.finfo(x.dtype).max
     return jnp.where(x > big, big, jnp.where(x < -big, -big, x))''',
@@ -138,9 +141,20 @@ jax.jit both build the same arithmetic (XLA may contract a product and a sum int
 FMA, in both; the surrounding graph can move such a choice, a last-place difference)."""
 
 
+FAST_SAT_STORED = '''def _sat_stored(x):
+    """x as it is (a fast export does not saturate), for a slot's new value that later lines
+    read: a select that XLA computes once, where it would copy an op of one operand (and
+    what that op reads) into every reader."""
+    return jnp.where(x > jnp.finfo(x.dtype).max, jnp.inf, x)'''
+
+
 def render(program, provenance, fast: bool = False) -> str:
     """Source of the optax module for ``program``."""
-    dialect = codegen.fast_dialect(DIALECT) if fast else DIALECT
+    dialect = DIALECT
+    if fast:
+        dialect = codegen.fast_dialect(DIALECT)
+        dialect = dataclasses.replace(dialect, helpers={**dialect.helpers,
+                                                        "_sat_stored": FAST_SAT_STORED})
     plan = codegen.plan(program, dialect)
     p = plan.program
     reserved = dialect.reserved() | {"scale_by_" + p.name, "__all__"}
