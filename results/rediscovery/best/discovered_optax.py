@@ -44,12 +44,6 @@ import optax
 __all__ = ["discovered"]
 
 
-def _sat(x):
-    """x clipped to the finite range of its dtype (saturation: never Inf)."""
-    big = jnp.finfo(x.dtype).max
-    return jnp.clip(x, -big, big)
-
-
 def _clip(x, c):
     """x clipped to [-|c|, |c|]."""
     return jnp.clip(x, -jnp.abs(c), jnp.abs(c))
@@ -57,7 +51,7 @@ def _clip(x, c):
 
 def _step(g, lr):
     """The program on one tensor: the update."""
-    u = _sat(g * 1.36089)
+    u = g * 1.36089
     u = _clip(u, lr)
     return (u,)
 

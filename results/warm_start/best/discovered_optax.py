@@ -63,6 +63,17 @@ def _sat(x):
     return jnp.clip(x, -big, big)
 
 
+def _sat_stored(x):
+    """_sat (the same values) for a slot's new value that later lines read.
+
+    Two selects, not a clip: XLA copies a clip (or any op of one operand) into every
+    reader, with the sum it clips, and would compute the new value again in each; this
+    value it computes once.
+    """
+    big = jnp.finfo(x.dtype).max
+    return jnp.where(x > big, big, jnp.where(x < -big, -big, x))
+
+
 def _safe(b):
     """A denominator: |b| < 1e-30 becomes 1e-30 with the sign of b (+ for 0)."""
     return jnp.where(jnp.abs(b) < 1e-30, jnp.where(b < 0, -1e-30, 1e-30), b)
@@ -72,10 +83,10 @@ def _step(g, lr, t, m, v):
     """The program on one tensor: the update, then the new m, v."""
     tmp1 = 0.0654277 * g
     tmp2 = 0.900703 * m
-    m = _sat(tmp1 + tmp2)
+    m = _sat_stored(tmp1 + tmp2)
     tmp3 = _sat(jnp.square(g))
     tmp4 = 0.000358989 * tmp3
-    v = _sat(tmp4 + v)
+    v = _sat_stored(tmp4 + v)
     tmp6 = _sat(jnp.abs(lr) ** t)
     tmp7 = 1.0 - tmp6
     m_hat = _sat(m / _safe(tmp7))
