@@ -100,12 +100,17 @@ BLIND = {"sign": {0}, "tanh": {0}, "exp": {0}, "expm1": {0}, "sinh": {0}, "cosh"
          "where": {0}}
 
 
+def last_writes(program: Program) -> dict[str, int]:
+    """Each name a statement assigns -> the index of its last assignment (the value that an
+    output of that name returns)."""
+    return {s.target: i for i, s in enumerate(program.body)}
+
+
 def _read_only_blind(program: Program) -> set[int]:
     """Statements whose result is not returned and is read only at :data:`BLIND` positions:
     their saturation changes nothing downstream (lion's ``sign(interp(...))``)."""
-    returned = {i for i, s in enumerate(program.body)
-                if s.target in program.outputs
-                and all(t.target != s.target for t in program.body[i + 1:])}
+    last = last_writes(program)
+    returned = {last[name] for name in program.outputs if name in last}
     out = set()
     for i, s in enumerate(program.body):
         if i in returned:
@@ -124,7 +129,7 @@ def _read_only_blind(program: Program) -> set[int]:
 
 def _stored_slot_writes(program: Program) -> set[int]:
     """Indices of the statements that write a slot's returned value read by a later one."""
-    last = {s.target: i for i, s in enumerate(program.body)}
+    last = last_writes(program)
     out = set()
     for name in program.outputs[1:]:
         i = last.get(name)

@@ -50,15 +50,16 @@ def step_tensor(program: Program, values: dict[str, Any],
         args = [env[a] if isinstance(a, str) else jnp.asarray(a, like.dtype) for a in s.args]
         if fact.unit_interp:  # interp with a constant 0 <= c <= 1: no product can overflow
             a, b, c = args
-            value, saturated = saturate(a * (1 - c) + b * c), True
+            value = saturate(a * (1 - c) + b * c)
         elif s.op in UNGUARDED and not fact.protect and isinstance(s.args[DENOMINATOR[s.op]], str):
-            value, saturated = UNGUARDED[s.op](*args), False  # the denominator is >= TINY
-        else:  # fn saturates (self-saturating ops: inside), raw does not
-            saturated = s.op in SELF_SATURATING or (fact.saturate and not fact.stored)
-            value = (OPS[s.op].fn if saturated else OPS[s.op].raw)(*args)
-        if fact.stored:  # the identity on finite values, for fusion (programs.bounds)
+            value = UNGUARDED[s.op](*args)  # the denominator is provably >= TINY
+        elif s.op in SELF_SATURATING:  # those saturate inside (fact.saturate is False)
+            value = OPS[s.op].fn(*args)
+        else:
+            value = OPS[s.op].raw(*args)
+        if fact.stored:  # saturated, or the identity on finite values: for fusion (bounds)
             value = saturate_stored(value)
-        elif fact.saturate and not saturated:
+        elif fact.saturate:
             value = saturate(value)
         env[s.target] = value.astype(like.dtype)
     return tuple(jnp.broadcast_to(env[o], like.shape).astype(like.dtype) for o in program.outputs)

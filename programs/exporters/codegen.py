@@ -28,7 +28,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from programs.bounds import DENOMINATOR, SELF_SATURATING, statement_facts
+from programs.bounds import DENOMINATOR, SELF_SATURATING, last_writes, statement_facts
 from programs.errors import ProgramError
 from programs.ops import CENTER, ELEMENTWISE, OPS, REDUCTION, TINY
 from programs.program import INPUTS, Program, format_constant, format_expression
@@ -166,7 +166,7 @@ def plan(program: Program, dialect: Dialect) -> Plan:
     # into that slot's old buffer when it may, so that nothing has to be copied into the slot.
     buffer: dict[str, str | None] = {n: n if n in program.slots else None
                                      for n in program.params}
-    last = {s.target: i for i, s in enumerate(program.body)}
+    last = last_writes(program)
     returned_slot = {last[name]: slot for slot, name in zip(program.slots, program.outputs[1:])
                      if name in last}
     statements = []
@@ -317,9 +317,10 @@ class Hoist:
     """Statements run once per parameter, not once per piece of it (:func:`hoist`).
 
     ``indices``: the hoisted statements; ``inputs``: the scalar inputs ``_step`` takes, in
-    its order (``_scalars`` takes the same); ``passed``: code names of their values that the rest of the
-    program reads (as ``_step``'s last parameters); ``protected`` maps a hoisted name read as
-    a protected denominator to the code name of its protected value, also passed.
+    its order (``_scalars`` takes the same); ``passed``: code names of their values that the
+    rest of the program reads (as ``_step``'s last parameters); ``protected`` maps a hoisted
+    name read as a protected denominator to the code name of its protected value, also
+    passed.
     """
 
     indices: frozenset[int]
