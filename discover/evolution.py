@@ -41,6 +41,7 @@ import programs
 from discover.config import START_SCRATCH, CampaignConfig
 from programs import mutate as mutations
 from programs.check import check
+from programs.fingerprint import probe
 
 WORST_SCORE = 2.0  # tasks.WORST_SCORE; not imported so that the driver needs no task code
 
@@ -168,8 +169,10 @@ class AgingEvolution:
         for kind, primitive in mutations.PRIMITIVES.items():  # insert, delete, operand ...
             self.toolbox.register(kind, primitive, rng=self.mutation_rng,
                                   config=self.mutation_config)
+        self.toolbox.register("probe", probe)  # one probe per child: check and fingerprint
         self.toolbox.register("check", check)
-        self.toolbox.register("fingerprint", lambda program: program.fingerprint())
+        self.toolbox.register("fingerprint", lambda program, probed=None:
+                              program.fingerprint(probed))
 
         self.population: collections.deque[Individual] = collections.deque()
         self.cache: dict[str, dict] = {}          # fingerprint -> score, held_out_score, status
@@ -233,11 +236,12 @@ class AgingEvolution:
             if not applied or program == parent.program:
                 self.counters["unchanged"] += 1
                 continue
-            verdict = self.toolbox.check(program)
+            probed = self.toolbox.probe(program)
+            verdict = self.toolbox.check(program, probed)
             if not verdict.ok:
                 self.counters["invalid"] += 1
                 continue
-            fp = self.toolbox.fingerprint(program)
+            fp = self.toolbox.fingerprint(program, probed)
             detail = applied[0] if len(applied) == 1 else {
                 "kind": "+".join(a["kind"] for a in applied),
                 "detail": "; ".join(a["detail"] for a in applied)}

@@ -16,7 +16,7 @@ constant ``0 <= c <= 1``, computed as ``saturate(a * (1 - c) + b * c)`` (neither
 overflow).
 
 A saturation is also left out, though not the identity, where nothing can see it: the value is
-not returned and every statement that reads it does so at a :data:`BLIND` position, where
+not returned and every statement that reads it does so at a blind position (``Op.blind``), where
 ``+-Inf`` and ``+-MAX`` give the same result (``sign``, ``tanh``, ops that clip that operand
 first, ``where``'s condition): lion's ``sign(0.1 * g + 0.9 * m)``.
 
@@ -33,29 +33,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from programs.ops import TINY
-from programs.program import Program
-
-# Results that stay finite for finite operands, in every float dtype (float16 included), so
-# their saturation is the identity: bounded functions, selections among the operands,
-# magnitude-preserving maps, and mod (|mod(a, b)| < |b|).
-CLOSED = frozenset({
-    "abs", "neg", "sign", "max", "min", "clip", "where", "relu", "mod",
-    "gt", "ge", "lt", "le", "eq",
-    "sin", "cos", "tanh", "arctan", "sigmoid", "erf", "arcsin", "arccos", "arctanh",
-    "sqrt", "log1p", "arcsinh", "arccosh", "softplus", "max_abs",
-})
-# Ops whose exported helper saturates internally (interp: each product and the sum; center).
-SELF_SATURATING = frozenset({"interp", "center"})
-# Results with |x| <= 1 exactly (IEEE rounding never leaves [-1, 1]).
-UNIT = frozenset({"sign", "gt", "ge", "lt", "le", "eq", "sin", "cos", "tanh", "sigmoid", "erf"})
-# Results that are >= 0.
-NONNEGATIVE = frozenset({
-    "abs", "square", "sqrt", "relu", "norm", "rms", "max_abs", "log1p", "exp", "softplus",
-    "sigmoid", "arccosh", "cosh", "rsqrt", "gt", "ge", "lt", "le", "eq", "power",
-})
-# Position of the protected denominator of each op that has one.
-DENOMINATOR = {"div": 1, "reciprocal": 0, "mod": 1}
+from programs.ops import OPS, TINY
+from programs.statement import ProgramLike
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +50,7 @@ class StatementFacts:
     stored: bool = False
 
 
-def statement_facts(program: Program) -> tuple[StatementFacts, ...]:
+def statement_facts(program: ProgramLike) -> tuple[StatementFacts, ...]:
     """The facts of every statement of ``program``, in order (see the module docstring)."""
     unit = {n: False for n in program.params}
     low: dict[str, float | None] = {n: None for n in program.params}
@@ -93,21 +72,14 @@ def statement_facts(program: Program) -> tuple[StatementFacts, ...]:
     return tuple(out)
 
 
-# Operand positions where +-Inf and +-MAX give the same result: the op clips that operand
-# first (exp, sigmoid, arcsin, clip's x, ...), takes its sign, or saturates to +-1 itself.
-BLIND = {"sign": {0}, "tanh": {0}, "exp": {0}, "expm1": {0}, "sinh": {0}, "cosh": {0},
-         "sigmoid": {0}, "arcsin": {0}, "arccos": {0}, "arctanh": {0}, "clip": {0},
-         "where": {0}}
-
-
-def last_writes(program: Program) -> dict[str, int]:
+def last_writes(program: ProgramLike) -> dict[str, int]:
     """Each name a statement assigns -> the index of its last assignment (the value that an
     output of that name returns)."""
     return {s.target: i for i, s in enumerate(program.body)}
 
 
-def _read_only_blind(program: Program) -> set[int]:
-    """Statements whose result is not returned and is read only at :data:`BLIND` positions:
+def _read_only_blind(program: ProgramLike) -> set[int]:
+    """Statements whose result is not returned and is read only at blind position (``Op.blind``)s:
     their saturation changes nothing downstream (lion's ``sign(interp(...))``)."""
     last = last_writes(program)
     returned = {last[name] for name in program.outputs if name in last}
@@ -118,7 +90,7 @@ def _read_only_blind(program: Program) -> set[int]:
         blind = True
         for later in program.body[i + 1:]:
             for position, a in enumerate(later.args):
-                if a == s.target and position not in BLIND.get(later.op, ()):
+                if a == s.target and position not in OPS[later.op].blind:
                     blind = False
             if later.target == s.target:  # rebound: later statements read another value
                 break
@@ -127,7 +99,7 @@ def _read_only_blind(program: Program) -> set[int]:
     return out
 
 
-def _stored_slot_writes(program: Program) -> set[int]:
+def _stored_slot_writes(program: ProgramLike) -> set[int]:
     """Indices of the statements that write a slot's returned value read by a later one."""
     last = last_writes(program)
     out = set()
@@ -141,10 +113,10 @@ def _stored_slot_writes(program: Program) -> set[int]:
 def _needs(op, args, unit, low) -> tuple[bool, bool]:
     """(saturate, protect) for one statement; see the module docstring."""
     protect = False
-    d = DENOMINATOR.get(op)
+    d = OPS[op].denominator
     if d is not None and isinstance(args[d], str):
         protect = not (low[d] is not None and low[d] >= 2 * TINY)
-    if op in CLOSED or op in SELF_SATURATING:
+    if OPS[op].closed or OPS[op].self_saturating:
         return False, protect
     if op in ("add", "sub", "mul"):
         # |a * b| <= |a| and |a + b| <= MAX + 1 (rounds to MAX) when |b| <= 1
@@ -158,7 +130,7 @@ def _needs(op, args, unit, low) -> tuple[bool, bool]:
 
 
 def _unit(op, unit) -> bool:
-    if op in UNIT:
+    if OPS[op].unit:
         return True
     if op in ("abs", "neg", "relu", "sqrt", "max_abs"):
         return unit[0]
@@ -185,6 +157,6 @@ def _low(op, low) -> float | None:
         return min(low[1], low[2])
     if op == "cosh":
         return 1.0
-    if op in NONNEGATIVE:
+    if OPS[op].nonnegative:
         return 0.0
     return None

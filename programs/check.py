@@ -18,9 +18,9 @@ import dataclasses
 import numpy as np
 
 from programs.errors import ProgramError
-from programs.fingerprint import run_probes
+from programs.fingerprint import Probe, probe
 from programs.program import Program
-from programs.simplify import live_statements
+from programs.statement import live_statements
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -45,23 +45,25 @@ def _reads_g(program: Program) -> bool:
     return "g" in program.outputs or any("g" in s.names() for s in live_statements(program))
 
 
-def check(program: Program) -> Check:
-    """Screen ``program`` (see the module docstring)."""
+def check(program: Program, probed: Probe | None = None) -> Check:
+    """Screen ``program`` (see the module docstring).  ``probed``: the program's
+    ``programs.fingerprint.probe`` when the caller has it (the search probes a child once,
+    for this and its fingerprint)."""
     try:
         program.checked()
     except ProgramError as err:
         return Check(False, f"{INVALID}: {err.message}")
-    outputs = run_probes(program, variant=0)
+    probed = probe(program) if probed is None else probed
+    outputs = probed.runs[0]
     if not all(np.isfinite(o).all() for o in outputs):
         return Check(False, NON_FINITE)
-    updates = [o[:, 0] for o in outputs]
+    updates = probed.updates(0)
     if any((np.abs(u) >= _FLOAT32_MAX).any() for u in updates):
         return Check(False, OVERFLOW)
     if not any(u.any() for u in updates):
         return Check(False, ZERO)
     if not _reads_g(program):
         return Check(False, NO_G)
-    other = [o[:, 0] for o in run_probes(program, variant=1)]
-    if all(np.array_equal(u, v) for u, v in zip(updates, other)):
+    if all(np.array_equal(u, v) for u, v in zip(updates, probed.updates(1))):
         return Check(False, NO_G)
     return Check(True, OK)

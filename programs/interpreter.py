@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from programs.bounds import DENOMINATOR, SELF_SATURATING, StatementFacts, statement_facts
+from programs.bounds import StatementFacts, statement_facts
 from programs.errors import ProgramError
 from programs.ops import OPS, saturate, saturate_stored
 from programs.program import Program
@@ -47,26 +47,24 @@ def step_tensor(program: Program, values: dict[str, Any],
     like = jnp.asarray(like)
     env = {name: jnp.asarray(values[name], like.dtype) for name in program.params}
     for s, fact in zip(program.body, facts or statement_facts(program)):
+        op = OPS[s.op]
         args = [env[a] if isinstance(a, str) else jnp.asarray(a, like.dtype) for a in s.args]
         if fact.unit_interp:  # interp with a constant 0 <= c <= 1: no product can overflow
             a, b, c = args
             value = saturate(a * (1 - c) + b * c)
-        elif s.op in UNGUARDED and not fact.protect and isinstance(s.args[DENOMINATOR[s.op]], str):
-            value = UNGUARDED[s.op](*args)  # the denominator is provably >= TINY
-        elif s.op in SELF_SATURATING:  # those saturate inside (fact.saturate is False)
-            value = OPS[s.op].fn(*args)
+        elif op.unguarded is not None and not fact.protect and isinstance(
+                s.args[op.denominator], str):
+            value = op.unguarded(*args)  # the denominator is provably >= TINY
+        elif op.self_saturating:  # those saturate inside (fact.saturate is False)
+            value = op.fn(*args)
         else:
-            value = OPS[s.op].raw(*args)
+            value = op.raw(*args)
         if fact.stored:  # saturated, or the identity on finite values: for fusion (bounds)
             value = saturate_stored(value)
         elif fact.saturate:
             value = saturate(value)
         env[s.target] = value.astype(like.dtype)
     return tuple(jnp.broadcast_to(env[o], like.shape).astype(like.dtype) for o in program.outputs)
-
-
-# Ops with a guarded denominator, without the guard (for denominators proved >= TINY).
-UNGUARDED = {"div": lambda a, b: a / b, "reciprocal": lambda a: 1 / a, "mod": jnp.mod}
 
 
 class ProgramState(NamedTuple):

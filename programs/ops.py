@@ -91,6 +91,22 @@ class Op:
     ``combine`` and ``finish`` give the same value in a form a segment-wise engine can use:
     ``fn(x) == finish(combine(pre(x)), x.size)``.  ``symbol`` is the Python operator used when
     printing (``None``: printed as a call).
+
+    Facts the analyses read (each checked against ``fn`` by ``tests/test_ops.py``):
+
+    * ``closed``: finite operands give a result of magnitude at most MAX in every float dtype,
+      so the final saturation is the identity (bounded functions, selections among the
+      operands, magnitude-preserving maps, ``mod``);
+    * ``self_saturating``: ``fn`` saturates inside (``interp``: each product and the sum;
+      ``center``), so callers use ``fn`` and add no saturation of their own;
+    * ``unit``: every result lies in ``[-1, 1]`` (IEEE rounding never leaves it);
+    * ``nonnegative``: every result is ``>= 0``;
+    * ``denominator``: the position of the protected denominator (``div``, ``reciprocal``,
+      ``mod``), None for the others; ``unguarded`` is then the op without that protection,
+      for a denominator proved ``>= TINY``;
+    * ``blind``: operand positions where ``+-Inf`` and ``+-MAX`` give the same result (the op
+      clips that operand first, takes its sign, or saturates to ``+-1`` itself);
+    * ``commutative``: ``fn(a, b) == fn(b, a)`` bit for bit.
     """
 
     name: str
@@ -103,6 +119,14 @@ class Op:
     combine: str | None = None
     finish: Callable | None = None
     raw: Callable | None = None
+    closed: bool = False
+    self_saturating: bool = False
+    unit: bool = False
+    nonnegative: bool = False
+    denominator: int | None = None
+    unguarded: Callable | None = None
+    blind: frozenset[int] = frozenset()
+    commutative: bool = False
 
 
 def _elementwise(name, arity, definition, doc, symbol=None):
@@ -191,7 +215,37 @@ def _table() -> dict[str, Op]:
            "x minus its mean over all axes but the first (rank >= 2 only)",
            raw=lambda x: _center(jnp.asarray(x))),
     ]
-    return {op.name: op for op in ops}
+    return {op.name: _with_facts(op) for op in ops}
+
+
+# The facts of each op (see :class:`Op`), kept beside the table they describe.
+_CLOSED = frozenset({
+    "abs", "neg", "sign", "max", "min", "clip", "where", "relu", "mod",
+    "gt", "ge", "lt", "le", "eq",
+    "sin", "cos", "tanh", "arctan", "sigmoid", "erf", "arcsin", "arccos", "arctanh",
+    "sqrt", "log1p", "arcsinh", "arccosh", "softplus", "max_abs",
+})
+_SELF_SATURATING = frozenset({"interp", "center"})
+_UNIT = frozenset({"sign", "gt", "ge", "lt", "le", "eq", "sin", "cos", "tanh", "sigmoid", "erf"})
+_NONNEGATIVE = frozenset({
+    "abs", "square", "sqrt", "relu", "norm", "rms", "max_abs", "log1p", "exp", "softplus",
+    "sigmoid", "arccosh", "cosh", "rsqrt", "gt", "ge", "lt", "le", "eq", "power",
+})
+_DENOMINATOR = {"div": 1, "reciprocal": 0, "mod": 1}
+_UNGUARDED = {"div": lambda a, b: a / b, "reciprocal": lambda a: 1 / a, "mod": jnp.mod}
+_BLIND = {"sign": {0}, "tanh": {0}, "exp": {0}, "expm1": {0}, "sinh": {0}, "cosh": {0},
+          "sigmoid": {0}, "arcsin": {0}, "arccos": {0}, "arctanh": {0}, "clip": {0},
+          "where": {0}}
+_COMMUTATIVE = frozenset({"add", "mul", "max", "min", "eq"})
+
+
+def _with_facts(op: Op) -> Op:
+    n = op.name
+    return dataclasses.replace(
+        op, closed=n in _CLOSED, self_saturating=n in _SELF_SATURATING, unit=n in _UNIT,
+        nonnegative=n in _NONNEGATIVE, denominator=_DENOMINATOR.get(n),
+        unguarded=_UNGUARDED.get(n), blind=frozenset(_BLIND.get(n, ())),
+        commutative=n in _COMMUTATIVE)
 
 
 OPS: dict[str, Op] = _table()

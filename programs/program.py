@@ -20,47 +20,20 @@ import keyword
 import math
 
 from programs.errors import ProgramError
+from programs.fingerprint import Probe
+from programs.fingerprint import fingerprint as _fingerprint
 from programs.ops import OPS
-
-INPUTS: tuple[str, ...] = ("w", "g", "lr", "t", "T")
-Operand = str | float
-
-
-@dataclasses.dataclass(frozen=True)
-class Statement:
-    """``target = op(*args)``; args are names (str) or constants (float)."""
-
-    target: str
-    op: str
-    args: tuple[Operand, ...]
-
-    def names(self) -> tuple[str, ...]:
-        """The names this statement reads, in order (constants left out)."""
-        return tuple(a for a in self.args if isinstance(a, str))
-
-
-def format_constant(value: float) -> str:
-    """The shortest text that reads back as exactly ``value`` (``repr`` of the float)."""
-    return repr(float(value))
-
-
-def _is_negative_constant(operand: Operand) -> bool:
-    return not isinstance(operand, str) and (operand < 0 or str(operand).startswith("-"))
-
-
-def format_operand(operand: Operand) -> str:
-    return operand if isinstance(operand, str) else format_constant(operand)
-
-
-def format_expression(stmt: Statement) -> str:
-    """The right-hand side of a statement, as canonical text."""
-    op = OPS[stmt.op]
-    args = [format_operand(a) for a in stmt.args]
-    if op.symbol and op.arity == 2 and not (op.name == "power" and _is_negative_constant(stmt.args[0])):
-        return f"{args[0]} {op.symbol} {args[1]}"
-    if op.symbol and op.arity == 1 and isinstance(stmt.args[0], str):
-        return f"{op.symbol}{args[0]}"
-    return f"{op.name}({', '.join(args)})"
+from programs.simplify import simplify as _simplify
+from programs.simplify import without_unread_slots
+from programs.statement import (  # noqa: F401 -- re-exported: part of this module's API
+    INPUTS,
+    Operand,
+    Statement,
+    format_constant,
+    format_expression,
+    format_operand,
+    live_statements,
+)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -170,22 +143,17 @@ class Program:
     # -- analyses (implemented in their own modules) ---------------------------------------
     def simplify(self) -> Program:
         """Dead code out, constant arithmetic folded (see ``programs.simplify``)."""
-        from programs.simplify import simplify
-
-        return simplify(self)
+        return _simplify(self)
 
     def pruned(self) -> Program:
         """Simplified, and without the state slots that never reach the update (see
         ``programs.simplify.without_unread_slots``): the optimizer as a reader should see it."""
-        from programs.simplify import simplify, without_unread_slots
+        return _simplify(without_unread_slots(self))
 
-        return simplify(without_unread_slots(self))
-
-    def fingerprint(self) -> str:
-        """Functional-equivalence hash (see ``programs.fingerprint``)."""
-        from programs.fingerprint import fingerprint
-
-        return fingerprint(self)
+    def fingerprint(self, probed: Probe | None = None) -> str:
+        """Functional-equivalence hash (see ``programs.fingerprint``); ``probed``: this
+        program's ``programs.fingerprint.probe`` when the caller has it already."""
+        return _fingerprint(self, probed)
 
 
 def _check_name(name: str, line: int, what: str) -> None:

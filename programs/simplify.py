@@ -43,25 +43,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from programs.ops import CENTER, OPS, REDUCTION
-from programs.program import Program, Statement
+from programs.statement import ProgramLike, Statement, live_statements
 
 _SCALAR_INPUTS = frozenset({"lr", "t", "T"})
-_COMMUTATIVE = frozenset({"add", "mul", "max", "min", "eq"})
 
 
-def live_statements(program: Program) -> tuple[Statement, ...]:
-    """The statements that reach an output (transitively), in program order."""
-    needed = set(program.outputs)
-    kept = []
-    for s in reversed(program.body):
-        if s.target in needed:
-            kept.append(s)
-            needed.discard(s.target)
-            needed.update(s.names())
-    return tuple(reversed(kept))
-
-
-def _entry_reads(program: Program, names) -> set[str]:
+def _entry_reads(program: ProgramLike, names) -> set[str]:
     """Parameters whose values at entry the statements computing ``names`` read."""
     needed = set(names)
     for s in reversed(program.body):
@@ -71,7 +58,7 @@ def _entry_reads(program: Program, names) -> set[str]:
     return needed
 
 
-def without_unread_slots(program: Program) -> Program:
+def without_unread_slots(program: ProgramLike) -> ProgramLike:
     """``program`` without the state slots that never influence the update: a slot is kept
     when the update reads it, or a kept slot's next value does (transitively).  Dropped slots
     leave the header, the outputs and, with their statements, the body.  Every update is the
@@ -182,7 +169,7 @@ class _Graph:
     @staticmethod
     def _key(op: str, args: tuple[_Value, ...]) -> tuple:
         parts = tuple(("c", a.f32) if isinstance(a, _Const) else a for a in args)
-        if op in _COMMUTATIVE:
+        if OPS[op].commutative:
             parts = tuple(sorted(parts, key=repr))
         return (op,) + parts
 
@@ -259,7 +246,7 @@ class _Graph:
         return None
 
 
-def simplify(program: Program) -> Program:
+def simplify(program: ProgramLike) -> ProgramLike:
     """The simplified program (see the module docstring for what is rewritten)."""
     graph = _Graph()
     env: dict[str, _Value] = {p: _Param(p) for p in program.params}
@@ -291,7 +278,7 @@ def _live_nodes(graph: _Graph, outputs: list[_Value]) -> list[int]:
     return sorted(live, key=lambda i: (graph.nodes[i].origin, i))
 
 
-def _emit(program: Program, graph: _Graph, outputs: list[_Value]) -> Program:
+def _emit(program: ProgramLike, graph: _Graph, outputs: list[_Value]) -> ProgramLike:
     """Statements for the live nodes, in program order, named after their statements."""
     order = _live_nodes(graph, outputs)
     last_use: dict[_Value, int] = {}
@@ -328,8 +315,8 @@ def _emit(program: Program, graph: _Graph, outputs: list[_Value]) -> Program:
         holder[name] = _Node(i)
         name_of[_Node(i)] = name
         body.append(Statement(name, info.op, args))
-    return Program(program.name, program.params, tuple(body),
-                   tuple(name_of[v] for v in outputs)).checked()
+    return dataclasses.replace(program, body=tuple(body),
+                               outputs=tuple(name_of[v] for v in outputs)).checked()
 
 
 def _fresh(base: str, taken: set[str]) -> str:

@@ -70,7 +70,7 @@ from jax import lax
 
 from programs.errors import ProgramError
 from programs.ops import CENTER, ELEMENTWISE, OP_NAMES, OPS, REDUCTION, saturate
-from programs.program import Program
+from programs.statement import ProgramLike
 
 NOP, COPY = "nop", "copy"
 _SHAPE_SENSITIVE = tuple(n for n in OP_NAMES if OPS[n].kind in (REDUCTION, CENTER))
@@ -157,7 +157,7 @@ class EncodedProgram(NamedTuple):
     update_fold: np.ndarray
 
 
-def encode(program: Program, max_statements: int = 32, max_slots: int = 4, *,
+def encode(program: ProgramLike, max_statements: int = 32, max_slots: int = 4, *,
            fold: bool = True) -> EncodedProgram:
     """Encode ``program`` for the bucket ``(max_statements, max_slots)``; ``fold``: fold
     scalings into their readers (:func:`_fold`; only for a :class:`Machine` with ``fold``).
@@ -511,7 +511,7 @@ class Machine:
         self.layout = make_layout(self.shapes)
         self.fold = bool(fold)
 
-    def encode(self, program: Program) -> EncodedProgram:
+    def encode(self, program: ProgramLike) -> EncodedProgram:
         return encode(program, self.registers.max_statements, self.registers.max_slots,
                       fold=self.fold)
 
@@ -533,6 +533,15 @@ class Machine:
 
         The weights live outside the register file between steps on purpose: a consumer
         reading them from it (the loss) would make XLA copy the whole file every step."""
+        update, regs = self.update(program, regs, w, g, scalars, layout)
+        return w - update, regs
+
+    def update(self, program: EncodedProgram, regs: jax.Array, w: jax.Array, g: jax.Array,
+               scalars: jax.Array, layout: Layout | None = None) -> tuple[jax.Array, jax.Array]:
+        """The update itself (float32 [N]) and the new register file: :meth:`step` without
+        applying the update.  ``scalars`` is float32 [n_scalar], one value per scalar
+        register, or [n_scalar, N], one per register and element: the probe mode
+        (:func:`probe_runs`) gives each tensor its own ``lr`` and ``T`` that way."""
         layout = self.layout if layout is None else layout
         first_scalar = self.registers.first_scalar
         regs = lax.dynamic_update_slice_in_dim(regs, jnp.stack([w, g]).astype(jnp.float32),
@@ -564,4 +573,30 @@ class Machine:
         update = program.outputs[0]
         update = fetch(regs, update, jnp.where(update < first_scalar, update, ZERO),
                        program.update_fold[0], program.update_fold[1])
-        return w - update, regs
+        return jnp.broadcast_to(update, w.shape), regs
+
+
+# -- probe mode: the programs.fingerprint and programs.check runs ---------------------------
+
+def probe_runs(machine: Machine, program: EncodedProgram, lrs, totals, ws, gs) -> tuple:
+    """Run ``program`` for ``S`` steps on given inputs, each tensor of ``machine`` with its own
+    ``lr`` and ``T``: the probe of ``programs.fingerprint``.  Pure and jit-able.
+
+    ``lrs``, ``totals`` float32 [n_tensors]; ``ws``, ``gs`` float32 [V, S, N]: ``V`` input
+    sets, each a fresh ``w`` and ``g`` at every step (the weights are inputs here, not
+    updated: every step sees a new point).  Returns ``(updates, slots)``: float32 [V, S, N]
+    and [V, S, max_slots, N], the update and the slots after each step (slots zero at
+    step 1, carried from step to step, separately for each input set)."""
+    steps = ws.shape[1]
+    per_tensor = jax.vmap(scalar_rows, in_axes=(None, 0, None, 0))(program, lrs, steps, totals)
+    # [n_tensors, S, n_scalar] -> [S, n_scalar, N]: one column of scalars per element
+    scalars = jnp.transpose(per_tensor[machine.layout.segment], (1, 2, 0))
+
+    def one_input_set(w, g):
+        def step(regs, xs):
+            update, regs = machine.update(program, regs, *xs)
+            return regs, (update, machine.slots(regs))
+
+        return lax.scan(step, machine.init(), (w, g, scalars))[1]
+
+    return jax.vmap(one_input_set)(ws, gs)

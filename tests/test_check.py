@@ -11,6 +11,7 @@ import programs
 import programs.check as check_module
 from programs import Program, Statement, parse
 from programs.check import INVALID, NO_G, NON_FINITE, OK, OVERFLOW, ZERO, Check, check
+from programs.fingerprint import Probe
 
 
 @pytest.mark.parametrize("name", sorted(programs.BASELINES))
@@ -57,15 +58,16 @@ def test_g_reaching_the_update_through_a_slot_passes():
 def test_non_finite_outputs(monkeypatch):
     # The saturating ops keep finite inputs finite; this checks the screen itself.
     p = parse("def f(g, lr, m):\n    m = interp(g, m, 0.9)\n    u = m * lr\n    return u, m\n")
-    real = check_module.run_probes
+    real = check_module.probe
 
-    def with_nan_slot(program, variant=0):
-        outputs = [o.copy() for o in real(program, variant)]
-        outputs[1][2, 1, 0, 0] = np.nan
-        return tuple(outputs)
+    def with_nan_slot(program):
+        runs = [[o.copy() for o in variant] for variant in real(program).runs]
+        runs[0][1][2, 1, 0, 0] = np.nan
+        return Probe(tuple(tuple(variant) for variant in runs))
 
-    monkeypatch.setattr(check_module, "run_probes", with_nan_slot)
+    monkeypatch.setattr(check_module, "probe", with_nan_slot)
     assert check(p) == Check(False, NON_FINITE)
+    assert check(p, real(p)).ok  # the same program, its own probe passed in
 
 
 def test_invalid_program():

@@ -262,3 +262,24 @@ def test_the_same_string_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True, timeout=300).stdout.split()
     assert out == [parse(ADAM).fingerprint(), programs.BASELINES["lion"].fingerprint()]
+
+
+PINNED = {
+    # Stored in every run directory (state.json, evaluations.jsonl): a change here silently
+    # empties the cache of every resumed run.  If this fails, the probe, the engine's
+    # arithmetic or the rounding changed: bump programs.fingerprint.VERSION (a run directory
+    # of another version is then refused with a one-line error) and re-pin.
+    "sgd": "3be8e2041d8ff2f0",
+    "momentum": "4574936e03d6750a",
+    "signsgd": "91c834c8bff4d2d3",
+    "adam": "de10ef8b00487c6c",
+    "lion": "3b09d9d1e9cb9692",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_fingerprint_values_are_pinned(name):
+    from programs.fingerprint import VERSION
+
+    assert VERSION == "fp2"
+    assert fingerprint(programs.BASELINES[name]) == PINNED[name]

@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from programs.bounds import BLIND
 from programs.ops import (
     CENTER,
     ELEMENTWISE,
@@ -191,14 +190,13 @@ def test_saturate_stored_gives_saturate_values(dtype):
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16])
 def test_blind_positions_cannot_tell_overflow_from_saturation(dtype):
-    """bounds.BLIND: at these operand positions the op gives the same result for +-Inf as for
+    """Op.blind: at these operand positions the op gives the same result for +-Inf as for
     +-MAX of the dtype (so a saturation read only there may be left out), whatever the other
     operands are."""
     big = float(jnp.finfo(dtype).max)
     others = np.array([-2.0, -0.5, 0.0, 0.5, 3.0, big, -big])
-    for name, positions in BLIND.items():
-        op = OPS[name]
-        for position in positions:
+    for name, op in OPS.items():
+        for position in op.blind:
             for sign in (1.0, -1.0):
                 rest = _grid(others, op.arity - 1)
                 args_inf = [jnp.asarray(a, dtype) for a in rest]
@@ -210,3 +208,63 @@ def test_blind_positions_cannot_tell_overflow_from_saturation(dtype):
                     np.testing.assert_array_equal(np.asarray(fn(*args_inf), np.float64),
                                                   np.asarray(fn(*args_big), np.float64),
                                                   err_msg=f"{name} at {position}")
+
+
+def _extreme_grid(arity, dtype):
+    """Every combination of finite values from tiny to the dtype's MAX, both signs."""
+    big = float(jnp.finfo(dtype).max)
+    values = np.array([0.0, -0.0, 1e-30, -1e-30, 0.3, -0.7, 1.0, -1.0, 2.5, -3.0, 1e4,
+                       -1e4, big / 3, -big / 3, big, -big])
+    return [jnp.asarray(a, dtype) for a in _grid(values, arity)]
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float16])
+@pytest.mark.parametrize("name", OP_NAMES)
+def test_op_facts_hold_on_extreme_finite_inputs(name, dtype):
+    """The facts of ``Op`` that the analyses rely on, checked on the op's own definition:
+    ``closed`` and ``self_saturating`` ops never need a saturation added (``raw`` / ``fn``
+    finite), ``unit`` results lie in [-1, 1], ``nonnegative`` ones are >= 0, ``commutative``
+    ops give the same bits with their operands swapped.  (A missing fact costs speed only;
+    a wrong one would change values, so the facts are checked, not their absence.)"""
+    op = OPS[name]
+    args = _extreme_grid(op.arity, dtype)
+    raw = np.asarray(op.raw(*args), np.float64)
+    out = np.asarray(op.fn(*args), np.float64)
+    finite = np.isfinite(out)  # float16: TINY underflows to 0, so 0 / 0 is NaN there
+    assert finite.all() or dtype != jnp.float32
+    if op.closed:
+        assert np.isfinite(raw[finite]).all(), f"{name} is marked closed but overflows"
+    if op.unit:
+        assert (np.abs(out[finite]) <= 1.0).all(), name
+    if op.nonnegative:
+        assert (out[finite] >= 0).all(), name
+    if op.commutative:
+        swapped = np.asarray(op.fn(args[1], args[0]), np.float64)
+        np.testing.assert_array_equal(out, swapped, err_msg=name)  # NaN == NaN here
+
+
+def test_op_facts_name_the_ops_they_describe():
+    """Facts are declared beside the table by name: every name must be an op of the table,
+    so that a renamed op cannot silently lose its facts."""
+    from programs import ops
+
+    declared = (set(ops._CLOSED) | set(ops._SELF_SATURATING) | set(ops._UNIT)
+                | set(ops._NONNEGATIVE) | set(ops._DENOMINATOR) | set(ops._BLIND)
+                | set(ops._COMMUTATIVE) | set(ops._UNGUARDED))
+    assert declared <= set(OPS)
+    assert {n for n, op in OPS.items() if op.denominator is not None} == {"div", "reciprocal",
+                                                                           "mod"}
+    assert all(op.self_saturating for op in (OPS["interp"], OPS["center"]))
+
+
+@pytest.mark.parametrize("name", [n for n in OP_NAMES if OPS[n].unguarded is not None])
+def test_unguarded_variants_equal_the_op_where_the_denominator_is_large(name):
+    """``Op.unguarded``: the op without its denominator guard; where ``|denominator| >= TINY``
+    the guard is the identity, so the values must equal ``raw``'s."""
+    op = OPS[name]
+    rng = np.random.default_rng(3)
+    args = [jnp.asarray(rng.standard_normal(200) * 10.0 ** rng.integers(-20, 20, 200),
+                        jnp.float32) for _ in range(op.arity)]
+    den = args[op.denominator]
+    args[op.denominator] = jnp.where(jnp.abs(den) < 1e-29, 1e-29, den)
+    np.testing.assert_array_equal(np.asarray(op.unguarded(*args)), np.asarray(op.raw(*args)))

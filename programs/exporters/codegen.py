@@ -28,7 +28,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from programs.bounds import DENOMINATOR, SELF_SATURATING, last_writes, statement_facts
+from programs.bounds import last_writes, statement_facts
 from programs.errors import ProgramError
 from programs.ops import CENTER, ELEMENTWISE, OPS, REDUCTION, TINY
 from programs.program import INPUTS, Program, format_constant, format_expression
@@ -178,8 +178,9 @@ def plan(program: Program, dialect: Dialect) -> Plan:
         if not dialect.saturate:
             saturate = False
         elif not dialect.elide:
-            saturate = s.op not in SELF_SATURATING
-            protect = s.op in DENOMINATOR and isinstance(s.args[DENOMINATOR[s.op]], str)
+            saturate = not OPS[s.op].self_saturating
+            d = OPS[s.op].denominator
+            protect = d is not None and isinstance(s.args[d], str)
         # only tensors: a 0-d temporary costs nothing and reads better out of place
         candidates = [p for p in reusable.get(i, ()) if not sc[p]] if not is_scalar else []
         into_slot = [p for p in candidates if s.op in ("add", "mul")
@@ -255,7 +256,7 @@ def statement_code(plan_: Plan, sp: StatementPlan, dialect: Dialect,
     key = s.op
     value: list[float | None] = [None if isinstance(a, str) else a for a in args]
 
-    d = DENOMINATOR.get(s.op)
+    d = OPS[s.op].denominator
     if d is not None and value[d] is not None:  # a constant denominator is protected here
         c = value[d]
         value[d] = c if abs(c) >= TINY else (-TINY if c < 0 else TINY)
@@ -354,7 +355,7 @@ def hoist(plan_: Plan) -> Hoist | None:
         if not sp.live or sp.index in indices:
             continue
         s = p.body[sp.index]
-        d = DENOMINATOR.get(s.op) if sp.protect else None
+        d = OPS[s.op].denominator if sp.protect else None
         for position, a in enumerate(s.args):
             if a in hoisted:
                 (guarded if position == d else plain).add(a)
