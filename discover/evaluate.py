@@ -9,7 +9,7 @@ Contract (the search, the workers and the CLI rely on it):
   ``"package.module:factory"`` specs (``tasks.resolve``); ``tasks.Task`` objects are accepted
   too.  An unknown task is a ``ValueError`` from the constructor; a program that does not fit
   the bucket (statements, slots) is a ``ValueError`` from ``evaluate``.
-* ``evaluate(program) -> Evaluation`` never raises for a bad candidate.  Per task: the
+* ``evaluate(program) -> Evaluation`` (``discover.records``) never raises for a bad candidate.  Per task: the
   validation loss of each learning rate is the mean over seeds (NaN if any seed diverged, see
   ``tasks.train``); ``loss`` is the best of the grid and ``lr`` where it was reached;
   ``score = tasks.normalized_score(loss, adam's best loss on the same grid and seeds, the
@@ -38,6 +38,7 @@ import numpy as np
 
 import programs
 import tasks
+from discover.records import ERROR, FAILED, NONFINITE, OK, Evaluation, TaskScore
 from programs.program import Program
 from programs.vm import encode
 from tasks.base import WORST_SCORE, Task, normalized_score
@@ -45,62 +46,7 @@ from tasks.train import RunResult, Trainer
 
 log = logging.getLogger(__name__)
 
-OK, NONFINITE, ERROR, FAILED = "ok", "nonfinite", "error", "failed"
 BASELINE = "adam"
-
-
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
-
-
-def _float_or_nan(x) -> float:
-    return math.nan if x is None else float(x)
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskScore:
-    """One task's result: normalised ``score`` (finite), best validation ``loss`` and the
-    ``lr`` reaching it (NaN unless ``status == "ok"``), ``status`` ok | nonfinite | error."""
-
-    task: str
-    score: float
-    loss: float
-    lr: float
-    status: str
-
-    def to_dict(self) -> dict:
-        return {"task": self.task, "score": float(self.score),
-                "loss": _finite_or_none(self.loss), "lr": _finite_or_none(self.lr),
-                "status": self.status}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TaskScore:
-        return cls(d["task"], float(d["score"]), _float_or_nan(d.get("loss")),
-                   _float_or_nan(d.get("lr")), d["status"])
-
-
-@dataclasses.dataclass(frozen=True)
-class Evaluation:
-    """Scores of one program on every task of an evaluator, their mean (``aggregate``), the
-    overall ``status`` (ok | failed) and the wall-clock ``seconds`` spent."""
-
-    scores: tuple[TaskScore, ...]
-    aggregate: float
-    status: str
-    seconds: float
-
-    def by_task(self) -> dict[str, TaskScore]:
-        return {s.task: s for s in self.scores}
-
-    def to_dict(self) -> dict:
-        """JSON-safe: every float finite (non-finite loss or lr become None)."""
-        return {"scores": [s.to_dict() for s in self.scores], "aggregate": float(self.aggregate),
-                "status": self.status, "seconds": float(self.seconds)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Evaluation:
-        return cls(tuple(TaskScore.from_dict(s) for s in d["scores"]), float(d["aggregate"]),
-                   d["status"], float(d["seconds"]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,7 +171,7 @@ class Evaluator:
                 scores.append(TaskScore(name, WORST_SCORE, math.nan, math.nan, NONFINITE))
         statuses = {s.status for s in scores}
         status = OK if OK in statuses and ERROR not in statuses else FAILED
-        aggregate = float(np.mean([s.score for s in scores]))
+        aggregate = float(np.mean([s.score for s in scores]))  # each clipped: finite
         return Evaluation(tuple(scores), aggregate, status, time.perf_counter() - start)
 
 

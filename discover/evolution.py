@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import math
 import random
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
@@ -38,19 +37,11 @@ import numpy as np
 from deap import base, tools
 
 import programs
-from discover.config import START_SCRATCH, CampaignConfig
+from discover.config import CampaignConfig
+from discover.records import OK, LogRecord
 from programs import mutate as mutations
 from programs.check import check
 from programs.fingerprint import probe
-
-WORST_SCORE = 2.0  # tasks.WORST_SCORE; not imported so that the driver needs no task code
-
-SCRATCH_PROGRAM = """\
-def scratch(g, lr):
-    u = g * lr
-    return u
-"""
-"""The trivial starting program of a search from scratch: one plain gradient step."""
 
 
 class Fitness(base.Fitness):
@@ -97,16 +88,17 @@ class Individual:
                    parent=data["parent"], mutation=data["mutation"], score=data["score"])
 
 
-class HallEntry:
-    """A hall-of-fame member: its fitness is the held-out score; ``record`` has both."""
+class _Ranked:
+    """A logged record in DEAP's ``HallOfFame``: its fitness is the held-out score (the
+    search score when there are no held-out tasks)."""
 
     __slots__ = ("fingerprint", "fitness", "record")
 
-    def __init__(self, record: dict, rank_key: str):
-        self.fingerprint = record["fingerprint"]
+    def __init__(self, record: LogRecord, funnel: bool):
+        self.fingerprint = record.fingerprint
         self.record = record
         self.fitness = Fitness()
-        self.fitness.values = (record[rank_key],)
+        self.fitness.values = (record.held_out_score if funnel else record.search_score,)
 
 
 def tournament(individuals: Sequence, tournsize: int, rng: random.Random,
@@ -134,17 +126,6 @@ def mutation_config(config: CampaignConfig) -> mutations.MutationConfig:
     return mutations.MutationConfig(**changes)
 
 
-def start_programs(names: Iterable[str]) -> list[tuple[str, programs.Program]]:
-    """The programs a population starts from (``scratch``: the trivial program)."""
-    out = []
-    for name in names:
-        if name == START_SCRATCH:
-            out.append((name, programs.parse(SCRATCH_PROGRAM)))
-        else:
-            out.append((name, programs.BASELINES[name]))
-    return out
-
-
 class AgingEvolution:
     """Population, cache, hall of fame and random streams of one search."""
 
@@ -155,7 +136,7 @@ class AgingEvolution:
         self.config = config
         self.population_size = config.population_size
         self.tournament_size = config.tournament_size
-        self.rank_key = "held_out_score" if funnel else "search_score"
+        self.funnel = funnel
         seeds = np.random.SeedSequence(config.seed).spawn(2)
         self.mutation_rng = np.random.default_rng(seeds[0])
         self.selection_rng = random.Random(int(seeds[1].generate_state(1)[0]))
@@ -258,31 +239,25 @@ class AgingEvolution:
         return None
 
     # -- results --------------------------------------------------------------------------
-    def tell(self, child: Individual, record: dict) -> None:
-        """Record the evaluation of ``child``: ``record`` has ``score``, ``status`` and
-        ``held_out_score`` (None when the funnel did not pass it), plus what the hall of fame
-        keeps (``scores``, ``lr`` ...)."""
-        score = record["score"]
-        if score is None or not math.isfinite(score):
-            score = WORST_SCORE
+    def tell(self, child: Individual, record: LogRecord) -> None:
+        """Record the evaluation of ``child`` (its logged record)."""
+        score = record.search_score
         child.fitness.values = (score,)
         self.in_flight.pop(child.fingerprint, None)
-        self.cache[child.fingerprint] = {"score": score, "status": record["status"],
-                                         "held_out_score": record.get("held_out_score"),
+        self.cache[child.fingerprint] = {"score": score, "status": record.status,
+                                         "held_out_score": record.held_out_score,
                                          "seq": child.seq}
         self.counters["evaluations"] += 1
-        self.counters["failed"] += record["status"] != "ok"
+        self.counters["failed"] += record.status != OK
         copies = self.starts.pop(child.seq, 1)
         for _ in range(copies):
             self._join(child.copy())
         for twin in self.waiting.pop(child.fingerprint, []):
             twin.fitness.values = (score,)
             self._admit_twin(twin)
-        entry = dict(record, program=str(child.program), fingerprint=child.fingerprint,
-                     search_score=score, seq=child.seq, parent=child.parent,
-                     mutation=child.mutation)
-        if entry.get(self.rank_key) is not None and record["status"] == "ok":
-            self.hall_of_fame.update([HallEntry(entry, self.rank_key)])
+        ranked = record.held_out_score is not None or not self.funnel
+        if ranked and record.status == OK:
+            self.hall_of_fame.update([_Ranked(record, self.funnel)])
         self._track_best(child)
 
     def _join(self, individual: Individual) -> None:
@@ -333,8 +308,18 @@ class AgingEvolution:
         total = self.counters["cache_hits"] + self.counters["evaluations"]
         return self.counters["cache_hits"] / total if total else 0.0
 
-    def hall_of_fame_records(self) -> list[dict]:
+    def hall_of_fame_records(self) -> list[LogRecord]:
+        """The logged records of the hall of fame, best first."""
         return [entry.record for entry in self.hall_of_fame]
+
+    def funnel_threshold(self) -> float:
+        """The search policy's funnel: the highest search score that earns the held-out tasks
+        now, ``held_out_threshold`` and, with ``held_out_margin``, at most that far above the
+        best search score so far."""
+        config = self.config
+        if config.held_out_margin is None or self.best is None:
+            return config.held_out_threshold
+        return min(config.held_out_threshold, self.best.score + config.held_out_margin)
 
     # -- checkpoint -----------------------------------------------------------------------
     def state_dict(self, pending: Iterable[Individual] = ()) -> dict:
@@ -349,7 +334,7 @@ class AgingEvolution:
             "waiting": {fp: [t.to_dict() for t in twins] for fp, twins in self.waiting.items()},
             "starts": {str(seq): n for seq, n in self.starts.items()},
             "cache": self.cache,
-            "hall_of_fame": self.hall_of_fame_records(),
+            "hall_of_fame": [r.to_json() for r in self.hall_of_fame_records()],
             "best": self.best.to_dict() if self.best else None,
             "logbook": list(self.logbook),
             "rng": {"mutation": _jsonable(self.mutation_rng.bit_generator.state),
@@ -368,7 +353,7 @@ class AgingEvolution:
         self.cache = {fp: dict(v) for fp, v in state["cache"].items()}
         self.hall_of_fame.clear()
         for record in state["hall_of_fame"]:
-            self.hall_of_fame.update([HallEntry(record, self.rank_key)])
+            self.hall_of_fame.update([_Ranked(LogRecord.from_json(record), self.funnel)])
         self.best = Individual.from_dict(state["best"]) if state["best"] else None
         self.logbook = tools.Logbook()
         self.logbook.header = ["evaluations", "cache_hits", "invalid", "restarts", "best",

@@ -2,14 +2,15 @@
 
 Contract:
 
-* :func:`write_report` reads a run directory (DESIGN.md "Run directory") and writes
+* :func:`write_report` reads a run directory (``discover.rundir.load``: the records of
+  ``discover.records``) and writes
   ``RUN_DIR/report/*.png`` and then ``RUN_DIR/report.md``, each atomically (temporary file +
   rename).  It returns the path of ``report.md``.
 * A path that does not exist, is not a directory, has no ``config.json`` or an unreadable one
   is a :class:`~discover.errors.UserError`.  Anything else that is missing or incomplete (no
-  ``state.json``, an empty log, no held-out score yet, no ``best/``, no matplotlib, a curve
-  that cannot be trained) is said in the report's "Missing or incomplete" list; the report
-  is written all the same.
+  ``state.json``, an empty log, a record of another schema, no held-out score yet, no
+  ``best/``, no matplotlib, a curve that cannot be trained) is said in the report's "Missing
+  or incomplete" list; the report is written all the same.
 * Numbers come from the files: the cost section sums ``evaluations.jsonl``; cache hits,
   invalid children and restarts are the counters of ``state.json``; the hall of fame is
   ``hall_of_fame.json`` (ranked from the log when that file is missing or still empty).
@@ -22,103 +23,41 @@ Contract:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
 
-from discover import state as files
 from discover.errors import UserError
 from discover.progress import format_score
+from discover.records import OK, HallEntry
+from discover.rundir import BEST_DIR, HALL_OF_FAME_FILE, LOG_FILE, STATE_FILE, RunFiles, load
+from discover.rundir.files import write_bytes_atomic
 
 REPORT_FILE = "report.md"
 FIGURE_DIR = "report"
 CURVE_BASELINES = ("adam", "sgd", "lion")
 
 
-@dataclasses.dataclass
-class Run:
-    """What a run directory holds; ``notes`` collects what is missing or went wrong."""
+def _pruned(text: str) -> str:
+    import programs
 
-    path: str
-    config: dict
-    state: dict | None
-    log: list[dict]
-    hall: list[dict] | None
-    notes: list[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def counters(self) -> dict:
-        return ((self.state or {}).get("evolution") or {}).get("counters") or {}
-
-    @property
-    def logbook(self) -> list[dict]:
-        return ((self.state or {}).get("evolution") or {}).get("logbook") or []
-
-
-# -- reading ---------------------------------------------------------------------------------
-def load_run(path: str) -> Run:
-    if not os.path.exists(path):
-        raise UserError(f"{path}: no such run directory")
-    if not os.path.isdir(path):
-        raise UserError(f"{path} is not a directory (expected a campaign run directory)")
-    config_path = os.path.join(path, files.CONFIG_FILE)
-    if not os.path.isfile(config_path):
-        raise UserError(f"{path} is not a campaign run directory (no {files.CONFIG_FILE})")
-    try:
-        config = files.read_json(config_path)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{config_path}: unreadable: {err}") from None
-    if not isinstance(config, dict):
-        raise UserError(f"{config_path}: expected a JSON object of settings")
-    notes: list[str] = []
-    state = _read_optional(path, files.STATE_FILE, dict, notes)
-    hall = _read_optional(path, files.HALL_OF_FAME_FILE, list, notes)
-    log_path = os.path.join(path, files.LOG_FILE)
-    if not os.path.isfile(log_path):
-        notes.append(f"`{files.LOG_FILE}` is missing: no evaluations to report.")
-    log = [r for r in files.read_log(log_path) if isinstance(r, dict)]
-    if os.path.isfile(log_path) and not log:
-        notes.append("No evaluation has finished yet.")
-    return Run(path, config, state, log, hall, notes)
-
-
-def _read_optional(run_dir: str, name: str, kind: type, notes: list[str]):
-    path = os.path.join(run_dir, name)
-    if not os.path.isfile(path):
-        notes.append(f"`{name}` is missing.")
-        return None
-    try:
-        data = files.read_json(path)
-    except (OSError, ValueError) as err:
-        notes.append(f"`{name}` is unreadable ({err}).")
-        return None
-    if not isinstance(data, kind):
-        notes.append(f"`{name}` does not hold a JSON {kind.__name__}.")
-        return None
-    return data
-
-
-def _score(record: dict, key: str = "score") -> float | None:
-    value = record.get(key)
-    return float(value) if isinstance(value, (int, float)) else None
+    return str(programs.parse(text).pruned())
 
 
 # -- what the report computes ------------------------------------------------------------------
-def cost(run: Run) -> dict:
+def cost(run: RunFiles) -> dict:
     """Evaluations, failures and worker seconds summed from the log; the search's counters."""
     per_worker: dict[str, float] = {}
     for record in run.log:
-        worker = str(record.get("worker", "?"))
-        per_worker[worker] = per_worker.get(worker, 0.0) + float(record.get("seconds") or 0.0)
+        per_worker[record.worker] = per_worker.get(record.worker, 0.0) + record.seconds
     counters = run.counters
     hits, evaluated = counters.get("cache_hits"), counters.get("evaluations")
     return {
         "evaluations": len(run.log),
-        "failed": sum(r.get("status") != "ok" for r in run.log),
-        "held_out": sum(r.get("held_out_score") is not None for r in run.log),
+        "failed": sum(r.status != OK for r in run.log),
+        "held_out": sum(r.held_out_score is not None for r in run.log),
         "worker_seconds": sum(per_worker.values()),
         "per_worker": dict(sorted(per_worker.items())),
         "cache_hits": hits,
@@ -131,43 +70,30 @@ def cost(run: Run) -> dict:
     }
 
 
-def ranked_programs(run: Run) -> tuple[list[dict], str]:
-    """The hall of fame (best first) and where it came from."""
+def ranked_programs(run: RunFiles) -> tuple[list[HallEntry], str]:
+    """The hall of fame (best first) and where it came from: ``hall_of_fame.json``, else
+    ranked from the log (held-out score, else search score)."""
     if run.hall:
-        return [dict(e, rank=e.get("rank", i), program=_simplified(e["program"]))
-                for i, e in enumerate(run.hall, 1)
-                if isinstance(e, dict) and isinstance(e.get("program"), str)], \
-            f"`{files.HALL_OF_FAME_FILE}`"
-    best: dict[str, dict] = {}
+        return run.hall, f"`{HALL_OF_FAME_FILE}`"
+    best: dict[str, object] = {}
     for record in run.log:
-        if (record.get("status") == "ok" and _score(record) is not None
-                and isinstance(record.get("program"), str)):
-            best.setdefault(record.get("fingerprint") or record.get("program"), record)
-    held = [r for r in best.values() if _score(r, "held_out_score") is not None]
+        if record.status == OK and record.score is not None:
+            best.setdefault(record.fingerprint, record)
+    held = [r for r in best.values() if r.held_out_score is not None]
     if held:
-        ranked, source = sorted(held, key=lambda r: r["held_out_score"]), "held-out score"
+        ranked, source = sorted(held, key=lambda r: r.held_out_score), "held-out score"
     else:
-        ranked, source = sorted(best.values(), key=lambda r: r["score"]), "search score"
+        ranked, source = sorted(best.values(), key=lambda r: r.score), "search score"
         if run.hall is not None and run.log:
             threshold = run.config.get("held_out_threshold")
             run.notes.append("No program has a held-out score yet (the funnel passes search "
                              f"scores <= {threshold}): programs are ranked by search score.")
     size = int(run.config.get("hall_of_fame_size") or 20)
-    entries = [dict(r, rank=i, search_score=r.get("score"), program=_simplified(r["program"]))
-               for i, r in enumerate(ranked[:size], 1)]
-    return entries, f"`{files.LOG_FILE}`, by {source}"
+    return ([HallEntry.from_record(i, r, _pruned(r.program))
+             for i, r in enumerate(ranked[:size], 1)], f"`{LOG_FILE}`, by {source}")
 
 
-def _simplified(text: str) -> str:
-    import programs
-
-    try:
-        return str(programs.parse(text).pruned())
-    except Exception:  # noqa: BLE001 (simplification is cosmetic here: show the text as logged)
-        return text
-
-
-def curve_tasks(run: Run) -> tuple[list[str], str]:
+def curve_tasks(run: RunFiles) -> tuple[list[str], str]:
     """The held-out tasks of the campaign (their learning-rate key), else its search tasks."""
     import tasks
 
@@ -180,7 +106,7 @@ def curve_tasks(run: Run) -> tuple[list[str], str]:
     return list(run.config.get("tasks") or tasks.search_names()), "lr"
 
 
-def training_curves(run: Run, entries: list[dict], top: int,
+def training_curves(run: RunFiles, entries: list[HallEntry], top: int,
                     say: Callable[[str], None]) -> dict[str, list[dict]]:
     """Per task: curves (``name``, ``label``, ``lr``, ``losses``, ``valid``) of the first
     ``top`` entries and the tuned baselines, from the engine's grid runs."""
@@ -190,7 +116,7 @@ def training_curves(run: Run, entries: list[dict], top: int,
 
     names, lr_key = curve_tasks(run)
     candidates = []
-    for name, text, chosen in ([(f"#{e['rank']}", e["program"], e.get(lr_key) or {})
+    for name, text, chosen in ([(f"#{e.rank}", e.program, getattr(e, lr_key) or {})
                                 for e in entries[:top]]
                                + [(n, str(programs.BASELINES[n]), None)
                                   for n in CURVE_BASELINES]):
@@ -258,19 +184,19 @@ def write_report(run_dir: str, *, curves: bool = True, top: int = 3,
                  say: Callable[[str], None] | None = None) -> str:
     """Write ``report/*.png`` and ``report.md`` in ``run_dir``; returns the report's path."""
     say = say or (lambda line: print(line, file=sys.stderr))
-    run = load_run(run_dir)
+    run = load(run_dir)
     entries, source = ranked_programs(run)
     figures = _Figures(run)
-    search = [_score(r) if r.get("status") == "ok" else None for r in run.log]
+    search = [r.score if r.status == OK else None for r in run.log]
     if run.log:
-        held = [(i, _score(r, "held_out_score")) for i, r in enumerate(run.log, 1)
-                if _score(r, "held_out_score") is not None]
+        held = [(i, r.held_out_score) for i, r in enumerate(run.log, 1)
+                if r.held_out_score is not None]
         medians = [(row["evaluations"], row["median"]) for row in run.logbook
                    if "median" in row and "evaluations" in row]
         figures.draw("fitness", "fitness_figure", search, held, medians)
         rows = [row for row in run.logbook
                 if all(k in row for k in ("evaluations", "cache_hits", "invalid"))]
-        figures.draw("rates", "rates_figure", [r.get("status") != "ok" for r in run.log], rows)
+        figures.draw("rates", "rates_figure", [r.status != OK for r in run.log], rows)
     curve_data: dict[str, list[dict]] = {}
     if not curves:
         run.notes.append("Training curves were not computed (--no-curves).")
@@ -289,7 +215,7 @@ def write_report(run_dir: str, *, curves: bool = True, top: int = 3,
 class _Figures:
     """Draws figures into ``RUN_DIR/report/``; a figure that fails becomes a note."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: RunFiles):
         self.run = run
         self.paths: dict[str, str] = {}
         try:
@@ -320,13 +246,13 @@ def _write_atomic(path: str, data: bytes) -> None:
     A file that cannot be written is a UserError (a read-only run directory, a full disk)."""
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        files.write_bytes_atomic(path, data)
+        write_bytes_atomic(path, data)
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 # -- markdown --------------------------------------------------------------------------------
-def render(run: Run, entries: list[dict], source: str, figures: dict[str, str],
+def render(run: RunFiles, entries: list[HallEntry], source: str, figures: dict[str, str],
            curves: dict[str, list[dict]]) -> str:
     name = run.config.get("name") or os.path.basename(os.path.abspath(run.path))
     lines = [f"# Campaign report: {name}", "",
@@ -350,31 +276,31 @@ def render(run: Run, entries: list[dict], source: str, figures: dict[str, str],
     return "\n".join(lines)
 
 
-def _summary(run: Run, entries: list[dict]) -> list[str]:
+def _summary(run: RunFiles, entries: list[HallEntry]) -> list[str]:
     c = cost(run)
-    ok = [(s, r) for r in run.log if r.get("status") == "ok" and (s := _score(r)) is not None]
+    ok = [(r.score, r) for r in run.log if r.status == OK and r.score is not None]
     lines = ["## Summary", "",
              (f"- Evaluations: {c['evaluations']} ({c['failed']} failed, {c['held_out']} also "
               "scored on the held-out tasks).")]
     if ok:
         score, record = min(ok, key=lambda pair: pair[0])
         lines.append(f"- Best search score: {format_score(score)} (evaluation seq "
-                     f"{record.get('seq')}).")
+                     f"{record.seq}).")
     if entries:
-        lines.append(f"- Best held-out score: {format_score(entries[0].get('held_out_score'))} "
+        lines.append(f"- Best held-out score: {format_score(entries[0].held_out_score)} "
                      f"(hall of fame #1).")
-    adam = next((r for r in run.log if (r.get("mutation") or {}).get("kind") == "start"
-                 and (r.get("mutation") or {}).get("detail") == "adam"), None)
+    adam = next((r for r in run.log if r.mutation.get("kind") == "start"
+                 and r.mutation.get("detail") == "adam"), None)
     if adam:
-        lines.append(f"- adam as evaluated in this run: search {format_score(_score(adam))}, "
-                     f"held-out {format_score(_score(adam, 'held_out_score'))}.")
-    best_dir = os.path.join(run.path, files.BEST_DIR)
+        lines.append(f"- adam as evaluated in this run: search {format_score(adam.score)}, "
+                     f"held-out {format_score(adam.held_out_score)}.")
+    best_dir = os.path.join(run.path, BEST_DIR)
     if os.path.isdir(best_dir) and os.listdir(best_dir):
         names = sorted(n for n in os.listdir(best_dir) if not n.startswith("."))
-        lines.append("- Best program: " + ", ".join(f"[`{files.BEST_DIR}/{n}`]"
-                                                    f"({files.BEST_DIR}/{n})" for n in names))
+        lines.append("- Best program: " + ", ".join(f"[`{BEST_DIR}/{n}`]"
+                                                    f"({BEST_DIR}/{n})" for n in names))
     else:
-        run.notes.append(f"`{files.BEST_DIR}/` is missing or empty (it is written when a "
+        run.notes.append(f"`{BEST_DIR}/` is missing or empty (it is written when a "
                          "campaign invocation ends).")
     return lines + ["", "Anything missing is listed at the end."
                     if run.notes else "Nothing is missing from the run directory.", ""]
@@ -407,15 +333,15 @@ def _curves_section(curves: dict[str, list[dict]], figures: dict[str, str]) -> l
     return lines + [""]
 
 
-def _hall_of_fame(run: Run, entries: list[dict], source: str) -> list[str]:
+def _hall_of_fame(run: RunFiles, entries: list[HallEntry], source: str) -> list[str]:
     lines = ["## Hall of fame", ""]
     if not entries:
         return lines + ["No program has been scored yet.", ""]
     search_tasks = list(run.config.get("tasks") or [])
     held_tasks = list(run.config.get("held_out_tasks") or [])
     for entry in entries:  # tasks a record has that the configuration does not list
-        search_tasks += [t for t in entry.get("scores") or {} if t not in search_tasks]
-        held_tasks += [t for t in entry.get("held_out_scores") or {} if t not in held_tasks]
+        search_tasks += [t for t in entry.scores if t not in search_tasks]
+        held_tasks += [t for t in entry.held_out_scores or {} if t not in held_tasks]
     columns = ([(t, "scores", "lr", t) for t in search_tasks]
                + [(t, "held_out_scores", "held_out_lr", f"{t} (held out)") for t in held_tasks])
     lines += [f"From {source}. Each task cell: score @ the learning rate chosen.", "",
@@ -425,18 +351,18 @@ def _hall_of_fame(run: Run, entries: list[dict], source: str) -> list[str]:
     for entry in entries:
         cells = []
         for task, score_key, lr_key, _ in columns:
-            score = (entry.get(score_key) or {}).get(task)
-            lr = (entry.get(lr_key) or {}).get(task)
+            score = (getattr(entry, score_key) or {}).get(task)
+            lr = (getattr(entry, lr_key) or {}).get(task)
             cells.append("-" if score is None else format_score(score)
                          + ("" if lr is None else f" @ {lr:.3g}"))
-        lines.append(f"| {entry['rank']} | {format_score(entry.get('held_out_score'))} | "
-                     f"{format_score(entry.get('search_score'))} | " + " | ".join(cells)
-                     + f" | {entry.get('seq', '-')} |")
+        lines.append(f"| {entry.rank} | {format_score(entry.held_out_score)} | "
+                     f"{format_score(entry.search_score)} | " + " | ".join(cells)
+                     + f" | {entry.seq} |")
     lines += ["", "Programs (simplified, without state slots that never reach the update):", ""]
     for entry in entries:
-        lines += [(f"#{entry['rank']} (fingerprint `{entry.get('fingerprint', '-')}`, "
-                   f"mutation {(entry.get('mutation') or {}).get('kind', '-')}):"), "",
-                  "```python", entry["program"].rstrip(), "```", ""]
+        lines += [(f"#{entry.rank} (fingerprint `{entry.fingerprint}`, "
+                   f"mutation {entry.mutation.get('kind', '-')}):"), "",
+                  "```python", entry.program.rstrip(), "```", ""]
     return lines
 
 
@@ -463,5 +389,5 @@ def _cost_section(c: dict) -> list[str]:
              "Worker CPU time by worker:", "", "| worker | evaluations' seconds |", "|---|---|"]
     lines += [f"| {w} | {s:.2f} s |" for w, s in c["per_worker"].items()] or ["| - | - |"]
     return lines + ["", (f"Cache hits, invalid children, restarts and wall-clock time come from "
-                         f"`{files.STATE_FILE}` (last checkpoint); the rest from "
-                         f"`{files.LOG_FILE}`."), ""]
+                         f"`{STATE_FILE}` (last checkpoint); the rest from "
+                         f"`{LOG_FILE}`."), ""]

@@ -44,8 +44,10 @@ def main() -> int:
     ray.init(num_cpus=max(counts), include_dashboard=False, logging_level="WARNING")
     from discover.campaign import Campaign
     from discover.config import CampaignConfig, parse_list
-    from discover.state import LOG_FILE, read_log
-    from discover.workers import RayPool, WorkerSpec
+    from discover.pool import WorkerSpec
+    from discover.ray_pool import RayPool
+    from discover.rundir import LOG_FILE
+    from discover.rundir.files import read_log
 
     config = CampaignConfig(
         seed=args.seed, max_evals=args.evals, time_limit=None, population_size=20,
@@ -93,13 +95,15 @@ def cpu_share(summary) -> float:
 
 def replay(pool, texts: list[str]) -> float:
     """Seconds to evaluate ``texts`` through ``pool``, every actor kept busy."""
+    from discover.pool import Job
+
     start = time.perf_counter()
     queue = list(enumerate(texts))
     done = 0
     while done < len(texts):
         while queue and pool.idle() > 0:
             seq, text = queue.pop(0)
-            pool.submit({"seq": seq, "program": text, "threshold": None})
+            pool.submit(Job(seq, text))
         done += len(pool.wait(timeout=1.0))
     return time.perf_counter() - start
 

@@ -121,10 +121,11 @@ def main() -> int:
     # A fresh local instance ("local"), not one another process on this machine started.
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False,
              logging_level="WARNING")
-    from discover import state as files
+    from discover import rundir
     from discover.campaign import Campaign
     from discover.config import CampaignConfig, parse_list
-    from discover.workers import RayPool, WorkerSpec
+    from discover.pool import WorkerSpec
+    from discover.ray_pool import RayPool
 
     total = args.warm_up + args.evals
     config = CampaignConfig(
@@ -183,8 +184,8 @@ def main() -> int:
           f"({summary.evaluations_per_second:.2f}/s), stopped by {summary.stopped}; cache hits "
           f"{summary.cache_hits}, invalid {summary.invalid}, failed {summary.failed}, restarts "
           f"{summary.restarts}; actors restarted: {', '.join(restarted) or 'none'}")
-    state_size = os.path.getsize(os.path.join(run_dir, files.STATE_FILE))
-    log_size = os.path.getsize(os.path.join(run_dir, files.LOG_FILE))
+    state_size = os.path.getsize(os.path.join(run_dir, rundir.STATE_FILE))
+    log_size = os.path.getsize(os.path.join(run_dir, rundir.LOG_FILE))
     print(f"driver keeps by design: fitness cache {len(evo.cache)} entries, logbook "
           f"{len(evo.logbook)} rows, population {len(evo.population)}, hall of fame "
           f"{len(evo.hall_of_fame)}, waiting {sum(map(len, evo.waiting.values()))}; state.json "

@@ -48,6 +48,8 @@ def config_from_args(args: argparse.Namespace) -> CampaignConfig:
     """The configuration file (its names checked, errors naming it) with the flags applied."""
     config = CampaignConfig()
     if args.config:
+        from discover.resolve import check_registry_names
+
         config = load_config(args.config)
         check_registry_names(config, source=args.config)
     changes = {}
@@ -68,21 +70,6 @@ def config_from_args(args: argparse.Namespace) -> CampaignConfig:
         raise UserError(str(err).replace("configuration: ", "command line: ", 1)) from None
 
 
-def check_registry_names(config: CampaignConfig, source: str) -> None:
-    """The ops, tasks, baselines and mutation kinds ``config`` names exist (UserError naming
-    ``source``); task specs ``module:factory`` are not imported here."""
-    import programs
-    import tasks
-    from discover.config import check_names
-    from programs import mutate
-
-    try:
-        check_names(config, ops=programs.OPS, task_names=tasks.names(),
-                    baselines=programs.BASELINES, mutation_kinds=mutate.KINDS)
-    except UserError as err:
-        raise UserError(f"{source}: {err}") from None
-
-
 def check_run_dir(run_dir: str) -> None:
     """``run_dir`` can become a new run directory: absent or empty, and creatable."""
     if os.path.isdir(run_dir) and os.listdir(run_dir):
@@ -99,12 +86,14 @@ def check_run_dir(run_dir: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from discover.campaign import Campaign, default_run_dir, resolve_tasks
-    from discover.workers import init_ray
+    from discover.campaign import Campaign
+    from discover.ray_pool import init_ray
+    from discover.resolve import resolve_tasks
+    from discover.rundir import default_path
 
     # Every check before anything is created or started (Ray, the JAX compile).
     config = config_from_args(args)
-    run_dir = args.out or default_run_dir(config)
+    run_dir = args.out or default_path(config.name)
     check_run_dir(run_dir)
     try:
         resolve_tasks(config)  # names against the registries (the flags' too), task specs

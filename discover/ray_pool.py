@@ -1,35 +1,26 @@
-"""Evaluation workers: long-lived Ray actors (or one in-process worker for debugging).
+"""The Ray pool: long-lived evaluation actors on a local instance or a cluster, and joining
+one.
 
 Contract:
 
-* :class:`EvaluationWorker` holds the compiled evaluators of one process (search tasks and,
-  when there are any, held-out tasks), built and warmed up once when the worker starts.
-  ``evaluate(job)`` never raises for a bad candidate: the result says ``status``.
-* A pool (:class:`RayPool` or :class:`SerialPool`) runs one job per worker at a time:
-  ``submit(job)`` when ``idle() > 0``; ``wait(timeout)`` returns the finished
-  ``(job, result)`` pairs (possibly none on a timeout).  A job is a dict with ``seq``,
-  ``program`` (text) and ``threshold`` (the funnel: held-out tasks run when the search score is
-  at most this).  A result is a dict: ``search`` and ``held_out`` (summaries, the second None
-  when the funnel did not pass), ``seconds`` spent in the worker, ``worker``.
-* Ray actors take one CPU each and run JAX on one thread: the thread settings are in the
-  actor's ``runtime_env`` so they hold before JAX is imported in the actor process.
-* Faults (:class:`RayPool`).  A job whose actor dies (process killed, node lost) is the
-  infrastructure's fault, never the candidate's: the job is re-queued, ahead of new work, and
-  a replacement actor is started (it compiles while the other actors go on); the job is not
-  scored until a worker finishes it.  A job that runs longer than ``eval_timeout`` seconds is
-  the candidate's fault: its actor is killed (``ray.kill``: Ray cannot force-cancel an actor
-  task) and replaced, and the job's result is status ``"timeout"`` with the worst score.
-  Bounds: when ``max_consecutive_losses`` actors are lost with no evaluation finishing in
-  between, or one job has been lost with its worker ``MAX_LOSSES_PER_JOB`` times, the pool is
-  ``broken`` (a one-line reason) and the campaign stops, keeping every unfinished job for
-  ``discover resume``.  What happened is reported by ``take_events()``, one dict per event.
-* Memory.  Programs are data for an interpreter compiled once per (task, statement bucket,
-  slot count): every buffer of an evaluation has a static shape, set by the spec, so what a
-  candidate does cannot change the memory an evaluation takes, and the spec's sizes are
-  bounded by the configuration (``max_statements``, ``max_slots``, ``lr_grid``, seeds).
-  ``memory_mb`` caps each actor's private memory (``RLIMIT_DATA``) on top: an allocation past
-  it fails inside that actor, which the campaign sees as a failed evaluation or a lost worker,
+* :class:`RayPool` implements ``discover.pool.Pool`` with ``size`` actors
+  (``discover.pool.EvaluationWorker``), one CPU each, JAX on one thread: the thread settings
+  are in the actor's ``runtime_env`` so they hold before JAX is imported in the actor process.
+* Faults.  A job whose actor dies (process killed, node lost) is the infrastructure's fault,
+  never the candidate's: the job is re-queued, ahead of new work, and a replacement actor is
+  started (it compiles while the other actors go on); the job is not scored until a worker
+  finishes it.  A job that runs longer than ``eval_timeout`` seconds is the candidate's fault:
+  its actor is killed (``ray.kill``: Ray cannot force-cancel an actor task) and replaced, and
+  the job's result is status ``"timeout"`` with the worst score.  Bounds: when
+  ``max_consecutive_losses`` actors are lost with no evaluation finishing in between, or one
+  job has been lost with its worker ``MAX_LOSSES_PER_JOB`` times, the pool is ``broken`` (a
+  one-line reason) and the campaign stops, keeping every unfinished job for ``discover
+  resume``.  What happened is reported by ``take_events()``, one dict per event.
+* ``memory_mb`` caps each actor's private memory (``RLIMIT_DATA``): an allocation past it
+  fails inside that actor, which the campaign sees as a failed evaluation or a lost worker,
   never as a dead driver.
+* :func:`init_ray` starts or joins Ray (a cluster that cannot be joined is a one-line
+  ``UserError``); :func:`make_pool` makes the pool a configuration asks for.
 """
 
 from __future__ import annotations
@@ -45,236 +36,9 @@ import time
 import warnings
 from typing import Any
 
-from discover.errors import UserError
-
-ACTOR_ENV = {
-    # One XLA CPU thread per actor: the cluster's CPUs are shared out one per actor.
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "1",
-    "JAX_PLATFORMS": "cpu",
-}
-
-
-class WorkersLost(UserError):
-    """The evaluation workers cannot be kept alive (or could not start): the campaign stops
-    with its unfinished jobs saved for ``discover resume``."""
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerSpec:
-    """What a worker compiles: same spec, same scores."""
-
-    tasks: tuple[str, ...]
-    held_out_tasks: tuple[str, ...] = ()
-    seeds: tuple[int, ...] = (0,)
-    lr_grid: int = 3
-    max_statements: int = 20
-    max_slots: int = 4
-
-    @classmethod
-    def from_config(cls, config) -> WorkerSpec:
-        """The spec of a campaign configuration whose task lists are resolved."""
-        return cls(tuple(config.tasks), tuple(config.held_out_tasks or ()),
-                   tuple(config.eval_seeds), config.lr_grid, config.max_statements,
-                   config.max_slots)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def summarize(evaluation) -> dict:
-    """JSON summary of a ``discover.evaluate.Evaluation``: aggregate score, status, seconds and
-    per task ``{score, loss, lr, status}``."""
-    scores = evaluation.scores
-    items = scores.values() if isinstance(scores, dict) else scores
-    return {
-        "score": _finite(evaluation.aggregate),
-        "status": evaluation.status,
-        "seconds": evaluation.seconds,
-        "tasks": {s.task: {"score": _finite(s.score), "loss": _finite(s.loss),
-                           "lr": _finite(s.lr), "status": s.status} for s in items},
-    }
-
-
-def _finite(x) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def limit_memory(megabytes: int) -> None:
-    """Cap this process's private memory (heap and anonymous mappings: ``RLIMIT_DATA``, which
-    leaves out Ray's shared object store) at ``megabytes``; an allocation past it fails
-    (``MemoryError`` in Python, ``RESOURCE_EXHAUSTED`` in XLA) instead of swapping the node.
-    The soft limit only: a hard limit already lower is kept.
-
-    C++ code that fails to allocate aborts; Ray's failure handler would then try to print a
-    symbolized stack trace, fail to allocate for it and spin, so ``SIGABRT`` gets its default
-    action back: the process dies at once and Ray reports the actor dead."""
-    import resource
-    import signal
-
-    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
-    limit = int(megabytes) << 20
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
-    try:
-        signal.signal(signal.SIGABRT, signal.SIG_DFL)
-    except ValueError:  # not the main thread: keep the handler
-        pass
-
-
-def memory_info() -> dict:
-    """This process's memory in MB: ``peak_rss`` (high-water mark of the resident set),
-    ``rss``, and ``data_limit`` (the ``RLIMIT_DATA`` soft limit, None when unlimited)."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    rss = None
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            rss = next((int(line.split()[1]) / 1024 for line in f
-                        if line.startswith("VmRSS:")), None)
-    except OSError:
-        pass
-    soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
-    return {"peak_rss": usage.ru_maxrss / 1024, "rss": rss,  # ru_maxrss: KB on Linux
-            "data_limit": None if soft == resource.RLIM_INFINITY else soft / (1 << 20)}
-
-
-class EvaluationWorker:
-    """The evaluators of one process; compiles everything in ``__init__``."""
-
-    def __init__(self, spec: WorkerSpec, name: str = "serial", memory_mb: int | None = None):
-        if memory_mb is not None:
-            limit_memory(memory_mb)  # before the evaluators allocate anything
-        # Imported here, after the actor's environment is set.  The process-wide cached
-        # evaluators: a serial campaign resumed in the same process compiles nothing again.
-        from discover import compile_cache
-        from discover.evaluate import cached_evaluator
-
-        compile_cache.enable()  # executables from an earlier start load from disk
-        self.spec = spec
-        self.name = name
-        start = time.perf_counter()
-        kwargs = {"seeds": spec.seeds, "lr_grid": spec.lr_grid,
-                  "max_statements": spec.max_statements, "max_slots": spec.max_slots}
-        self.search = cached_evaluator(list(spec.tasks), **kwargs).warm_up()
-        self.held_out = None
-        if spec.held_out_tasks:
-            self.held_out = cached_evaluator(list(spec.held_out_tasks), **kwargs).warm_up()
-        self.warm_up_seconds = time.perf_counter() - start
-        self.busy_seconds = 0.0
-
-    def ready(self) -> dict:
-        """Returns once compiled: name, pid, host and compile seconds."""
-        return {"worker": self.name, "pid": os.getpid(), "node": socket.gethostname(),
-                "warm_up_seconds": self.warm_up_seconds}
-
-    def memory(self) -> dict:
-        """:func:`memory_info` of this worker's process."""
-        return memory_info()
-
-    def evaluate(self, job: dict) -> dict:
-        import programs
-
-        start, cpu = time.perf_counter(), time.process_time()
-        try:
-            program = programs.parse(job["program"])
-        except programs.ProgramError as err:
-            failed = {"score": None, "status": "failed", "seconds": 0.0, "tasks": {},
-                      "error": str(err)}
-            return {"search": failed, "held_out": None, "seconds": 0.0, "cpu_seconds": 0.0,
-                    "worker": self.name}
-        try:
-            search = summarize(self.search.evaluate(program))
-        except ValueError as err:  # does not fit the compiled bucket (statements, slots)
-            search = {"score": None, "status": "failed", "seconds": 0.0, "tasks": {},
-                      "error": str(err)}
-        held_out = None
-        threshold = job.get("threshold")
-        if (self.held_out is not None and search["status"] == "ok"
-                and search["score"] is not None
-                and (threshold is None or search["score"] <= threshold)):
-            held_out = summarize(self.held_out.evaluate(program))
-        seconds = time.perf_counter() - start
-        self.busy_seconds += seconds
-        # CPU time of this process while evaluating: below ``seconds`` when the actor had to
-        # share its core (a loaded machine), which the benchmark reports.
-        return {"search": search, "held_out": held_out, "seconds": seconds,
-                "cpu_seconds": time.process_time() - cpu, "worker": self.name}
-
-    def stats(self) -> dict:
-        return {"worker": self.name, "busy_seconds": self.busy_seconds}
-
-
-def failed_result(job: dict, error: str, worker: str) -> dict:
-    """The result of a job whose evaluation raised twice: a failed evaluation, as data."""
-    return {"search": {"score": None, "status": "failed", "seconds": 0.0, "tasks": {},
-                       "error": error},
-            "held_out": None, "seconds": 0.0, "cpu_seconds": 0.0, "worker": worker}
-
-
-def timeout_result(job: dict, seconds: float, limit: float, worker: str) -> dict:
-    """The result of a job cancelled after ``limit`` seconds: status ``"timeout"``, the worst
-    score (as a run that diverged gets), no per-task scores."""
-    from discover.evolution import WORST_SCORE
-
-    return {"search": {"score": WORST_SCORE, "status": "timeout", "seconds": seconds,
-                       "tasks": {}, "error": f"cancelled after {seconds:.1f} s (eval_timeout "
-                                             f"{limit:g} s)"},
-            "held_out": None, "seconds": seconds, "cpu_seconds": 0.0, "worker": worker}
-
-
-class SerialPool:
-    """One in-process worker, evaluating each job when ``wait`` is called (debugging).  No
-    time limit, no memory cap: it runs in the driver's process."""
-
-    broken = None
-
-    def __init__(self, spec: WorkerSpec):
-        self.spec = spec
-        self.size = 1
-        self.worker = EvaluationWorker(spec, "serial")
-        self.warm_up_seconds = self.worker.warm_up_seconds
-        self._jobs: list[dict] = []
-        self.limit = 1
-
-    def idle(self) -> int:
-        return self.limit - len(self._jobs)
-
-    def busy(self) -> int:
-        return len(self._jobs)
-
-    def submit(self, job: dict) -> None:
-        assert self.idle() > 0, "submit needs an idle worker"
-        self._jobs.append(job)
-
-    def wait(self, timeout: float | None = None) -> list[tuple[dict, dict]]:
-        if not self._jobs:
-            return []
-        job = self._jobs.pop(0)
-        return [(job, self.worker.evaluate(job))]
-
-    def take_events(self) -> list[dict]:
-        return []
-
-    def pending(self) -> list[dict]:
-        return list(self._jobs)
-
-    def drop_pending(self) -> list[dict]:
-        jobs, self._jobs = self._jobs, []
-        return jobs
-
-    def busy_seconds(self) -> float:
-        return self.worker.busy_seconds
-
-    def close(self) -> None:
-        self._jobs = []
+from discover.errors import UserError, WorkersLost
+from discover.pool import ACTOR_ENV, EvaluationWorker, Job, SerialPool, WorkerSpec
+from discover.records import JobResult
 
 
 @dataclasses.dataclass(eq=False)
@@ -287,7 +51,7 @@ class _Actor:
     since: float = 0.0         # monotonic: when it was started, or given its current job
     pid: int | None = None
     node: str | None = None
-    job: dict | None = None    # the job it runs, and its result's ref
+    job: Job | None = None     # the job it runs, and its result's ref
     ref: Any = None
 
     @property
@@ -328,7 +92,7 @@ class RayPool:
                                        runtime_env={"env_vars": ACTOR_ENV})(EvaluationWorker)
         self.broken: str | None = None
         self.lost = self.requeued = self.timeouts = 0
-        self._retry: list[dict] = []        # jobs lost with their worker: run these first
+        self._retry: list[Job] = []        # jobs lost with their worker: run these first
         self._losses: dict[int, int] = {}   # seq -> times lost
         self._errors: dict[int, int] = {}   # seq -> times its evaluation raised
         self._consecutive = 0               # actors lost since an evaluation last finished
@@ -351,6 +115,11 @@ class RayPool:
         self.worker_warm_up = [i["warm_up_seconds"] for i in infos]
 
     @property
+    def where(self) -> str:
+        """Where the actors run (:func:`ray_where`)."""
+        return ray_where()
+
+    @property
     def actors(self) -> list:
         """The actor handles (a starting replacement included)."""
         return [w.handle for w in self.workers]
@@ -361,6 +130,10 @@ class RayPool:
         return _Actor(name, handle, ready_ref=handle.ready.remote(), since=time.monotonic())
 
     # -- the pool interface ---------------------------------------------------------------
+    def configure(self, workers: int | None, eval_timeout: float | None) -> None:
+        self.limit = self.size if workers is None else max(1, min(workers, self.size))
+        self.eval_timeout = eval_timeout
+
     def idle(self) -> int:
         free = sum(w.free for w in self.workers)
         return max(0, min(self.limit - self.busy(), free) - len(self._retry))
@@ -368,11 +141,12 @@ class RayPool:
     def busy(self) -> int:
         return sum(w.job is not None for w in self.workers)
 
-    def submit(self, job: dict) -> None:
-        assert self.idle() > 0, "submit needs an idle worker"
+    def submit(self, job: Job) -> None:
+        if self.idle() <= 0:
+            raise RuntimeError("submit needs an idle worker")
         self._run(next(w for w in self.workers if w.free), job)
 
-    def _run(self, worker: _Actor, job: dict) -> None:
+    def _run(self, worker: _Actor, job: Job) -> None:
         worker.job, worker.since = job, time.monotonic()
         worker.ref = worker.handle.evaluate.remote(job)
 
@@ -384,7 +158,7 @@ class RayPool:
                 return
             self._run(worker, self._retry.pop(0))
 
-    def wait(self, timeout: float | None = None) -> list[tuple[dict, dict]]:
+    def wait(self, timeout: float | None = None) -> list[tuple[Job, JobResult]]:
         """Finished jobs (waiting up to ``timeout`` seconds for the first); also starts the
         re-queued jobs, notices replacements that are ready and enforces ``eval_timeout``."""
         import ray
@@ -403,7 +177,7 @@ class RayPool:
             more, _ = ray.wait([r for r in watched if r not in ready],
                                num_returns=len(watched) - len(ready), timeout=0)
             ready += more
-        done: list[tuple[dict, dict]] = []
+        done: list[tuple[Job, JobResult]] = []
         for ref in ready:
             worker = watched[ref]
             if ref is worker.ready_ref:
@@ -446,7 +220,7 @@ class RayPool:
         except ray.exceptions.RayTaskError as err:
             # evaluate() raised (it should not: a bug, or this process is in a bad state);
             # the actor lives.  Once more, then it is recorded as failed.
-            seq = job["seq"]
+            seq = job.seq
             self._errors[seq] = self._errors.get(seq, 0) + 1
             if self._errors[seq] <= self.RETRIES:
                 self._events.append({"event": "evaluation_error", "seq": seq,
@@ -454,14 +228,14 @@ class RayPool:
                 self._requeue(job)
             else:
                 del self._errors[seq]
-                done.append((job, failed_result(job, describe(err), worker.name)))
+                done.append((job, JobResult.failed(describe(err), worker.name)))
             return
         except ray.exceptions.RayError as err:  # the actor died, or its node: not the job's
             self._lose(worker, describe(err), job)
             return
         self._consecutive = 0
-        self._losses.pop(job["seq"], None)
-        self._errors.pop(job["seq"], None)
+        self._losses.pop(job.seq, None)
+        self._errors.pop(job.seq, None)
         done.append((job, result))
 
     def _expire(self, done: list) -> None:
@@ -471,13 +245,12 @@ class RayPool:
                     and now - worker.since > self.eval_timeout):
                 job, seconds = worker.job, now - worker.since
                 self.timeouts += 1
-                self._events.append({"event": "timeout", "seq": job["seq"],
+                self._events.append({"event": "timeout", "seq": job.seq,
                                      "worker": worker.name, "pid": worker.pid,
                                      "seconds": round(seconds, 2)})
                 replacement = self._replace(worker)
                 self._events[-1]["replacement"] = replacement.name
-                done.append((job, timeout_result(job, seconds, self.eval_timeout,
-                                                 worker.name)))
+                done.append((job, JobResult.timeout(seconds, self.eval_timeout, worker.name)))
             elif worker.ready_ref is not None and now - worker.since > self.START_TIMEOUT:
                 self._lose(worker, f"not started after {self.START_TIMEOUT:g} s (no free CPU "
                                    f"in the cluster?)")
@@ -504,7 +277,7 @@ class RayPool:
         self.workers[self.workers.index(worker)] = replacement
         return replacement
 
-    def _lose(self, worker: _Actor, error: str, job: dict | None = None) -> None:
+    def _lose(self, worker: _Actor, error: str, job: Job | None = None) -> None:
         """``worker`` died (or never started): replace it, re-queue its job, check bounds."""
         self.lost += 1
         self._consecutive += 1
@@ -512,7 +285,7 @@ class RayPool:
         event = {"event": "worker_lost", "worker": worker.name, "pid": worker.pid,
                  "node": worker.node, "error": error, "replacement": replacement.name}
         if job is not None:
-            seq = job["seq"]
+            seq = job.seq
             self._losses[seq] = self._losses.get(seq, 0) + 1
             event.update(seq=seq, requeued=True)
             self._requeue(job)
@@ -525,16 +298,16 @@ class RayPool:
             self.broken = (f"{self._consecutive} workers lost in a row with no evaluation "
                            f"finished (last: {error})")
 
-    def _requeue(self, job: dict) -> None:
+    def _requeue(self, job: Job) -> None:
         """Back in the line, lowest ``seq`` first (the log is written in ``seq`` order)."""
         self._retry.append(job)
-        self._retry.sort(key=lambda j: j["seq"])
+        self._retry.sort(key=lambda j: j.seq)
 
     # -- stopping -------------------------------------------------------------------------
-    def pending(self) -> list[dict]:
+    def pending(self) -> list[Job]:
         return [w.job for w in self.workers if w.job is not None] + list(self._retry)
 
-    def drop_pending(self) -> list[dict]:
+    def drop_pending(self) -> list[Job]:
         """Forget what is running or re-queued (the campaign is stopping); returns those
         jobs."""
         # Not ray.cancel: interrupting JAX mid-run could leave a shared actor broken.  The
@@ -658,9 +431,3 @@ def make_pool(spec: WorkerSpec, workers: int, **options) -> SerialPool | RayPool
     if workers == 0:
         return SerialPool(spec)
     return RayPool(spec, workers, **options)
-
-
-def check_spec(pool, spec: WorkerSpec) -> None:
-    """A pool reused by another campaign must have compiled the same evaluators."""
-    if pool.spec != spec:
-        raise ValueError(f"pool evaluators {pool.spec} differ from the campaign's {spec}")

@@ -1,0 +1,281 @@
+"""Evaluation workers and the pool interface the campaign drives; the serial pool.
+
+Contract:
+
+* :class:`EvaluationWorker` holds the compiled evaluators of one process (search tasks and,
+  when there are any, held-out tasks), built and warmed up once when the worker starts.
+  :meth:`EvaluationWorker.evaluate` never raises for a bad candidate: the
+  :class:`~discover.records.JobResult` says its status.
+* :class:`Pool` is what a campaign needs of its workers; :class:`SerialPool` (one in-process
+  worker, for debugging) and ``discover.ray_pool.RayPool`` (Ray actors) implement it.  A pool
+  runs one :class:`Job` per worker at a time: ``submit(job)`` when ``idle() > 0``;
+  ``wait(timeout)`` returns the finished ``(job, result)`` pairs (possibly none on a
+  timeout).  A job's ``threshold`` is the funnel: held-out tasks run when the search score is
+  at most it (None: always, when there are held-out tasks).
+* Memory.  Programs are data for an interpreter compiled once per (task, statement bucket,
+  slot count): every buffer of an evaluation has a static shape set by the spec, so what a
+  candidate does cannot change the memory an evaluation takes, and the spec's sizes are
+  bounded by the configuration.  :func:`limit_memory` caps a worker's private memory on top.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from typing import Protocol
+
+from discover.records import Evaluation, JobResult
+
+ACTOR_ENV = {
+    # One XLA CPU thread per actor: the cluster's CPUs are shared out one per actor.
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "JAX_PLATFORMS": "cpu",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker compiles: same spec, same scores."""
+
+    tasks: tuple[str, ...]
+    held_out_tasks: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    lr_grid: int = 3
+    max_statements: int = 20
+    max_slots: int = 4
+
+    @classmethod
+    def from_config(cls, config) -> WorkerSpec:
+        """The spec of a campaign configuration whose task lists are resolved."""
+        return cls(tuple(config.tasks), tuple(config.held_out_tasks or ()),
+                   tuple(config.eval_seeds), config.lr_grid, config.max_statements,
+                   config.max_slots)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One candidate to evaluate: its ``seq``, its ``program`` text and the funnel
+    ``threshold`` (held-out tasks when the search score is at most it; None: always)."""
+
+    seq: int
+    program: str
+    threshold: float | None = None
+
+
+def limit_memory(megabytes: int) -> None:
+    """Cap this process's private memory (heap and anonymous mappings: ``RLIMIT_DATA``, which
+    leaves out Ray's shared object store) at ``megabytes``; an allocation past it fails
+    (``MemoryError`` in Python, ``RESOURCE_EXHAUSTED`` in XLA) instead of swapping the node.
+    The soft limit only: a hard limit already lower is kept.
+
+    C++ code that fails to allocate aborts; Ray's failure handler would then try to print a
+    symbolized stack trace, fail to allocate for it and spin, so ``SIGABRT`` gets its default
+    action back: the process dies at once and Ray reports the actor dead."""
+    import resource
+    import signal
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = int(megabytes) << 20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    try:
+        signal.signal(signal.SIGABRT, signal.SIG_DFL)
+    except ValueError:  # not the main thread: keep the handler
+        pass
+
+
+def memory_info() -> dict:
+    """This process's memory in MB: ``peak_rss`` (high-water mark of the resident set),
+    ``rss``, and ``data_limit`` (the ``RLIMIT_DATA`` soft limit, None when unlimited)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    rss = None
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            rss = next((int(line.split()[1]) / 1024 for line in f
+                        if line.startswith("VmRSS:")), None)
+    except OSError:
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    return {"peak_rss": usage.ru_maxrss / 1024, "rss": rss,  # ru_maxrss: KB on Linux
+            "data_limit": None if soft == resource.RLIM_INFINITY else soft / (1 << 20)}
+
+
+class EvaluationWorker:
+    """The evaluators of one process; compiles everything in ``__init__``."""
+
+    def __init__(self, spec: WorkerSpec, name: str = "serial", memory_mb: int | None = None):
+        if memory_mb is not None:
+            limit_memory(memory_mb)  # before the evaluators allocate anything
+        # Imported here, after the actor's environment is set (JAX reads XLA_FLAGS once).
+        # The process-wide cached evaluators: a serial campaign resumed in the same process
+        # compiles nothing again.
+        from discover import compile_cache
+        from discover.evaluate import cached_evaluator
+
+        compile_cache.enable()  # executables from an earlier start load from disk
+        self.spec = spec
+        self.name = name
+        start = time.perf_counter()
+        kwargs = {"seeds": spec.seeds, "lr_grid": spec.lr_grid,
+                  "max_statements": spec.max_statements, "max_slots": spec.max_slots}
+        self.search = cached_evaluator(list(spec.tasks), **kwargs).warm_up()
+        self.held_out = None
+        if spec.held_out_tasks:
+            self.held_out = cached_evaluator(list(spec.held_out_tasks), **kwargs).warm_up()
+        self.warm_up_seconds = time.perf_counter() - start
+        self.busy_seconds = 0.0
+
+    def ready(self) -> dict:
+        """Returns once compiled: name, pid, host and compile seconds."""
+        return {"worker": self.name, "pid": os.getpid(), "node": socket.gethostname(),
+                "warm_up_seconds": self.warm_up_seconds}
+
+    def memory(self) -> dict:
+        """:func:`memory_info` of this worker's process."""
+        return memory_info()
+
+    def evaluate(self, job: Job) -> JobResult:
+        """Score ``job``'s program on the search tasks and, when the funnel passes it, on the
+        held-out tasks.  A program that does not parse, or does not fit the compiled bucket
+        (statements, slots), is a failed evaluation, not an exception."""
+        import programs
+
+        start, cpu = time.perf_counter(), time.process_time()
+        held_out = None
+        try:
+            program = programs.parse(job.program)
+            search = self.search.evaluate(program)
+        except ValueError as err:  # ProgramError included
+            search = Evaluation.failed(str(err))
+        else:
+            passed = job.threshold is None or search.aggregate <= job.threshold
+            if self.held_out is not None and search.status == "ok" and passed:
+                held_out = self.held_out.evaluate(program)
+        seconds = time.perf_counter() - start
+        self.busy_seconds += seconds
+        # CPU time of this process while evaluating: below ``seconds`` when the actor had to
+        # share its core (a loaded machine), which the benchmark reports.
+        return JobResult(search, held_out, seconds, time.process_time() - cpu, self.name)
+
+    def stats(self) -> dict:
+        return {"worker": self.name, "busy_seconds": self.busy_seconds}
+
+
+class Pool(Protocol):
+    """What a campaign needs of its workers (:class:`SerialPool`, ``RayPool``).
+
+    ``spec``: what every worker compiled; ``size``: workers; ``limit`` (<= size): how many
+    get jobs; ``eval_timeout``: seconds a job may run (None: no limit); ``warm_up_seconds``:
+    compiling them; ``broken``: None, or why the workers cannot be kept alive (the campaign
+    stops); ``lost``, ``requeued``, ``timeouts``: fault counters since the pool started;
+    ``where``: where the workers run, for the progress output."""
+
+    spec: WorkerSpec
+    size: int
+    limit: int
+    eval_timeout: float | None
+    warm_up_seconds: float
+    broken: str | None
+    lost: int
+    requeued: int
+    timeouts: int
+    where: str
+
+    def configure(self, workers: int | None, eval_timeout: float | None) -> None:
+        """For a pool shared by campaigns: give jobs to at most ``workers`` of its workers
+        (None: all) and cancel jobs past ``eval_timeout`` seconds where the pool can."""
+
+    def idle(self) -> int:
+        """Jobs that can be submitted now."""
+
+    def busy(self) -> int:
+        """Jobs running."""
+
+    def submit(self, job: Job) -> None:
+        """Start ``job`` (needs ``idle() > 0``)."""
+
+    def wait(self, timeout: float | None = None) -> list[tuple[Job, JobResult]]:
+        """Finished jobs, waiting up to ``timeout`` seconds for the first."""
+
+    def take_events(self) -> list[dict]:
+        """Fault events since the last call, one dict each (``event`` names it)."""
+
+    def pending(self) -> list[Job]:
+        """Jobs submitted and not finished."""
+
+    def drop_pending(self) -> list[Job]:
+        """Forget the pending jobs (the campaign is stopping and saves them); returns them."""
+
+    def busy_seconds(self) -> float:
+        """Seconds the workers spent evaluating since they started."""
+
+    def close(self) -> None:
+        """Stop the workers."""
+
+
+class SerialPool:
+    """One in-process worker, evaluating each job when ``wait`` is called (debugging).  No
+    time limit, no memory cap: it runs in the driver's process, which cannot be killed and
+    replaced (``eval_timeout`` is always None here)."""
+
+    broken = None
+    lost = requeued = timeouts = 0
+    where = "in this process"
+
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.size = 1
+        self.worker = EvaluationWorker(spec, "serial")
+        self.warm_up_seconds = self.worker.warm_up_seconds
+        self.eval_timeout = None
+        self._jobs: list[Job] = []
+        self.limit = 1
+
+    def configure(self, workers: int | None, eval_timeout: float | None) -> None:
+        """One worker, no timeout (it cannot be killed and replaced)."""
+
+    def idle(self) -> int:
+        return self.limit - len(self._jobs)
+
+    def busy(self) -> int:
+        return len(self._jobs)
+
+    def submit(self, job: Job) -> None:
+        if self.idle() <= 0:
+            raise RuntimeError("submit needs an idle worker")
+        self._jobs.append(job)
+
+    def wait(self, timeout: float | None = None) -> list[tuple[Job, JobResult]]:
+        if not self._jobs:
+            return []
+        job = self._jobs.pop(0)
+        return [(job, self.worker.evaluate(job))]
+
+    def take_events(self) -> list[dict]:
+        return []
+
+    def pending(self) -> list[Job]:
+        return list(self._jobs)
+
+    def drop_pending(self) -> list[Job]:
+        jobs, self._jobs = self._jobs, []
+        return jobs
+
+    def busy_seconds(self) -> float:
+        return self.worker.busy_seconds
+
+    def close(self) -> None:
+        self._jobs = []

@@ -1,0 +1,299 @@
+"""The record schema: what an evaluation produces, from the actor to the report, in one place.
+
+Contract (``docs/DESIGN.md``, "Records"):
+
+* :class:`TaskScore` and :class:`Evaluation`: one program scored on a set of tasks
+  (``discover.evaluate.Evaluator.evaluate``); a failure is data (``status``, the worst score,
+  ``error``), never an exception.
+* :class:`JobResult`: what a worker returns for one job (the search-task evaluation, the
+  held-out one when the funnel passed it, seconds, CPU seconds, the worker's name).
+* :class:`LogRecord`: one line of ``evaluations.jsonl``, made from a child and its
+  :class:`JobResult` (:meth:`LogRecord.from_result`); ``to_json`` gives the line's object and
+  ``from_json`` reads one back, raising :class:`SchemaError` (a ``ValueError``) that names the
+  first missing or mistyped field.
+* :class:`HallEntry`: one entry of ``hall_of_fame.json`` (best first), made from a logged
+  record and the program's pruned text.
+
+Every dataclass is frozen.  The JSON forms are the run directory's format: changing a field
+changes :data:`SCHEMA_VERSION` (``tests/test_records.py`` pins them).  JSON numbers are
+finite: a NaN or infinite loss, learning rate or score is written as ``null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from tasks.base import WORST_SCORE
+
+SCHEMA_VERSION = 1
+"""Version of the JSON forms of :class:`LogRecord` and :class:`HallEntry` (the log and the
+hall of fame of a run directory)."""
+
+OK, NONFINITE, ERROR, FAILED, TIMEOUT = "ok", "nonfinite", "error", "failed", "timeout"
+"""Statuses: a task is ``ok``, ``nonfinite`` (every learning rate diverged) or ``error`` (the
+run raised); an evaluation is ``ok`` (a task ok, none an error), ``failed`` or ``timeout``."""
+
+
+class SchemaError(ValueError):
+    """A JSON object that is not a record of this schema; the message names the field."""
+
+
+def finite_or_none(x) -> float | None:
+    """``x`` as a float, or None when it is None, NaN or infinite (JSON has no NaN)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _nan_if_none(x) -> float:
+    return math.nan if x is None else float(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskScore:
+    """One task's result: normalised ``score`` (finite), best validation ``loss`` and the
+    ``lr`` reaching it (NaN unless ``status == "ok"``), ``status`` ok | nonfinite | error."""
+
+    task: str
+    score: float
+    loss: float
+    lr: float
+    status: str
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "score": float(self.score),
+                "loss": finite_or_none(self.loss), "lr": finite_or_none(self.lr),
+                "status": self.status}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TaskScore:
+        return cls(d["task"], float(d["score"]), _nan_if_none(d.get("loss")),
+                   _nan_if_none(d.get("lr")), d["status"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """Scores of one program on every task of an evaluator, their mean (``aggregate``; NaN
+    when nothing was scored), the overall ``status`` (ok | failed | timeout), the wall-clock
+    ``seconds`` spent and, for a failure that is not a task's, the ``error``."""
+
+    scores: tuple[TaskScore, ...]
+    aggregate: float
+    status: str
+    seconds: float
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, error: str, status: str = FAILED, seconds: float = 0.0,
+               aggregate: float = math.nan) -> Evaluation:
+        """An evaluation that scored no task (the program does not parse or fit the
+        evaluator's bucket, the worker raised, or the job timed out)."""
+        return cls((), aggregate, status, seconds, error)
+
+    def by_task(self) -> dict[str, TaskScore]:
+        return {s.task: s for s in self.scores}
+
+    def to_dict(self) -> dict:
+        """JSON-safe: every float finite (non-finite loss or lr become None)."""
+        out = {"scores": [s.to_dict() for s in self.scores],
+               "aggregate": finite_or_none(self.aggregate), "status": self.status,
+               "seconds": float(self.seconds)}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Evaluation:
+        return cls(tuple(TaskScore.from_dict(s) for s in d["scores"]),
+                   _nan_if_none(d["aggregate"]), d["status"], float(d["seconds"]),
+                   d.get("error"))
+
+
+@dataclasses.dataclass(frozen=True)
+class JobResult:
+    """A worker's answer to one job: ``search`` (the search tasks), ``held_out`` (None unless
+    the funnel passed the candidate), ``seconds`` and ``cpu_seconds`` spent in the worker
+    (CPU below wall clock: the worker shared its core), ``worker`` (its name)."""
+
+    search: Evaluation
+    held_out: Evaluation | None
+    seconds: float
+    cpu_seconds: float
+    worker: str
+
+    @classmethod
+    def failed(cls, error: str, worker: str) -> JobResult:
+        """A job that could not be evaluated (its evaluation raised twice): failed, as data."""
+        return cls(Evaluation.failed(error), None, 0.0, 0.0, worker)
+
+    @classmethod
+    def timeout(cls, seconds: float, limit: float, worker: str) -> JobResult:
+        """A job cancelled after ``limit`` seconds: status ``timeout``, the worst score (as a
+        run that diverged gets), no per-task scores."""
+        error = f"cancelled after {seconds:.1f} s (eval_timeout {limit:g} s)"
+        return cls(Evaluation.failed(error, TIMEOUT, seconds, WORST_SCORE), None, seconds,
+                   0.0, worker)
+
+
+TIMING_FIELDS = ("seconds", "worker", "time")
+"""Fields of a log record that depend on timing and placement, not on the search."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LogRecord:
+    """One line of ``evaluations.jsonl``: the child (``seq``, ``program`` text,
+    ``fingerprint``, ``parent`` fingerprint, ``mutation``), its search-task result (``status``,
+    ``score``, per task ``scores``, ``lr``, ``losses``, ``task_status``), its held-out result
+    (None unless the funnel passed it), and where and how long (``seconds``, ``worker``,
+    ``time``: :data:`TIMING_FIELDS`)."""
+
+    seq: int
+    program: str
+    fingerprint: str
+    parent: str | None
+    mutation: dict
+    status: str
+    score: float | None
+    scores: dict[str, float | None]
+    lr: dict[str, float | None]
+    losses: dict[str, float | None]
+    task_status: dict[str, str]
+    held_out_score: float | None
+    held_out_scores: dict[str, float | None] | None
+    held_out_lr: dict[str, float | None] | None
+    seconds: float
+    worker: str
+    time: float
+    error: str | None = None
+    held_out_status: str | None = None
+
+    @property
+    def search_score(self) -> float:
+        """The fitness the search uses: ``score``, or the worst score when there is none."""
+        return WORST_SCORE if self.score is None else self.score
+
+    @classmethod
+    def from_result(cls, seq: int, program: str, fingerprint: str, parent: str | None,
+                    mutation: dict, result: JobResult, time: float) -> LogRecord:
+        search, held = result.search, result.held_out
+        tasks = search.scores
+        return cls(
+            seq=seq, program=program, fingerprint=fingerprint, parent=parent,
+            mutation=dict(mutation), status=search.status,
+            score=finite_or_none(search.aggregate),
+            scores={s.task: finite_or_none(s.score) for s in tasks},
+            lr={s.task: finite_or_none(s.lr) for s in tasks},
+            losses={s.task: finite_or_none(s.loss) for s in tasks},
+            task_status={s.task: s.status for s in tasks},
+            held_out_score=finite_or_none(held.aggregate) if held else None,
+            held_out_scores=({s.task: finite_or_none(s.score) for s in held.scores}
+                             if held else None),
+            held_out_lr={s.task: finite_or_none(s.lr) for s in held.scores} if held else None,
+            seconds=round(result.seconds, 4), worker=result.worker, time=round(time, 3),
+            error=search.error,
+            held_out_status=held.status if held is not None and held.status != OK else None)
+
+    def to_json(self) -> dict:
+        """The object of the log line (``error`` and ``held_out_status`` only when set)."""
+        out = dataclasses.asdict(self)
+        for key in ("error", "held_out_status"):
+            if out[key] is None:
+                del out[key]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any) -> LogRecord:
+        """Read a log line's object back; :class:`SchemaError` names the first bad field."""
+        _check(data, _LOG_FIELDS, "record")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclasses.dataclass(frozen=True)
+class HallEntry:
+    """One entry of ``hall_of_fame.json``: ``rank`` (1 = best), ``program`` (pruned text),
+    ``original_program`` (as evaluated), both scores, per-task scores and learning rates,
+    lineage (``seq``, ``parent``, ``mutation``)."""
+
+    rank: int
+    program: str
+    original_program: str
+    fingerprint: str
+    search_score: float
+    held_out_score: float | None
+    scores: dict[str, float | None]
+    held_out_scores: dict[str, float | None] | None
+    lr: dict[str, float | None]
+    held_out_lr: dict[str, float | None] | None
+    seq: int
+    parent: str | None
+    mutation: dict
+
+    @classmethod
+    def from_record(cls, rank: int, record: LogRecord, pruned_text: str) -> HallEntry:
+        return cls(rank=rank, program=pruned_text, original_program=record.program,
+                   fingerprint=record.fingerprint, search_score=record.search_score,
+                   held_out_score=record.held_out_score, scores=record.scores,
+                   held_out_scores=record.held_out_scores, lr=record.lr,
+                   held_out_lr=record.held_out_lr, seq=record.seq, parent=record.parent,
+                   mutation=record.mutation)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> HallEntry:
+        _check(data, _HALL_FIELDS, "hall-of-fame entry")
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
+_NUMBER = (int, float)
+_OPTIONAL_NUMBER = (int, float, type(None))
+_SCORES = (dict,)
+_OPTIONAL_SCORES = (dict, type(None))
+_LOG_FIELDS: dict[str, tuple[type, ...]] = {
+    "seq": (int,), "program": (str,), "fingerprint": (str,), "parent": (str, type(None)),
+    "mutation": (dict,), "status": (str,), "score": _OPTIONAL_NUMBER, "scores": _SCORES,
+    "lr": _SCORES, "losses": _SCORES, "task_status": _SCORES,
+    "held_out_score": _OPTIONAL_NUMBER, "held_out_scores": _OPTIONAL_SCORES,
+    "held_out_lr": _OPTIONAL_SCORES, "seconds": _NUMBER, "worker": (str,), "time": _NUMBER,
+}
+_HALL_FIELDS: dict[str, tuple[type, ...]] = {
+    "rank": (int,), "program": (str,), "original_program": (str,), "fingerprint": (str,),
+    "search_score": _NUMBER, "held_out_score": _OPTIONAL_NUMBER, "scores": _SCORES,
+    "held_out_scores": _OPTIONAL_SCORES, "lr": _SCORES, "held_out_lr": _OPTIONAL_SCORES,
+    "seq": (int,), "parent": (str, type(None)), "mutation": (dict,),
+}
+_JSON_NAMES = {int: "an integer", float: "a number", str: "a string", dict: "an object",
+               list: "a list", type(None): "null", bool: "a boolean"}
+
+
+def _check(data: Any, fields: Mapping[str, tuple[type, ...]], what: str) -> None:
+    if not isinstance(data, dict):
+        raise SchemaError(f"{what} is a JSON {type(data).__name__}, not an object")
+    for key, kinds in fields.items():
+        problem = field_problem(data, key, kinds, what)
+        if problem:
+            raise SchemaError(problem)
+
+
+def field_problem(data: dict, key: str, kinds, where: str = "") -> str | None:
+    """Why ``data[key]`` is not a JSON value of ``kinds`` (a type or a tuple), or None."""
+    name = f"{where}.{key}" if where else repr(key)
+    if key not in data:
+        return f"{name} is missing"
+    value = data[key]
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if isinstance(value, bool) or not isinstance(value, kinds):  # JSON true is no number
+        return f"{name} is {short(value)}, expected " + " or ".join(_JSON_NAMES[k] for k in kinds)
+    return None
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
