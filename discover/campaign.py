@@ -246,11 +246,13 @@ class Campaign:
                 self.pending = self._unfinished(queue, in_flight)
                 self.checkpoint(self.pending, time.monotonic() - start)
             self.meta["elapsed_seconds"] += time.monotonic() - start
-            self.write_best()
-            reporter.update(force=True, **self._progress_fields(stats["done"]))
-            reporter.close()
-            if own_pool:
-                pool.close()
+            try:
+                self.write_best()  # raises for a broken exporter: the workers still stop
+            finally:
+                reporter.update(force=True, **self._progress_fields(stats["done"]))
+                reporter.close()
+                if own_pool:
+                    pool.close()
         if broken:
             raise WorkersLost(f"stopped: {broken}; the campaign is saved: 'discover resume "
                               f"{self.run_dir}' evaluates its {len(self.pending)} unfinished "

@@ -15,13 +15,16 @@ import signal
 import threading
 
 import pytest
+from helpers import wait_until
 
 import programs
-from discover import state as files
-from discover.campaign import TIMING_FIELDS, Campaign
+from discover import rundir
+from discover.campaign import Campaign
 from discover.cli import main
 from discover.config import CampaignConfig
-from discover.workers import RayPool, WorkerSpec
+from discover.pool import WorkerSpec
+from discover.ray_pool import RayPool
+from discover.records import TIMING_FIELDS
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
                         population_size=8, lr_grid=2, max_statements=20, time_limit=60.0,
@@ -48,7 +51,7 @@ def run(run_dir, pool, *, create=None, **budget) -> Campaign:
 
 
 def seqs(run_dir) -> list[int]:
-    return [r["seq"] for r in files.read_log(os.path.join(run_dir, files.LOG_FILE))]
+    return [r["seq"] for r in rundir.read_log(os.path.join(run_dir, rundir.LOG_FILE))]
 
 
 def test_campaign_on_two_actors_then_resume(tmp_path, pool):
@@ -60,7 +63,7 @@ def test_campaign_on_two_actors_then_resume(tmp_path, pool):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["tasks"] == ["quadratic"] and config["held_out_tasks"] == ["rosenbrock_2d"]
 
-    log = files.read_log(str(run_dir / "evaluations.jsonl"))
+    log = rundir.read_log(str(run_dir / "evaluations.jsonl"))
     assert sorted(r["seq"] for r in log) == list(range(10))
     starts = [r for r in log if r["mutation"]["kind"] == "start"]
     assert {r["mutation"]["detail"] for r in starts} == {"adam", "sgd", "lion"}
@@ -98,14 +101,21 @@ def test_campaign_on_two_actors_then_resume(tmp_path, pool):
 def test_ctrl_c_keeps_jobs_in_flight_for_resume(tmp_path, pool):
     run_dir = tmp_path / "run"
     # No evaluation budget: the campaign is surely running (up to its 60 s time limit) when
-    # the Ctrl-C comes.
+    # the Ctrl-C comes, sent once results are being logged (an event, not a delay), so jobs
+    # are in flight on both workers.
     campaign = Campaign.create(CONFIG.replace(max_evals=None), str(run_dir))
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
+    log_path = str(run_dir / rundir.LOG_FILE)
+
+    def interrupt_once_logging():
+        wait_until(lambda: len(rundir.read_log(log_path)) >= 3, 60, "three logged results")
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt_once_logging, daemon=True)
+    sender.start()
     try:
         summary = campaign.run(pool, progress=False)
     finally:
-        timer.cancel()
+        sender.join(timeout=60)
         campaign.close()
     assert summary.stopped == "interrupted"
     state = json.loads((run_dir / "state.json").read_text())
@@ -141,7 +151,7 @@ def strip_timing(run_dir) -> list[dict]:
     ``seconds`` (measured), ``worker`` (which actor) and ``time`` (a timestamp)."""
     assert TIMING_FIELDS == ("seconds", "worker", "time")
     return [{k: v for k, v in r.items() if k not in TIMING_FIELDS}
-            for r in files.read_log(os.path.join(run_dir, files.LOG_FILE))]
+            for r in rundir.read_log(os.path.join(run_dir, rundir.LOG_FILE))]
 
 
 def test_one_worker_is_deterministic_and_resume_continues_exactly(tmp_path, pool):

@@ -23,9 +23,9 @@ import tempfile
 import time
 
 import pytest
-from processes import Driver, wait_until
+from helpers import Driver, wait_until
 
-from discover import state as files
+from discover import rundir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
@@ -158,7 +158,7 @@ def test_campaign_on_an_existing_cluster_survives_its_driver_being_killed(cluste
         actors = cluster.actors()
         assert len(actors) == 2
 
-        wait_until(lambda: len(files.read_log(str(run_dir / files.LOG_FILE))) >= 20, 120,
+        wait_until(lambda: len(rundir.read_log(str(run_dir / rundir.LOG_FILE))) >= 20, 120,
                    "20 evaluations")
     finally:
         driver.process.send_signal(signal.SIGKILL)  # the driver dies mid-campaign
@@ -166,12 +166,12 @@ def test_campaign_on_an_existing_cluster_survives_its_driver_being_killed(cluste
     # The checkpoint is whole and the log readable.
     for name in ("config.json", "state.json", "hall_of_fame.json"):
         json.loads((run_dir / name).read_text())
-    killed_at = len(files.read_log(str(run_dir / files.LOG_FILE)))
+    killed_at = len(rundir.read_log(str(run_dir / rundir.LOG_FILE)))
 
     # Ray kills the actors of a dead driver: no orphan keeps the cluster's CPUs.
     wait_until(lambda: not set(actors) & set(cluster.actors()), 60, "the actors to die")
     probe = subprocess.run(
-        [sys.executable, "-c", ("import json, ray; from discover.workers import init_ray; "
+        [sys.executable, "-c", ("import json, ray; from discover.ray_pool import init_ray; "
                                 "init_ray(None); print(json.dumps(["
                                 "ray.get_runtime_context().gcs_address, "
                                 "ray.available_resources().get('CPU', 0)]))")],
@@ -191,8 +191,8 @@ def test_campaign_on_an_existing_cluster_survives_its_driver_being_killed(cluste
     assert f"evaluations: {total} (" in resume.stdout and "stopped by: max_evals" in \
         resume.stdout
 
-    log = files.read_log(str(run_dir / files.LOG_FILE))
-    assert (run_dir / files.LOG_FILE).read_bytes().endswith(b"\n")
+    log = rundir.read_log(str(run_dir / rundir.LOG_FILE))
+    assert (run_dir / rundir.LOG_FILE).read_bytes().endswith(b"\n")
     assert sorted(r["seq"] for r in log) == list(range(total))  # no gap, no duplicate
     state = json.loads((run_dir / "state.json").read_text())
     assert state["log_count"] == total and state["evolution"]["pending"] == []

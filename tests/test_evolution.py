@@ -15,10 +15,12 @@ import random
 
 import pytest
 from deap import tools
+from helpers import job_result, logged
 
 import programs
 from discover.config import CampaignConfig
-from discover.evolution import AgingEvolution, Fitness, start_programs, tournament
+from discover.evolution import AgingEvolution, Fitness, tournament
+from discover.resolve import start_programs
 from programs.mutate import Mutation
 
 ADAM = programs.BASELINES["adam"]
@@ -32,9 +34,9 @@ def scaled_adam(factor: float) -> programs.Program:
     return programs.parse(str(ADAM).replace("u = u * lr", f"u = u * lr\n    u = u * {factor}"))
 
 
-def record(score, held_out=None, status="ok"):
-    return {"score": score, "status": status, "held_out_score": held_out, "scores": {},
-            "lr": {}}
+def tell(evo: AgingEvolution, child, score, held_out=None, status="ok") -> None:
+    """Tell ``evo`` a made-up evaluation of ``child``."""
+    evo.tell(child, logged(child, job_result(score, held_out, status=status)))
 
 
 def evolution(**overrides) -> AgingEvolution:
@@ -47,7 +49,7 @@ def evolution(**overrides) -> AgingEvolution:
 
 def started(evo: AgingEvolution, score=0.0) -> AgingEvolution:
     for child in evo.initial_children(start_programs(evo.config.start)):
-        evo.tell(child, record(score))
+        tell(evo, child, score)
     return evo
 
 
@@ -93,7 +95,7 @@ def test_start_fills_the_population_with_copies():
     assert [c.mutation["detail"] for c in children] == ["adam", "sgd", "lion"]
     assert evo.breed() is None  # nobody to select from yet
     for child in children:
-        evo.tell(child, record(0.0))
+        tell(evo, child, 0.0)
     names = [ind.mutation["detail"] for ind in evo.population]
     assert names == ["adam", "adam", "sgd", "sgd", "lion"]
 
@@ -106,7 +108,7 @@ def test_aging_the_oldest_leaves():
     for i, score in enumerate(scores):
         child = evo.breed()
         assert child.seq == i + 1
-        evo.tell(child, record(score))
+        tell(evo, child, score)
         assert evo.population[-1].seq == child.seq and len(evo.population) == 3
     # The newest three remain, oldest first, whatever their fitness: the best (-0.5) is gone.
     assert [ind.seq for ind in evo.population] == [3, 4, 5]
@@ -135,7 +137,7 @@ def test_cache_hit_reuses_fitness_without_an_evaluation():
     evo = started(evolution(population_size=4), score=0.25)
     fixed_mutations(evo, scaled_adam(0.5), with_dead_code(scaled_adam(0.5)), SGD)
     child = evo.breed()
-    evo.tell(child, record(-0.1))
+    tell(evo, child, -0.1)
     second = evo.breed()
     # The dead-code mutant computes what the evaluated child computes: it joined with that
     # score, unevaluated, and breeding went on to SGD.
@@ -156,7 +158,7 @@ def test_free_copies_cannot_crowd_out_the_population():
                     SGD)
     child = evo.breed()  # adam + dead code: adam's fingerprint, already 6 members: dropped
     assert child.program == scaled_adam(0.5) and evo.counters["twins_dropped"] == 1
-    evo.tell(child, record(-0.1))
+    tell(evo, child, -0.1)
     last = evo.breed()
     # the same program again: dropped; a new dead-code variant: joins (2 members share the
     # fingerprint now: the cap); a second variant: dropped; then SGD is evaluated.
@@ -173,7 +175,7 @@ def test_duplicate_of_a_child_in_flight_waits_for_its_score():
     first = evo.breed()
     second = evo.breed()  # the same function: in flight, so it waits; SGD is evaluated
     assert first.program == scaled_adam(0.5) and second.program == SGD
-    evo.tell(first, record(-0.3))
+    tell(evo, first, -0.3)
     assert [ind.score for ind in evo.population][-2:] == [-0.3, -0.3]
     assert evo.counters["cache_hits"] == 1 and evo.counters["evaluations"] == 2
 
@@ -191,7 +193,7 @@ def test_invalid_child_is_rejected_before_evaluation():
 def test_failed_evaluation_gets_the_worst_score():
     evo = started(evolution())
     child = evo.breed()
-    evo.tell(child, record(None, status="failed"))
+    tell(evo, child, None, status="failed")
     assert evo.population[-1].score == 2.0 and evo.counters["failed"] == 1
 
 
@@ -200,9 +202,9 @@ def test_hall_of_fame_is_ranked_by_held_out_score():
     scores = [(-0.5, 0.4), (-0.1, -0.2), (0.0, None), (0.1, 0.0)]  # (search, held-out)
     children = [evo.breed() for _ in scores]
     for child, (search, held) in zip(children, scores):
-        evo.tell(child, record(search, held))
+        tell(evo, child, search, held)
     hof = evo.hall_of_fame_records()
-    assert [(e["search_score"], e["held_out_score"]) for e in hof] == [
+    assert [(e.search_score, e.held_out_score) for e in hof] == [
         (-0.1, -0.2), (0.1, 0.0), (-0.5, 0.4)]  # the funnel did not pass the third
     assert evo.best.score == -0.5  # the search itself follows the search score
 
@@ -211,7 +213,7 @@ def test_plateau_restarts_from_the_best():
     evo = started(evolution(population_size=4, plateau_evals=3), score=0.0)
     scores = [-0.2, 0.3, 0.4, 0.5]
     for score in scores:
-        evo.tell(evo.breed(), record(score))
+        tell(evo, evo.breed(), score)
     assert evo.counters["restarts"] == 1
     assert [ind.score for ind in evo.population] == [-0.2] * 4
     assert {ind.fingerprint for ind in evo.population} == {evo.best.fingerprint}
@@ -220,7 +222,7 @@ def test_plateau_restarts_from_the_best():
 def test_state_dict_is_json_and_resumes_the_same_search():
     evo = started(evolution(population_size=6, held_out_tasks=("logistic",)))
     for i in range(6):
-        evo.tell(evo.breed(), record(0.1 * i - 0.2, held_out=0.1 * i))
+        tell(evo, evo.breed(), 0.1 * i - 0.2, held_out=0.1 * i)
     pending = [evo.breed()]
     state = json.loads(json.dumps(evo.state_dict(pending)))
     clone = evolution(population_size=6, held_out_tasks=("logistic",))
@@ -238,7 +240,7 @@ def test_seed_decides_the_children():
         out = []
         for i in range(4):
             child = evo.breed()
-            evo.tell(child, record(0.1 * i))
+            tell(evo, child, 0.1 * i)
             out.append(str(child.program))
         return out
 

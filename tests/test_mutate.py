@@ -295,8 +295,14 @@ def random(w, g, lr, m, v):
 def test_every_baseline_mutates(name):
     rng = np.random.default_rng(1)
     p = programs.BASELINES[name]
+    applied = 0
     for kind_fn in (insert_statement, delete_statement, change_operand, change_op,
                     perturb_constant):
         child = kind_fn(p, rng).program
         if child is not None:
+            applied += 1
+            assert child != p
             assert parse(str(child)) == child and child.params == p.params
+    # Every baseline has statements, names and constants: at most one primitive may find
+    # nothing to do (perturb_constant on a program whose constants are all 0 or 1).
+    assert applied >= 4, name

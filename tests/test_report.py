@@ -11,7 +11,6 @@ the real serial path (``--workers 0``).  Tasks: quadratic searched, rosenbrock_2
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,15 +18,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import StandInPool
 
 import tasks
-from discover import state as files
+from discover import rundir
 from discover.campaign import Campaign
 from discover.cli import main
 from discover.config import CampaignConfig
 from discover.errors import UserError
-from discover.report import load_run, write_report
-from discover.workers import WorkerSpec
+from discover.pool import WorkerSpec
+from discover.report import write_report
 from tasks.train import lr_grid
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
@@ -35,60 +35,6 @@ CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
                         held_out_threshold=0.5, checkpoint_every=5, progress_seconds=0,
                         seed=3, workers=0)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-class StandInPool:
-    """The pool interface of ``discover.workers`` with made-up, deterministic results."""
-
-    size = limit = 1
-
-    def __init__(self, spec: WorkerSpec, fail_every: int = 4):
-        self.spec = spec
-        self.fail_every = fail_every
-        self.jobs: list[dict] = []
-        self.warm_up_seconds = 0.0
-
-    def idle(self) -> int:
-        return self.limit - len(self.jobs)
-
-    def submit(self, job: dict) -> None:
-        self.jobs.append(job)
-
-    def wait(self, timeout=None):
-        jobs, self.jobs = self.jobs, []
-        return [(job, self.result(job)) for job in jobs]
-
-    def drop_pending(self):
-        jobs, self.jobs = self.jobs, []
-        return jobs
-
-    def close(self) -> None:
-        pass
-
-    def summary(self, program: str, task_names, seq: int) -> dict:
-        digest = hashlib.sha256(program.encode()).digest()
-        out = {}
-        for i, name in enumerate(task_names):
-            grid = lr_grid(tasks.get(name).default_lr, self.spec.lr_grid)
-            score = round(digest[i] / 255 * 1.2 - 0.3, 4)
-            out[name] = {"score": score, "loss": 0.1 + score, "lr": float(grid[digest[i] % 2]),
-                         "status": "ok"}
-        score = sum(t["score"] for t in out.values()) / len(out)
-        return {"score": score, "status": "ok", "seconds": 0.01, "tasks": out}
-
-    def result(self, job: dict) -> dict:
-        seq = job["seq"]
-        seconds = 0.05 + 0.001 * seq
-        if self.fail_every and seq % self.fail_every == self.fail_every - 1:
-            failed = {"score": None, "status": "failed", "seconds": 0.0, "tasks": {},
-                      "error": "stand-in failure"}
-            return {"search": failed, "held_out": None, "seconds": seconds, "worker": "w0"}
-        search = self.summary(job["program"], self.spec.tasks, seq)
-        held = None
-        if search["score"] <= job["threshold"]:
-            held = self.summary(job["program"][::-1], self.spec.held_out_tasks, seq)
-        return {"search": search, "held_out": held, "seconds": seconds,
-                "worker": f"w{seq % 2}"}
 
 
 def make_run(run_dir, config=CONFIG, **pool_options) -> str:
@@ -131,7 +77,7 @@ def test_report_has_every_plot_as_a_valid_png(full_run):
 
 def test_hall_of_fame_table_matches_hall_of_fame_json(full_run):
     run_dir, text = full_run
-    hof = files.read_json(os.path.join(run_dir, files.HALL_OF_FAME_FILE))
+    hof = rundir.read_json(os.path.join(run_dir, rundir.HALL_OF_FAME_FILE))
     assert len(hof) >= 2
     table = section(text, "Hall of fame")
     rows = [line for line in table.splitlines() if re.match(r"\| \d+ \|", line)]
@@ -149,8 +95,8 @@ def test_hall_of_fame_table_matches_hall_of_fame_json(full_run):
 
 def test_cost_section_sums_the_evaluation_log(full_run):
     run_dir, text = full_run
-    log = files.read_log(os.path.join(run_dir, files.LOG_FILE))
-    counters = files.read_json(os.path.join(run_dir, files.STATE_FILE))["evolution"]["counters"]
+    log = rundir.read_log(os.path.join(run_dir, rundir.LOG_FILE))
+    counters = rundir.read_json(os.path.join(run_dir, rundir.STATE_FILE))["evolution"]["counters"]
     cost = dict(re.findall(r"^\| ([^|]+?) \| ([^|]+?) \|$", section(text, "Cost"), re.MULTILINE))
     failed = sum(r["status"] != "ok" for r in log)
     assert len(log) == 24 and failed > 0
@@ -169,7 +115,7 @@ def test_cost_section_sums_the_evaluation_log(full_run):
 
 def test_curves_compare_the_top_programs_with_tuned_baselines(full_run):
     run_dir, text = full_run
-    hof = files.read_json(os.path.join(run_dir, files.HALL_OF_FAME_FILE))
+    hof = rundir.read_json(os.path.join(run_dir, rundir.HALL_OF_FAME_FILE))
     rows = re.findall(r"^\| rosenbrock_2d \| (\S+) \| (\S+) \| (\S+) \|", text, re.MULTILINE)
     names = [name for name, _, _ in rows]
     assert names == [f"#{e['rank']}" for e in hof[:3]] + ["adam", "sgd", "lion"]
@@ -185,7 +131,7 @@ def test_curves_compare_the_top_programs_with_tuned_baselines(full_run):
 def test_config_section_is_the_saved_configuration(full_run):
     run_dir, text = full_run
     block = section(text, "Configuration").split("```json\n", 1)[1].split("```", 1)[0]
-    assert json.loads(block) == files.read_json(os.path.join(run_dir, files.CONFIG_FILE))
+    assert json.loads(block) == rundir.read_json(os.path.join(run_dir, rundir.CONFIG_FILE))
 
 
 def test_fresh_run_with_no_evaluation(tmp_path):
@@ -206,14 +152,14 @@ def test_one_evaluation_without_held_out_scores_or_best(tmp_path):
     missing = section(text, "Missing or incomplete")
     assert "No program has a held-out score yet" in missing and "`best/`" in missing
     assert png_links(run_dir, text) == ["report/fitness.png", "report/rates.png"]
-    record = files.read_log(os.path.join(run_dir, files.LOG_FILE))[0]
+    record = rundir.read_log(os.path.join(run_dir, rundir.LOG_FILE))[0]
     assert f"| 1 | - | {record['score']:+.4f} |" in section(text, "Hall of fame")
 
 
 def test_missing_state_and_corrupt_hall_of_fame_rank_from_the_log(tmp_path):
     run_dir = make_run(tmp_path / "run", CONFIG.replace(max_evals=8))
-    os.unlink(os.path.join(run_dir, files.STATE_FILE))
-    Path(run_dir, files.HALL_OF_FAME_FILE).write_text("[{torn")
+    os.unlink(os.path.join(run_dir, rundir.STATE_FILE))
+    Path(run_dir, rundir.HALL_OF_FAME_FILE).write_text("[{torn")
     text = Path(write_report(run_dir, curves=False, say=print)).read_text()
     assert "`state.json` is missing" in text and "`hall_of_fame.json` is unreadable" in text
     assert "From `evaluations.jsonl`, by held-out score" in text
@@ -232,7 +178,7 @@ def test_not_a_run_directory_is_a_one_line_error(tmp_path, capsys, make, message
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("discover: error:") and message in err
     with pytest.raises(UserError, match=re.escape(message)):
-        load_run(str(path))
+        rundir.load(str(path))
 
 
 def test_command_writes_the_report(tmp_path, capsys):
@@ -250,5 +196,5 @@ def test_real_serial_campaign(tmp_path):
     assert main(["report", run_dir, "--top", "1"]) == 0
     text = Path(run_dir, "report.md").read_text()
     assert len(png_links(run_dir, text)) == 3
-    hof = files.read_json(os.path.join(run_dir, files.HALL_OF_FAME_FILE))
+    hof = rundir.read_json(os.path.join(run_dir, rundir.HALL_OF_FAME_FILE))
     assert hof[0]["program"].rstrip() in text

@@ -45,6 +45,7 @@ from discover.rundir.files import (
     fsync_dir,
     read_json,
     read_log,
+    read_records,
     write_json_atomic,
     write_text_atomic,
 )
@@ -52,7 +53,8 @@ from discover.rundir.validate import validate_run_dir
 
 __all__ = [
     "BEST_DIR", "CONFIG_FILE", "EVENTS_FILE", "HALL_OF_FAME_FILE", "LOG_FILE", "STATE_FILE",
-    "STATE_VERSION", "RunDir", "RunFiles", "default_path", "load", "validate_run_dir",
+    "STATE_VERSION", "RunDir", "RunFiles", "default_path", "load", "read_json", "read_log",
+    "read_records", "validate_run_dir", "write_json_atomic",
 ]
 
 

@@ -1,0 +1,1 @@
+"""The export tests (``programs.export``), one module per suite."""
