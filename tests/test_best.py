@@ -10,12 +10,12 @@ import json
 import jax
 import numpy as np
 import pytest
+from helpers import StandInPool
 
 import programs
 from discover.campaign import Campaign
 from discover.config import CampaignConfig
 from discover.pool import WorkerSpec
-from helpers import StandInPool
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
                         population_size=6, lr_grid=2, held_out_threshold=0.5,

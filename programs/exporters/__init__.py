@@ -13,7 +13,7 @@ of a module that imports only its framework, never this project:
 ``provenance`` (e.g. ``run``, ``search_score``, ``held_out_score``) is written into the
 module's docstring.  Each module passes ``ruff check`` and ``ruff format --check`` for
 program names of up to 32 characters, and computes what ``programs.as_optax`` computes (see
-``codegen`` for the exact-semantics argument; tests/test_export.py checks the numbers).
+``codegen`` for the exact-semantics argument; ``tests/export/`` checks the numbers).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ continued fraction of erfc above; within 2e-15 relative), then rounds to the dty
 
 from __future__ import annotations
 
-from programs.exporters import codegen
-from programs.exporters.codegen import INDENT, Dialect, fit_sequence
+from programs.exporters import codegen, layout
+from programs.exporters.codegen import Dialect
+from programs.exporters.layout import INDENT, fit_sequence
 
 TEMPLATES = {
     "add": "{0} + {1}", "sub": "{0} - {1}", "mul": "{0} * {1}", "div": "{0} / {1}",
@@ -174,7 +175,7 @@ for grads in gradients:  # dicts keyed like params
 """
     notes = codegen.semantics("numpy", fast) + NOTES
     title = f"{p.name}: an optimizer found as an update program, exported for NumPy."
-    out = codegen.docstring(title, p, provenance, usage, notes)
+    out = layout.docstring(title, p, provenance, usage, notes)
     out += ["", "import numpy as np", "", '__all__ = ["init", "update"]']
     out += fit_sequence("_SLOTS = ", [f'"{s}"' for s in p.slots], "", "", bracket="()")
     step = codegen.step_function(plan, dialect, _step_doc(p))

@@ -10,15 +10,16 @@ Saturations and denominator guards are left out exactly where :mod:`programs.bou
 them the identity, as the reference interpreter (``programs.as_optax``) leaves them out: under
 ``jax.jit`` both build the same arithmetic and XLA fuses it alike (a product into a following
 sum: one FMA), so that the two agree to 1e-5 over 100 steps even where values cancel exactly
-(tests/test_export.py), at about optax's own speed (``scripts/bench_export.py``).
+(tests/export/), at about optax's own speed (``scripts/bench_export.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from programs.exporters import codegen
-from programs.exporters.codegen import INDENT, Dialect, fit_call, fit_sequence
+from programs.exporters import codegen, layout
+from programs.exporters.codegen import Dialect
+from programs.exporters.layout import INDENT, fit_call, fit_sequence
 
 _J = "jnp"
 TEMPLATES = {
@@ -184,7 +185,7 @@ params = optax.apply_updates(params, updates)
 """
     notes = codegen.semantics("jax and optax", fast) + NOTES
     title = f"{name}: an optimizer found as an update program, exported for optax."
-    out = codegen.docstring(title, p, provenance, usage, notes)
+    out = layout.docstring(title, p, provenance, usage, notes)
     out += ["", "from typing import NamedTuple", "", "import jax", "import jax.numpy as jnp",
             "import optax", ""]
     out += fit_sequence("__all__ = ", [f'"{name}"'], "", "")

@@ -17,8 +17,9 @@ time of ``torch.optim.Adam``).
 
 from __future__ import annotations
 
-from programs.exporters import codegen
-from programs.exporters.codegen import INDENT, Dialect, fit_call, fit_sequence
+from programs.exporters import codegen, layout
+from programs.exporters.codegen import Dialect
+from programs.exporters.layout import INDENT, fit_call, fit_sequence
 from programs.ops import ELEMENTWISE, OPS
 
 TEMPLATES = {
@@ -217,7 +218,7 @@ for x, y in data:
 """
     notes = codegen.semantics("torch", fast) + NOTES
     title = f"{cls}: an optimizer found as an update program, exported for PyTorch."
-    out = codegen.docstring(title, p, provenance, usage, notes)
+    out = layout.docstring(title, p, provenance, usage, notes)
     out += ["", "import torch", ""]
     out += fit_sequence("__all__ = ", [f'"{cls}"'], "", "")
     out += fit_sequence("_SLOTS = ", [f'"{k}"' for k in keys], "", "", bracket="()")
