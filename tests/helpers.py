@@ -148,3 +148,42 @@ class StandInPool:
         if search.aggregate <= job.threshold:
             held = self.evaluation(job.program[::-1], self.spec.held_out_tasks)
         return JobResult(search, held, seconds, seconds, f"w{job.seq % 2}")
+
+
+def optax_scan(tx, params, gradient, xs, record=None):
+    """Run the optax transformation ``tx`` from ``params`` for ``len(xs)`` steps in one jitted
+    ``lax.scan``: at step ``k`` the gradient is ``gradient(params, xs[k])``, then the update is
+    applied.  Returns ``record(params, state, g)`` after every step, stacked (default: the
+    params).  The reference loop of the engine and baseline tests (the export tests run their
+    own, in a fresh process per target)."""
+    import jax
+    import optax
+
+    record = record or (lambda p, state, g: p)
+
+    def step(carry, x):
+        p, state = carry
+        g = gradient(p, x)
+        updates, state = tx.update(g, state, p)
+        p = optax.apply_updates(p, updates)
+        return (p, state), record(p, state, g)
+
+    @jax.jit
+    def run(p, xs):
+        return jax.lax.scan(step, (p, tx.init(p)), xs)[1]
+
+    return run(params, xs)
+
+
+def assert_close_to_scale(actual, expected, rtol: float, what: str = "") -> None:
+    """``|actual - expected| <= rtol * max|expected|`` over the whole array (elementwise
+    relative error means nothing for values that cancel to ~0); NaN and Inf must match."""
+    import numpy as np
+
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(actual[~finite], expected[~finite], f"{what}: NaN/Inf differ")
+    scale = max(np.max(np.abs(expected[finite]), initial=0.0), 1e-30)
+    err = np.max(np.abs(actual[finite] - expected[finite]), initial=0.0) / scale
+    assert err <= rtol, f"{what}: error {err:.3g} of the scale > {rtol}"

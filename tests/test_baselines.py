@@ -22,11 +22,11 @@ import math
 from collections.abc import Callable
 from importlib import resources
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import optax_scan
 
 import programs
 
@@ -75,19 +75,9 @@ def run_optax(opt: optax.GradientTransformation, problem: Problem, lookahead: bo
     w0 = tuple(jnp.asarray(w) for w in problem.w0)
     params0 = optax.LookaheadParams(fast=w0, slow=w0) if lookahead else w0
     view = (lambda p: p.fast) if lookahead else (lambda p: p)
-
-    def body(carry, noise_t):
-        params, state = carry
-        g = gradient(problem, view(params), noise_t)
-        updates, state = opt.update(g, state, params)
-        params = optax.apply_updates(params, updates)
-        return (params, state), view(params)
-
-    @jax.jit
-    def run(params, state, noise):
-        return jax.lax.scan(body, (params, state), noise)[1]
-
-    trajectory = run(params0, opt.init(params0), tuple(jnp.asarray(n) for n in problem.noise))
+    trajectory = optax_scan(opt, params0, lambda p, noise_t: gradient(problem, view(p), noise_t),
+                            tuple(jnp.asarray(n) for n in problem.noise),
+                            lambda p, state, g: view(p))
     return tuple(np.asarray(x) for x in trajectory)
 
 

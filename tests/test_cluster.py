@@ -23,11 +23,10 @@ import tempfile
 import time
 
 import pytest
-from helpers import Driver, wait_until
+from helpers import ROOT, Driver, wait_until
 
 from discover import rundir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(sys.executable)
 CONFIG = {"tasks": ["quadratic"], "held_out_tasks": ["rosenbrock_2d"],
           "held_out_threshold": 0.5, "start": ["adam", "sgd", "lion", "momentum", "rmsprop"],

@@ -26,9 +26,9 @@ import time
 import pytest
 
 try:
-    from helpers import Driver, wait_until  # pytest puts tests/ on sys.path
+    from helpers import DISCOVER, ROOT, Driver, wait_until  # tests/ on sys.path
 except ImportError:  # the actors import this module as tests.test_faults (runaway_task)
-    from tests.helpers import Driver, wait_until
+    from tests.helpers import DISCOVER, ROOT, Driver, wait_until
 
 import programs
 from discover import rundir
@@ -41,10 +41,8 @@ from discover.ray_pool import RayPool
 from discover.rundir import EVENTS_FILE
 from tasks.base import WORST_SCORE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # the driver resolves "tests.test_faults:..." as the actors do
     sys.path.insert(0, ROOT)
-DISCOVER = os.path.join(os.path.dirname(sys.executable), "discover")
 
 RUNAWAY_TASK = "tests.test_faults:runaway_task"
 RUNAWAY = """\

@@ -18,15 +18,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
+from helpers import DISCOVER
 
 from discover import rundir
 from discover.cli import main
 from discover.config import MAX_CONFIG_BYTES
 
-DISCOVER = os.path.join(os.path.dirname(sys.executable), "discover")
 RUN_FLAGS = ["--tasks", "quadratic", "--held-out", "", "--quiet"]
 
 GOOD_PROGRAM = """\

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+from helpers import ROOT
+
 
 def test_importing_the_cli_and_registries_leaves_jax_uninitialised():
     code = (
@@ -82,7 +84,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_no_import_circle_in_the_packages():

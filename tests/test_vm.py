@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import assert_close_to_scale, optax_scan
 from jax.flatten_util import ravel_pytree
 
 import programs
@@ -78,24 +79,13 @@ def flat_slots(state):
 def reference(program):
     """as_optax trajectory (jitted per program), shaped as vm_trajectory's."""
     tx = programs.as_optax(program, LR, total_steps=STEPS)
-
-    @jax.jit
-    def run():
-        params = jax.tree.map(jnp.asarray, PARAMS)
-
-        def step(carry, noise):
-            params, state = carry
-            g = gradient(ravel_pytree(params)[0], noise)
-            updates, state = tx.update(UNRAVEL(g), state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, state), (ravel_pytree(params)[0], g, flat_slots(state))
-
-        state = tx.init(params)
-        _, (ws, gs, slots) = jax.lax.scan(step, (params, state), NOISE)
-        return (jnp.concatenate([W0[None], ws]), gs,
-                jnp.concatenate([flat_slots(state)[None], slots]))
-
-    return tuple(np.asarray(a) for a in run())
+    params = jax.tree.map(jnp.asarray, PARAMS)
+    ws, gs, slots = optax_scan(
+        tx, params, lambda p, noise: UNRAVEL(gradient(ravel_pytree(p)[0], noise)), NOISE,
+        lambda p, state, g: (ravel_pytree(p)[0], ravel_pytree(g)[0], flat_slots(state)))
+    initial = flat_slots(tx.init(params))
+    return tuple(np.asarray(a) for a in (jnp.concatenate([W0[None], ws]), gs,
+                                         jnp.concatenate([initial[None], slots])))
 
 
 def reference_steps(program, ws, gs, slots):
@@ -114,15 +104,7 @@ def reference_steps(program, ws, gs, slots):
 
 
 def assert_close(actual, expected, what):
-    """Relative to the array's scale (elementwise relative error is meaningless for values
-    that cancel to ~0); NaN and Inf must match exactly."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    finite = np.isfinite(expected)
-    np.testing.assert_array_equal(actual[~finite], expected[~finite], f"{what}: NaN/Inf differ")
-    ok = finite
-    scale = max(np.max(np.abs(expected[ok]), initial=0.0), 1e-30)
-    err = np.max(np.abs(actual[ok] - expected[ok]), initial=0.0) / scale
-    assert err <= RTOL, f"{what}: relative error {err:.3g} > {RTOL}"
+    assert_close_to_scale(actual, expected, RTOL, what)
 
 
 def check_forced(program, folds=(True, False)):

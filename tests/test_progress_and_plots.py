@@ -1,0 +1,83 @@
+"""The small pieces users read: score formatting, the progress line, the plots' data helpers,
+and ``discover show`` / ``discover baselines`` without evaluation."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+import programs
+from discover import cli, plots
+from discover.progress import Progress, format_score
+
+FIELDS = {"evaluations": 40, "done_here": 10, "best": -0.03125, "best_held_out": None,
+          "hit_rate": 0.25, "failed": 2, "invalid": 3, "restarts": 0}
+
+
+def test_format_score():
+    assert format_score(None) == "-"
+    assert format_score(-0.03125) == "-0.0312" and format_score(0) == "+0.0000"
+    assert format_score(2.0) == "+2.0000"
+
+
+def test_progress_line_says_what_the_search_did():
+    line = Progress(1.0, io.StringIO()).line(**FIELDS)
+    assert "40 evals" in line and "best -0.0312" in line and "held-out -" in line
+    assert "cache hits 25%" in line and "failed 2" in line and "invalid 3" in line
+    assert "restarts" not in line
+    assert "restarts 4" in Progress(1.0, io.StringIO()).line(**{**FIELDS, "restarts": 4})
+
+
+def test_progress_writes_lines_to_a_file_and_nothing_when_off():
+    stream = io.StringIO()  # not a terminal: whole lines, no carriage returns
+    progress = Progress(1.0, stream)
+    progress.update(force=True, **FIELDS)
+    progress.update(**FIELDS)  # within the interval: nothing
+    progress.close()
+    assert stream.getvalue().count("\n") == 1 and "\r" not in stream.getvalue()
+    silent = io.StringIO()
+    Progress(0.0, silent).update(force=True, **FIELDS)
+    assert silent.getvalue() == ""
+
+
+def test_running_best_and_rolling_median():
+    values = np.array([3.0, 1.0, 2.0, 0.5, 4.0])
+    np.testing.assert_array_equal(plots.running_best(values), [3.0, 1.0, 1.0, 0.5, 0.5])
+    np.testing.assert_array_equal(plots.rolling_median(values, 3),
+                                  [3.0, 2.0, 2.0, 1.0, 2.0])
+    np.testing.assert_array_equal(plots.rolling_median(values, 1), values)
+    assert [plots.median_window(n) for n in (1, 20, 1000)] == [1, 4, 50]
+
+
+def test_fitness_figure_is_a_png_with_failures_at_the_worst_score():
+    png = plots.fitness_figure([0.5, None, -0.1, 0.2], [(3, -0.05)], [(4, 0.2)])
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    assert plots.WORST_SCORE == 2.0
+
+
+def test_show_prints_the_canonical_simplified_program(tmp_path, capsys):
+    path = tmp_path / "p.opt"
+    path.write_text("def p(g, lr, m):\n    junk = exp(g)\n    m = interp(g, m, 0.9)\n"
+                    "    u = m * lr * 1.0\n    return u, m\n")
+    assert cli.main(["show", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out == ("def p(g, lr, m):\n    m = interp(g, m, 0.9)\n    u = m * lr\n"
+                   "    return u, m\n")
+    assert programs.parse(out) == programs.load(str(path)).simplify()
+
+
+def test_baselines_without_eval_lists_every_baseline(capsys):
+    assert cli.main(["baselines"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(programs.BASELINES)
+    adam = next(line for line in lines if line.startswith("adam "))
+    assert f"{len(programs.BASELINES['adam'].body)} statements" in adam and "m, v" in adam
+    assert cli.main(["baselines", "--tasks", "quadratic"]) == 2
+    assert "need --eval" in capsys.readouterr().err
+
+
+def test_show_of_a_missing_file_is_one_line(capsys):
+    assert cli.main(["show", "/nonexistent/p.opt"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "/nonexistent/p.opt" in err and len(err.splitlines()) == 1
