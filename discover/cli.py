@@ -1,6 +1,6 @@
 """The ``discover`` command line.
 
-Contract (DESIGN.md "Command line"): every subcommand has ``--help``; an error prints one line
+Contract (docs/DESIGN.md, "Command line"): every subcommand has ``--help``; an error prints one line
 to stderr (no traceback unless ``--debug``) and exits non-zero.  Subcommands live one per
 module in ``discover.commands`` and are found there by name.
 """

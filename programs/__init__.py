@@ -1,6 +1,6 @@
 """The program language: optimizers as small straight-line update programs.
 
-Public API (contract, see DESIGN.md): ``parse``, ``load``, ``Program``, ``ProgramError``,
+Public API (contract, see docs/DESIGN.md): ``parse``, ``load``, ``Program``, ``ProgramError``,
 ``BASELINES``, ``as_optax``, ``export``, ``OPS``.
 """
 

@@ -20,41 +20,15 @@ Contract:
   segment sums (maxima) of the flat vector, one segment per tensor; ``center`` subtracts
   per-row means (rows of each tensor of rank >= 2).
 
-Registers.  Vector registers are the rows of the register file, float32 rows as long as the
-flat parameter vector: ``ZERO`` (always 0), ``W`` (weights), ``G`` (gradient), the
-``max_slots`` state slots (they persist from step to step), then work rows.  Scalar
-registers follow in the same numbering: ``lr``, ``t``, ``T``, the constants (one per operand
-position of the bucket), then one per scalar statement.  An :class:`EncodedProgram` names
-registers by these numbers, so a program is nothing but integers and floats.
+Probe mode: :func:`probe_runs` runs a program on given inputs with per-tensor scalars, for
+``programs.fingerprint`` and ``programs.check`` (one engine for all program semantics).
 
-Scalar statements.  A statement whose operands are all rank-0 in the reference (``lr t T``,
-constants, results of other such statements) does not depend on the parameters: bias
-corrections, schedules.  :func:`encode` puts those in a separate *scalar program* that
-:func:`scalar_rows` runs once per training run on vectors over all steps, so per step only
-the *vector program* is interpreted.  The reference also gives a rank-0 value to a reduction;
-``mean``/``norm``/``rms``/``max_abs`` of an already rank-0 value reduce over one element and
-``center`` leaves it unchanged, which the ``"NAME@scalar"`` op codes implement.
-
-Why this design (DESIGN.md, "Evaluation engine", and measurements with XLA:CPU):
-
-* The vector statements run in a ``lax.fori_loop`` whose trip count is the program's own
-  count (data: padding costs nothing at run time, and the body is compiled once, not once
-  per statement slot), each dispatched with ``lax.switch`` over :data:`VM_OP_NAMES`.  Batch
-  learning rates and seeds with ``vmap``; do not vmap over programs (a batched ``switch``
-  computes every branch).
-* Per statement the cost is a pass over a few rows, so the encoder keeps passes few and the
-  working set small: results reuse the rows of dead values (it stays in cache); a slot's new
-  value is computed straight into the slot's row when it can be (else moved there by ``copy``
-  statements at the end), so slots never leave the register file; a scalar operand reads
-  the row of another operand of its statement (already in cache) instead of a zero row;
-  with ``fold``, ``y = s * x`` and ``y = x + a`` (``s``, ``a`` rank-0, ``y`` read once) are
-  computed inside their reader instead of as statements of their own (:func:`_fold`).
-  Folding adds per-element work to every statement's operand fetch, so it pays on tiny rows
-  (fewer dispatches) and on rows larger than the L2 cache (fewer passes over memory), not in
-  between: ``tasks.train`` chooses per task.
-* XLA copies the whole register file when one fusion both reads a row of it and writes
-  another, and a ``switch`` branch that returned the updated file would copy it too; every
-  write here is a ``switch`` result (a separate buffer) or comes from outside the file.
+The register layout, the scalar program and why the engine is built this way (with the
+measurements behind each choice): ``docs/DESIGN.md``, "The evaluation engine".  In short:
+statements in a ``lax.fori_loop`` of the program's own length, each a ``lax.switch`` over the
+op codes; ``vmap`` over learning rates and seeds, never over programs; few passes over memory
+(dead rows reused, slots updated in place, scalings folded into readers where that pays); no
+fusion that reads and writes the register file.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Export programs as standalone modules (optax, torch, numpy).
 
-Contract (DESIGN.md "Python API"): ``export(program, target, **provenance)`` returns the source
+Contract (docs/DESIGN.md, "Export API"): ``export(program, target, **provenance)`` returns the source
 of a module that imports only its framework, never this project:
 
 * ``optax``: ``scale_by_NAME`` and the factory ``NAME(learning_rate[, total_steps])``
