@@ -116,8 +116,8 @@ class RayPool:
 
     @property
     def where(self) -> str:
-        """Where the actors run (:func:`ray_where`)."""
-        return ray_where()
+        """Where the actors run: ``on`` :func:`ray_where`."""
+        return f"on {ray_where()}"
 
     @property
     def actors(self) -> list:

@@ -41,9 +41,14 @@ CURVE_BASELINES = ("adam", "sgd", "lion")
 
 
 def _pruned(text: str) -> str:
+    """The program pruned, or its text as logged when it does not parse (a log edited by
+    hand); the report shows what there is."""
     import programs
 
-    return str(programs.parse(text).pruned())
+    try:
+        return str(programs.parse(text).pruned())
+    except programs.ProgramError:
+        return text
 
 
 # -- what the report computes ------------------------------------------------------------------

@@ -26,8 +26,8 @@ probe value share a hash.
 Engine: the probe is the search's own compile-once engine in probe mode
 (``programs.vm.probe_runs``): the three probe tensors are the tensors of one ``Machine``
 (reductions and ``center`` per tensor, as in training), each with its own scalar registers,
-both input variants in one call, compiled once per process and capacity bucket (up to 32 live
-statements and 4 slots share the first), never per program.  Results equal the reference
+both input variants in one call, compiled once per process and capacity bucket (up to 64 live
+statements and 8 slots share the first), never per program.  Results equal the reference
 interpreter's (``programs.step_tensor``) up to float32 rounding of the order of sums.
 ``probe(program)`` is run once per child by the search and feeds both :func:`fingerprint` and
 ``programs.check``.
@@ -125,11 +125,11 @@ def _runner(max_statements: int, max_slots: int):
 def probe(program) -> Probe:
     """Run the live statements of ``program`` (a ``programs.Program``) for ``STEPS`` steps on
     every probe case and input variant, in the compile-once engine (``programs.vm``, probe
-    mode: the same machine as the search's training runs).  Buckets: statements 32, 64, 128
-    ..., slots 4, 8, 16 ...; one compile per bucket and process."""
+    mode: the same machine as the search's training runs).  Buckets: statements 64, 128 ...,
+    slots 8, 16 ... (every baseline fits the first); one compile per bucket and process."""
     live = dataclasses.replace(program, body=live_statements(program))
     n_slots = len(program.slots)
-    machine, run = _runner(_bucket(len(live.body), 32), _bucket(n_slots, 4))
+    machine, run = _runner(_bucket(len(live.body), 64), _bucket(n_slots, 8))
     updates, slots = jax.device_get(run(machine.encode(live)))
     outputs = np.concatenate([updates[:, :, None], slots[:, :, :n_slots]], axis=2)
     bounds = np.cumsum((0,) + tuple(int(np.prod(c.shape)) for c in PROBE_CASES))

@@ -24,11 +24,13 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from discover import compile_cache
     from discover.campaign import Campaign
     from discover.ray_pool import init_ray
 
     # Everything is checked before anything is written or started (Campaign.open): a resume
     # that fails leaves the run directory as it was.
+    compile_cache.enable()  # before the driver's first compile (the probe, on reading back)
     campaign = Campaign.open(args.run_dir, max_evals=args.max_evals, time_limit=args.time_limit,
                              workers=args.workers)
     try:

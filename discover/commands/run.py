@@ -86,6 +86,7 @@ def check_run_dir(run_dir: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from discover import compile_cache
     from discover.campaign import Campaign
     from discover.ray_pool import init_ray
     from discover.resolve import resolve_tasks
@@ -103,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.config}: {err}" if from_file else str(err)) from None
     if config.workers != 0:
         init_ray(config.address)  # Ray first: the driver computes with JAX from here on
+    compile_cache.enable()  # the driver's probe (fingerprints) loads from disk next time
     try:
         campaign = Campaign.create(config, run_dir)
     except OSError as err:
