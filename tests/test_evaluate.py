@@ -169,9 +169,8 @@ def test_several_seeds_average_and_one_diverging_seed_loses_its_learning_rate():
                                  rel=1e-4)
     score = evaluator.evaluate(programs.BASELINES["sgd"]).scores[0]
     assert (score.status, score.lr) == ("ok", lrs[0]) and score.loss == pytest.approx(loss)
-    # Seed 0 alone does not diverge at 0.95: the choice is the mean's, not one seed's.
-    alone = Evaluator([task], seeds=(0,), lr_grid=3).run(programs.BASELINES["sgd"], task.name)
-    assert np.isfinite(alone.valid_losses).all()
+    # Seed 0 alone diverges nowhere: the NaN rates are lost through seed 1 alone.
+    assert np.isfinite([sgd_reference(task, lr, 0) for lr in lrs]).all()
 
 
 def test_diverging_program_is_worst_score_not_an_exception(evaluator):
