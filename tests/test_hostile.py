@@ -86,7 +86,14 @@ def nothing_expensive(monkeypatch):
 
     monkeypatch.setattr(discover.ray_pool, "init_ray", forbidden)
     monkeypatch.setattr(discover.campaign.Campaign, "create", forbidden)
-    monkeypatch.setattr(discover.rundir.RunDir, "__init__", forbidden)
+    real_init = discover.rundir.RunDir.__init__
+
+    def read_only(self, path, *, writable=True):
+        if writable:
+            forbidden()
+        real_init(self, path, writable=False)
+
+    monkeypatch.setattr(discover.rundir.RunDir, "__init__", read_only)
     monkeypatch.setattr(evaluate_module, "cached_evaluator", forbidden)
 
 

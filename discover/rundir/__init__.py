@@ -61,9 +61,10 @@ __all__ = [
 class RunDir:
     """An open run directory (its log open for appending until :meth:`close`)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, *, writable: bool = True):
+        """``writable`` False: a read-only view (no log opened, nothing touched)."""
         self.path = path
-        self.log = EvaluationLog(self.file(LOG_FILE))
+        self.log = EvaluationLog(self.file(LOG_FILE)) if writable else None
         self._events = None  # events.jsonl, opened at the first event
 
     def file(self, name: str) -> str:
@@ -112,14 +113,9 @@ class RunDir:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             raise UserError(problems[0] + more)
         if check is not None:
-            check(cls.__new__(cls)._at(path))
+            check(cls(path, writable=False))
         remove_stale_temporaries(path)
         return cls(path)
-
-    def _at(self, path: str) -> RunDir:
-        """This object as a read-only view of ``path`` (no log opened)."""
-        self.path = path
-        return self
 
     # -- reading ----------------------------------------------------------------------------
     def config_data(self) -> dict:
@@ -161,7 +157,8 @@ class RunDir:
         os.fsync(self._events.fileno())
 
     def close(self) -> None:
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
         if self._events is not None:
             self._events.close()
             self._events = None
