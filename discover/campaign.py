@@ -50,7 +50,7 @@ from discover.ray_pool import cluster_cpus, init_ray, make_pool
 from discover.records import HallEntry, LogRecord
 from discover.resolve import resolve_tasks, start_programs
 from discover.rundir import CONFIG_FILE, RunDir
-from discover.summary import Summary, describe_event
+from discover.summary import Summary, describe_event, held_out_claim
 from programs.fingerprint import VERSION as FINGERPRINT_VERSION
 
 EXPORT_TARGETS = ("optax", "torch", "numpy")
@@ -194,8 +194,9 @@ class Campaign:
                     in_flight[child.seq] = child
                     if child.seq >= self._saved_seq:
                         self._unsaved.add(child.seq)
+                    starts, held_out_starts = self.evolution.rates(child.parent)
                     pool.submit(Job(child.seq, str(child.program),
-                                    self.evolution.funnel_threshold()))
+                                    self.evolution.funnel_threshold(), starts, held_out_starts))
                     if loop_start is None:
                         loop_start = time.monotonic()
                     stop = self._stop or self._budget_reason(clock, in_flight)
@@ -368,10 +369,12 @@ class Campaign:
             provenance = {"search_score": best.search_score,
                           "held_out_score": best.held_out_score,
                           "fingerprint": best.fingerprint}
+            interval = best.held_out_interval
         elif self.evolution.best is not None:
             program = self.evolution.best.program.pruned()
             provenance = {"search_score": self.evolution.best.score, "held_out_score": None,
                           "fingerprint": self.evolution.best.fingerprint}
+            interval = None
         else:
             return
         program = dataclasses.replace(program, name="discovered")
@@ -379,7 +382,8 @@ class Campaign:
                   f" (seed {self.config.seed}).\n"
                   f"# Search score {format_score(provenance['search_score'])}, held-out score "
                   f"{format_score(provenance['held_out_score'])} (0 = tuned adam, lower is "
-                  f"better); fingerprint {provenance['fingerprint']}.\n")
+                  f"better{'' if interval is None else '; ' + held_out_claim(interval)}); "
+                  f"fingerprint {provenance['fingerprint']}.\n")
         self.files.write_best(header + str(program), {})
         modules = {}
         for target in EXPORT_TARGETS:
@@ -414,6 +418,7 @@ class Campaign:
             restarts=evo.counters["restarts"],
             best_search_score=evo.best.score if evo.best else None,
             best_held_out_score=hof[0].held_out_score if hof else None,
+            best_held_out_interval=hof[0].held_out_interval if hof else None,
             adam_search_score=adam.get("score"), adam_held_out_score=adam.get("held_out_score"),
             best_program=hof[0].program if hof else (
                 str(evo.best.program.pruned()) if evo.best else None),

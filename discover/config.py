@@ -65,9 +65,13 @@ class CampaignConfig:
     held_out_tasks: tuple[str, ...] | None = None
     """Meta-validation tasks; None: ``tasks.held_out_names()``; empty: no funnel."""
     eval_seeds: tuple[int, ...] = (0,)
-    """Training seeds of every evaluation (scores are averaged over them)."""
+    """Training seeds of the search tasks' evaluation (scores are averaged over them)."""
+    held_out_seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds of the held-out evaluation: its interval against adam (paired by seed,
+    ``discover.stats``) needs at least two."""
     lr_grid: int = 3
-    """Learning rates tried per task (the best is kept)."""
+    """Learning rates per window of the rate tuning (``discover.tuning``): a walk from the
+    parent's rate runs one window, and the next one while the best rate is at an edge."""
     held_out_threshold: float = 0.0
     """Funnel: a candidate whose search score is at most this (0: as good as tuned adam on
     the search tasks; lower is better) is also scored on the held-out tasks."""
@@ -303,10 +307,10 @@ def _validate(c: CampaignConfig) -> None:
         need(value is None or all(v.strip() == v and v for v in value), key,
              "must hold non-empty names")
     need(c.tasks is None or len(c.tasks) > 0, "tasks", "must name at least one task")
-    need(0 < len(c.eval_seeds) <= MAX_SEEDS, "eval_seeds",
-         f"must hold between 1 and {MAX_SEEDS} seeds")
-    need(all(0 <= s < 2**31 for s in c.eval_seeds), "eval_seeds",
-         "must be seeds between 0 and 2**31 - 1")
+    for key in ("eval_seeds", "held_out_seeds"):
+        seeds = getattr(c, key)
+        need(0 < len(seeds) <= MAX_SEEDS, key, f"must hold between 1 and {MAX_SEEDS} seeds")
+        need(all(0 <= s < 2**31 for s in seeds), key, "must be seeds between 0 and 2**31 - 1")
     need(1 <= c.lr_grid <= MAX_LR_GRID, "lr_grid", f"must be >= 1 and <= {MAX_LR_GRID}")
     need(len(c.start) > 0, "start", f"must name baselines or {START_SCRATCH!r}")
     need(c.ops is None or len(c.ops) > 0, "ops", "must name at least one op")

@@ -2,24 +2,29 @@
 
 Contract (the search, the workers and the CLI rely on it):
 
-* ``Evaluator(task_names, *, seeds=(0,), lr_grid=3, max_statements=32, max_slots=4)``
-  compiles one training run per task (``tasks.train.Trainer``: the VM of ``programs.vm``,
-  ``vmap`` over the learning-rate grid and the seeds) lazily or in ``warm_up()``; after that,
-  ``evaluate(program)`` runs without any XLA compilation.  Task names are registered names or
-  ``"package.module:factory"`` specs (``tasks.resolve``); ``tasks.Task`` objects are accepted
-  too.  An unknown task is a ``ValueError`` from the constructor; a program that does not fit
-  the bucket (statements, slots) is a ``ValueError`` from ``evaluate``.
-* ``evaluate(program) -> Evaluation`` (``discover.records``) never raises for a bad candidate.  Per task: the
-  validation loss of each learning rate is the mean over seeds (NaN if any seed diverged, see
-  ``tasks.train``); ``loss`` is the best of the grid and ``lr`` where it was reached;
-  ``score = tasks.normalized_score(loss, adam's best loss on the same grid and seeds, the
-  untrained loss (mean over seeds))``: 0 is tuned adam, 1 the untrained model, lower is
-  better, within ``[-WORST_SCORE, WORST_SCORE]``.  Status ``"ok"``; ``"nonfinite"`` when
-  every learning rate diverged
-  (score ``WORST_SCORE``, loss and lr NaN); ``"error"`` when the run raised (same).
-  ``aggregate`` is the mean score over tasks; the evaluation's status is ``"ok"`` when at
-  least one task is ``"ok"`` and none is ``"error"``, else ``"failed"``.
-* Tuned adam (``programs.BASELINES["adam"]``) is run once per evaluator by the same engine.
+* ``Evaluator(task_names, *, seeds=(0,), lr_grid=3, wide=False, max_statements=32,
+  max_slots=4)`` compiles one training run per task (``tasks.train.Trainer``: the VM of
+  ``programs.vm``, ``vmap`` over a window of ``lr_grid`` learning rates and the seeds) lazily or
+  in ``warm_up()``; after that, ``evaluate(program)`` runs without any XLA compilation (the
+  rates are an argument).  Task names are registered names or ``"package.module:factory"``
+  specs (``tasks.resolve``); ``tasks.Task`` objects are accepted too.  An unknown task is a
+  ``ValueError`` from the constructor; a program that does not fit the bucket (statements,
+  slots) is a ``ValueError`` from ``evaluate``.
+* The rate is tuned per task by ``discover.tuning``: ``wide=True`` (comparisons) covers four
+  decades and extends while the best rate is at an edge; ``wide=False`` (the search's fitness)
+  walks from one window centred on the parent's rate (``starts``) or adam's, extending the
+  same way.  Tuned adam, the normaliser, is always tuned wide, once per evaluator.
+* ``evaluate(program) -> Evaluation`` (``discover.records``) never raises for a bad candidate.
+  Per task and seed, ``score = tasks.normalized_score(loss at the chosen rate, adam's reference
+  loss, the untrained loss)`` (references: geometric means over the seeds): 0 is tuned adam, 1
+  the untrained model, lower is better, within ``[-WORST_SCORE, WORST_SCORE]``; the task's
+  ``score`` is the mean over seeds (``seed_scores`` keeps each), ``loss`` the mean validation
+  loss at the chosen ``lr``, ``at_limit`` flags a rate at the grid's limit.  Status ``"ok"``;
+  ``"nonfinite"`` when every rate diverged (score ``WORST_SCORE``, loss and lr NaN);
+  ``"error"`` when the run raised (same).  ``aggregate`` is the median over tasks
+  (``discover.stats``); ``interval`` the bootstrap interval of the aggregate minus adam's,
+  paired by seed (None with one seed); the evaluation's status is ``"ok"`` when at least one
+  task is ``"ok"`` and none is ``"error"``, else ``"failed"``.
 * ``evaluate(program, task_names, **kwargs)`` (module function, ``discover.evaluate``) uses
   one cached ``Evaluator`` per configuration.
 """
@@ -31,7 +36,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,6 +44,9 @@ import numpy as np
 import programs
 import tasks
 from discover.records import ERROR, FAILED, NONFINITE, OK, Evaluation, TaskScore
+from discover.stats import aggregate, interval
+from discover.tuning import Tuning, exponent, mean_log_loss, tune
+from discover.tuning import rate as tuning_rate
 from programs.program import Program
 from programs.vm import encode
 from tasks.base import WORST_SCORE, Task, normalized_score
@@ -51,15 +59,27 @@ BASELINE = "adam"
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-    """Tuned adam on one task: best validation loss, its learning rate, the untrained loss."""
+    """Tuned adam on one task (wide tuning, the evaluator's seeds): its ``tuning``, the
+    reference loss ``loss`` (geometric mean over seeds at the chosen rate), the untrained
+    ``initial_loss`` (geometric mean over seeds) and adam's own per-seed ``seed_scores`` (the
+    other side of every paired comparison)."""
 
+    tuning: Tuning
     loss: float
-    lr: float
     initial_loss: float
+    seed_scores: np.ndarray
+
+    @property
+    def lr(self) -> float:
+        return self.tuning.lr
+
+    @property
+    def exponent(self) -> int:
+        return self.tuning.exponents[self.tuning.best]
 
 
 def best_of_grid(result: RunResult) -> tuple[float, float]:
-    """``(loss, lr)``: the lowest mean-over-seeds validation loss of the grid and its
+    """``(loss, lr)``: the lowest mean-over-seeds validation loss of one grid of runs and its
     learning rate (the lowest such lr on a tie); ``(nan, nan)`` when every lr diverged."""
     per_lr = result.valid_losses.mean(axis=1)
     finite = np.isfinite(per_lr)
@@ -67,6 +87,11 @@ def best_of_grid(result: RunResult) -> tuple[float, float]:
         return math.nan, math.nan
     i = int(np.argmin(np.where(finite, per_lr, np.inf)))
     return float(per_lr[i]), float(result.lrs[i])
+
+
+def seed_scores(losses: np.ndarray, reference: float, initial: float) -> np.ndarray:
+    """Normalised score of each seed's validation loss (``tasks.normalized_score``)."""
+    return np.array([normalized_score(float(x), reference, initial) for x in losses])
 
 
 def _resolve(task: str | Task) -> Task:
@@ -77,7 +102,8 @@ class Evaluator:
     """Scores programs on a fixed set of tasks; see the module docstring for the contract."""
 
     def __init__(self, task_names: Sequence[str | Task], *, seeds: Sequence[int] = (0,),
-                 lr_grid: int = 3, max_statements: int = 32, max_slots: int = 4):
+                 lr_grid: int = 3, wide: bool = False, max_statements: int = 32,
+                 max_slots: int = 4):
         if isinstance(task_names, (str, Task)):
             task_names = [task_names]
         self.tasks = [_resolve(t) for t in task_names]
@@ -93,44 +119,64 @@ class Evaluator:
         if lr_grid < 1:
             raise ValueError(f"lr_grid must be at least 1, got {lr_grid}")
         self.lr_grid = int(lr_grid)
+        self.wide = bool(wide)
         self.max_statements = int(max_statements)
         self.max_slots = int(max_slots)
-        self._trainers: dict[str, Trainer] = {}
+        self._trainers: dict[tuple[str, int, int], Trainer] = {}
         self._baselines: dict[str, Baseline] = {}
 
     def config(self) -> dict[str, Any]:
         """The configuration (JSON-safe): what makes two evaluators give the same scores."""
         return {"tasks": list(self.task_names), "seeds": list(self.seeds),
-                "lr_grid": self.lr_grid, "max_statements": self.max_statements,
-                "max_slots": self.max_slots}
+                "lr_grid": self.lr_grid, "tuning": "wide" if self.wide else "walk",
+                "max_statements": self.max_statements, "max_slots": self.max_slots}
 
-    def trainer(self, task_name: str) -> Trainer:
-        """The compiled training run of one task (built on first use)."""
-        if task_name not in self._trainers:
+    def trainer(self, task_name: str, program: Program | None = None) -> Trainer:
+        """The compiled training run of one task (built on first use) in the evaluator's
+        bucket, or in a bucket big enough for ``program`` (adam, when the bucket is small)."""
+        statements, slots = self.max_statements, self.max_slots
+        if program is not None:
+            statements = max(statements, len(program.body))
+            slots = max(slots, len(program.slots))
+        key = (task_name, statements, slots)
+        if key not in self._trainers:
             task = self.tasks[self.task_names.index(task_name)]
-            self._trainers[task_name] = Trainer(
-                task, seeds=self.seeds, lr_grid_size=self.lr_grid,
-                max_statements=self.max_statements, max_slots=self.max_slots)
-        return self._trainers[task_name]
+            self._trainers[key] = Trainer(task, seeds=self.seeds, lr_grid_size=self.lr_grid,
+                                          max_statements=statements, max_slots=slots)
+        return self._trainers[key]
+
+    def tune(self, program: Program, task_name: str, *, wide: bool | None = None,
+             start: int | None = None) -> Tuning:
+        """Tune ``program``'s rate on one task (``discover.tuning``): wide (default: the
+        evaluator's mode) or a walk from exponent ``start`` (default: adam's rate)."""
+        trainer = self.trainer(task_name, program)
+        encoded = trainer.encode(program)
+        default_lr = trainer.task.default_lr
+        wide = self.wide if wide is None else wide
+        if not wide and start is None:
+            start = self.baseline(task_name).exponent
+
+        def run_window(ks):
+            lrs = [tuning_rate(default_lr, k) for k in ks]
+            return trainer.run(encoded, lrs=np.array(lrs, np.float32)).valid_losses
+
+        return tune(run_window, self.lr_grid, default_lr, wide=wide, start=start or 0)
 
     def baseline(self, task_name: str) -> Baseline:
-        """Tuned adam on ``task_name`` (computed once, by the same engine).  Raises
-        ``RuntimeError`` if adam does not improve on the untrained model: the task or the
-        grid is broken, which is not a candidate's failure."""
+        """Tuned adam on ``task_name`` (wide tuning, computed once, by the same engine).
+        Raises ``RuntimeError`` if adam does not improve on the untrained model: the task is
+        broken, which is not a candidate's failure."""
         if task_name not in self._baselines:
             adam = programs.BASELINES[BASELINE]
-            trainer = self.trainer(task_name)
-            if len(adam.body) > self.max_statements or len(adam.slots) > self.max_slots:
-                trainer = Trainer(trainer.task, seeds=self.seeds, lr_grid_size=self.lr_grid,
-                                  max_statements=max(self.max_statements, len(adam.body)),
-                                  max_slots=max(self.max_slots, len(adam.slots)))
-            result = trainer.run(adam)
-            loss, lr = best_of_grid(result)
-            initial = float(np.mean(result.initial_valid_losses))
+            tuning = self.tune(adam, task_name, wide=True)
+            initial = float(np.exp(mean_log_loss(
+                self.trainer(task_name, adam).initial_valid_losses())))
+            loss = float(np.exp(mean_log_loss(tuning.best_losses)))
             if not (math.isfinite(loss) and loss < initial):
                 raise RuntimeError(f"task {task_name!r}: tuned adam reaches {loss} from the "
-                                   f"untrained {initial}; the task or the lr grid is broken")
-            self._baselines[task_name] = Baseline(loss, lr, initial)
+                                   f"untrained {initial}; the task is broken")
+            self._baselines[task_name] = Baseline(
+                tuning, loss, initial, seed_scores(tuning.best_losses, loss, initial))
         return self._baselines[task_name]
 
     def warm_up(self) -> Evaluator:
@@ -144,58 +190,76 @@ class Evaluator:
                 self.trainer(name).run(programs.BASELINES["sgd"])
         return self
 
-    def run(self, program: Program, task_name: str) -> RunResult:
-        """The raw grid of runs of ``program`` on one task (learning curves included)."""
-        return self.trainer(task_name).run(program, curves=True)
+    def run(self, program: Program, task_name: str, lrs=None) -> RunResult:
+        """The raw runs of ``program`` on one task at ``lrs`` (default: the grid around the
+        task's default rate; as many rates as ``lr_grid``), learning curves included."""
+        return self.trainer(task_name, program).run(program, curves=True, lrs=lrs)
 
-    def evaluate(self, program: Program) -> Evaluation:
-        """Score ``program`` on every task (see the module docstring)."""
-        start = time.perf_counter()
+    def score_task(self, program: Program, task_name: str, *, start: int | None = None
+                   ) -> TaskScore:
+        """One task's :class:`TaskScore` (a run that raised is an ``error``, as data)."""
+        baseline = self.baseline(task_name)
+        failed = tuple([WORST_SCORE] * len(self.seeds))
+        try:
+            tuning = self.tune(program, task_name, start=start)
+        except Exception as err:  # noqa: BLE001 (a candidate's failure is data)
+            log.warning("evaluating %s on %s raised %s: %s", program.name, task_name,
+                        type(err).__name__, err)
+            return TaskScore(task_name, WORST_SCORE, math.nan, math.nan, ERROR, failed)
+        if tuning.best is None:
+            return TaskScore(task_name, WORST_SCORE, math.nan, math.nan, NONFINITE, failed,
+                             windows=tuning.windows)
+        per_seed = seed_scores(tuning.best_losses, baseline.loss, baseline.initial_loss)
+        return TaskScore(task_name, float(per_seed.mean()), float(tuning.best_losses.mean()),
+                         tuning.lr, OK, tuple(float(x) for x in per_seed), tuning.at_limit,
+                         tuning.windows)
+
+    def evaluate(self, program: Program, *, starts: Mapping[str, float] | None = None
+                 ) -> Evaluation:
+        """Score ``program`` on every task (see the module docstring).  ``starts``: a rate
+        per task where a walk starts (the parent's), instead of adam's."""
+        start_time = time.perf_counter()
         program.checked()  # ProgramError (a ValueError) if it is not a valid program
         encode(program, self.max_statements, self.max_slots)  # ValueError if it does not fit
         scores = []
         for name in self.task_names:
-            baseline = self.baseline(name)
-            try:
-                result = self.trainer(name).run(program)
-            except Exception as err:  # noqa: BLE001 (a candidate's failure is data)
-                log.warning("evaluating %s on %s raised %s: %s", program.name, name,
-                            type(err).__name__, err)
-                scores.append(TaskScore(name, WORST_SCORE, math.nan, math.nan, ERROR))
-                continue
-            loss, lr = best_of_grid(result)
-            if math.isfinite(loss):
-                score = normalized_score(loss, baseline.loss, baseline.initial_loss)
-                scores.append(TaskScore(name, float(score), loss, lr, OK))
-            else:
-                scores.append(TaskScore(name, WORST_SCORE, math.nan, math.nan, NONFINITE))
+            default_lr = self.tasks[self.task_names.index(name)].default_lr
+            start = exponent(default_lr, (starts or {}).get(name, math.nan))
+            scores.append(self.score_task(program, name, start=start))
         statuses = {s.status for s in scores}
         status = OK if OK in statuses and ERROR not in statuses else FAILED
-        aggregate = float(np.mean([s.score for s in scores]))  # each clipped: finite
-        return Evaluation(tuple(scores), aggregate, status, time.perf_counter() - start)
+        return Evaluation(tuple(scores), aggregate(s.score for s in scores), status,
+                          time.perf_counter() - start_time, interval=self.interval(scores))
+
+    def interval(self, scores: Sequence[TaskScore]) -> tuple[float, float] | None:
+        """Bootstrap interval of the aggregate of (these scores - adam's), paired by seed."""
+        differences = [np.asarray(s.seed_scores) - self.baseline(s.task).seed_scores
+                       for s in scores]
+        return interval(differences)
 
 
 @functools.lru_cache(maxsize=16)
-def _cached(task_names: tuple, seeds: tuple, lr_grid: int, max_statements: int,
+def _cached(task_names: tuple, seeds: tuple, lr_grid: int, wide: bool, max_statements: int,
             max_slots: int) -> Evaluator:
-    return Evaluator(task_names, seeds=seeds, lr_grid=lr_grid, max_statements=max_statements,
-                     max_slots=max_slots)
+    return Evaluator(task_names, seeds=seeds, lr_grid=lr_grid, wide=wide,
+                     max_statements=max_statements, max_slots=max_slots)
 
 
 def cached_evaluator(task_names: Sequence[str | Task], *, seeds: Sequence[int] = (0,),
-                     lr_grid: int = 3, max_statements: int = 32, max_slots: int = 4
-                     ) -> Evaluator:
+                     lr_grid: int = 3, wide: bool = False, max_statements: int = 32,
+                     max_slots: int = 4) -> Evaluator:
     """The process-wide ``Evaluator`` of this configuration (built once, then reused)."""
     if isinstance(task_names, (str, Task)):
         task_names = [task_names]
-    return _cached(tuple(task_names), tuple(int(s) for s in seeds), int(lr_grid),
+    return _cached(tuple(task_names), tuple(int(s) for s in seeds), int(lr_grid), bool(wide),
                    int(max_statements), int(max_slots))
 
 
 def evaluate(program: Program, task_names: Sequence[str | Task], *, seeds: Sequence[int] = (0,),
-             lr_grid: int = 3, max_statements: int = 32, max_slots: int = 4) -> Evaluation:
+             lr_grid: int = 3, wide: bool = False, max_statements: int = 32,
+             max_slots: int = 4) -> Evaluation:
     """``Evaluator(task_names, ...).evaluate(program)`` with the evaluator cached per
     configuration (:func:`cached_evaluator`), so repeated calls compile nothing."""
-    return cached_evaluator(task_names, seeds=seeds, lr_grid=lr_grid,
+    return cached_evaluator(task_names, seeds=seeds, lr_grid=lr_grid, wide=wide,
                             max_statements=max_statements, max_slots=max_slots
                             ).evaluate(program)

@@ -246,7 +246,8 @@ class AgingEvolution:
         self.in_flight.pop(child.fingerprint, None)
         self.cache[child.fingerprint] = {"score": score, "status": record.status,
                                          "held_out_score": record.held_out_score,
-                                         "seq": child.seq}
+                                         "seq": child.seq, "lr": record.lr,
+                                         "held_out_lr": record.held_out_lr}
         self.counters["evaluations"] += 1
         self.counters["failed"] += record.status != OK
         copies = self.starts.pop(child.seq, 1)
@@ -301,6 +302,14 @@ class AgingEvolution:
             row.update({k: float(v) for k, v in self.stats.compile(self.population).items()})
         self.logbook.record(**row)
         return row
+
+    def rates(self, fingerprint: str | None) -> tuple[dict | None, dict | None]:
+        """The tuned rates (search tasks, held-out tasks) of an evaluated program: where its
+        children's tuning walks start; ``(None, None)`` when unknown."""
+        entry = self.cache.get(fingerprint) if fingerprint else None
+        if entry is None:
+            return None, None
+        return entry.get("lr"), entry.get("held_out_lr")
 
     @property
     def cache_hit_rate(self) -> float:

@@ -182,3 +182,71 @@ def _draw(ax, curve: dict, color: str, style: str, width: float) -> None:
     y = smooth(losses, window)
     x = np.arange(window, window + len(y))
     ax.plot(x, y, color=color, ls=style, lw=width, label=curve["label"])
+
+
+def _contender_style(i: int, name: str, user: bool) -> dict:
+    """Users' programs thick, in the first colours; baselines thin, each its own colour of
+    ``tab20`` (fifteen baselines) unless it has a fixed style."""
+    import matplotlib
+
+    if user:
+        return {"color": f"C{i % 10}", "linestyle": "-", "linewidth": 2.4, "zorder": 3}
+    default = matplotlib.colormaps["tab20"]((i * 7) % 20)
+    color, style = BASELINE_STYLES.get(name, (default, "-"))
+    return {"color": color, "linestyle": style, "linewidth": 1.0, "alpha": 0.8}
+
+
+def profile_figure(taus: np.ndarray, profiles: dict[str, np.ndarray],
+                   user: list[str]) -> bytes:
+    """Performance profile (AlgoPerf's style): for each optimizer the share of tasks on which
+    its loss is within a factor tau of the best optimizer's, against tau."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, (name, share) in enumerate(profiles.items()):
+        ax.step(taus, share, where="post", label=name + (" (yours)" if name in user else ""),
+                **_contender_style(i, name, name in user))
+    ax.set_xlim(taus[0], taus[-1])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("tau: validation loss within this factor of the best optimizer's")
+    ax.set_ylabel("share of tasks")
+    ax.set_title("Performance profile (higher and further left is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _png(fig)
+
+
+def lr_curves_figure(curves: dict[str, list[tuple]]) -> bytes:
+    """Per task a panel: each optimizer's mean validation loss against the learning rate
+    (log-log; gaps where a seed diverged), its tuned rate marked with a dot.  ``curves[task]``
+    is a list of ``(name, lrs, losses, chosen_lr, user)``."""
+    plt = _pyplot()
+    n = len(curves)
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.8 * rows), squeeze=False)
+    for ax, (task, items) in zip(axes.flat, curves.items()):
+        # Up to 3x the loss at each curve's smallest rate (about the untrained loss): a run
+        # blowing up at a large rate would otherwise squash every curve into the bottom.
+        starts = [losses[np.isfinite(losses)][0] for _, _, losses, _, _ in items
+                  if np.isfinite(losses).any()]
+        for i, (name, lrs, losses, chosen, user) in enumerate(items):
+            style = _contender_style(i, name, user)
+            ax.plot(lrs, losses, label=name, **style)
+            if np.isfinite(chosen):
+                j = int(np.argmin(abs(np.log(lrs) - np.log(chosen))))
+                ax.plot([lrs[j]], [losses[j]], "o", color=style["color"], markersize=3)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        if starts:
+            ax.set_ylim(top=3 * max(starts))
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("validation loss")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(len(labels), 8),
+               bbox_to_anchor=(0.5, -0.02 - 0.03 * ((len(labels) - 1) // 8)))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _png(fig)

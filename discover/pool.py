@@ -24,6 +24,7 @@ import dataclasses
 import os
 import socket
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from discover.records import Evaluation, JobResult
@@ -50,13 +51,14 @@ class WorkerSpec:
     lr_grid: int = 3
     max_statements: int = 20
     max_slots: int = 4
+    held_out_seeds: tuple[int, ...] = (0, 1, 2)
 
     @classmethod
     def from_config(cls, config) -> WorkerSpec:
         """The spec of a campaign configuration whose task lists are resolved."""
         return cls(tuple(config.tasks), tuple(config.held_out_tasks or ()),
                    tuple(config.eval_seeds), config.lr_grid, config.max_statements,
-                   config.max_slots)
+                   config.max_slots, tuple(config.held_out_seeds))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -64,12 +66,16 @@ class WorkerSpec:
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """One candidate to evaluate: its ``seq``, its ``program`` text and the funnel
-    ``threshold`` (held-out tasks when the search score is at most it; None: always)."""
+    """One candidate to evaluate: its ``seq``, its ``program`` text, the funnel ``threshold``
+    (held-out tasks when the search score is at most it; None: always) and the rates per task
+    where the tuning walks start (its parent's: ``starts`` on the search tasks,
+    ``held_out_starts`` on the held-out ones; None: adam's)."""
 
     seq: int
     program: str
     threshold: float | None = None
+    starts: Mapping[str, float | None] | None = None
+    held_out_starts: Mapping[str, float | None] | None = None
 
 
 def limit_memory(megabytes: int) -> None:
@@ -113,6 +119,10 @@ def memory_info() -> dict:
             "data_limit": None if soft == resource.RLIM_INFINITY else soft / (1 << 20)}
 
 
+def _rates(starts: Mapping[str, float | None] | None) -> dict[str, float]:
+    return {task: float(lr) for task, lr in (starts or {}).items() if lr is not None}
+
+
 class EvaluationWorker:
     """The evaluators of one process; compiles everything in ``__init__``."""
 
@@ -129,12 +139,13 @@ class EvaluationWorker:
         self.spec = spec
         self.name = name
         start = time.perf_counter()
-        kwargs = {"seeds": spec.seeds, "lr_grid": spec.lr_grid,
-                  "max_statements": spec.max_statements, "max_slots": spec.max_slots}
-        self.search = cached_evaluator(list(spec.tasks), **kwargs).warm_up()
+        kwargs = {"lr_grid": spec.lr_grid, "max_statements": spec.max_statements,
+                  "max_slots": spec.max_slots}
+        self.search = cached_evaluator(list(spec.tasks), seeds=spec.seeds, **kwargs).warm_up()
         self.held_out = None
         if spec.held_out_tasks:
-            self.held_out = cached_evaluator(list(spec.held_out_tasks), **kwargs).warm_up()
+            self.held_out = cached_evaluator(list(spec.held_out_tasks),
+                                             seeds=spec.held_out_seeds, **kwargs).warm_up()
         self.warm_up_seconds = time.perf_counter() - start
         self.busy_seconds = 0.0
 
@@ -157,13 +168,13 @@ class EvaluationWorker:
         held_out = None
         try:
             program = programs.parse(job.program)
-            search = self.search.evaluate(program)
+            search = self.search.evaluate(program, starts=_rates(job.starts))
         except ValueError as err:  # ProgramError included
             search = Evaluation.failed(str(err))
         else:
             passed = job.threshold is None or search.aggregate <= job.threshold
             if self.held_out is not None and search.status == "ok" and passed:
-                held_out = self.held_out.evaluate(program)
+                held_out = self.held_out.evaluate(program, starts=_rates(job.held_out_starts))
         seconds = time.perf_counter() - start
         self.busy_seconds += seconds
         # CPU time of this process while evaluating: below ``seconds`` when the actor had to

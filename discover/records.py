@@ -28,7 +28,7 @@ from typing import Any
 
 from tasks.base import WORST_SCORE
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of the JSON forms of :class:`LogRecord` and :class:`HallEntry` (the log and the
 hall of fame of a run directory)."""
 
@@ -55,37 +55,48 @@ def _nan_if_none(x) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class TaskScore:
-    """One task's result: normalised ``score`` (finite), best validation ``loss`` and the
-    ``lr`` reaching it (NaN unless ``status == "ok"``), ``status`` ok | nonfinite | error."""
+    """One task's result: normalised ``score`` (finite; the mean of ``seed_scores``, one per
+    training seed), best validation ``loss`` and the ``lr`` reaching it (NaN unless
+    ``status == "ok"``), ``status`` ok | nonfinite | error, ``at_limit`` when the tuned rate is
+    at the grid's limit, ``windows`` of rates the tuning ran (its cost)."""
 
     task: str
     score: float
     loss: float
     lr: float
     status: str
+    seed_scores: tuple[float, ...] = ()
+    at_limit: bool = False
+    windows: int = 0
 
     def to_dict(self) -> dict:
         return {"task": self.task, "score": float(self.score),
                 "loss": finite_or_none(self.loss), "lr": finite_or_none(self.lr),
-                "status": self.status}
+                "status": self.status, "seed_scores": [float(x) for x in self.seed_scores],
+                "at_limit": bool(self.at_limit), "windows": int(self.windows)}
 
     @classmethod
     def from_dict(cls, d: dict) -> TaskScore:
         return cls(d["task"], float(d["score"]), _nan_if_none(d.get("loss")),
-                   _nan_if_none(d.get("lr")), d["status"])
+                   _nan_if_none(d.get("lr")), d["status"],
+                   tuple(float(x) for x in d.get("seed_scores") or ()),
+                   bool(d.get("at_limit", False)), int(d.get("windows", 0)))
 
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """Scores of one program on every task of an evaluator, their mean (``aggregate``; NaN
+    """Scores of one program on every task of an evaluator, their median (``aggregate``; NaN
     when nothing was scored), the overall ``status`` (ok | failed | timeout), the wall-clock
-    ``seconds`` spent and, for a failure that is not a task's, the ``error``."""
+    ``seconds`` spent, for a failure that is not a task's the ``error``, and the bootstrap
+    ``interval`` of (aggregate - adam's) paired by seed (None with one seed;
+    ``discover.stats``)."""
 
     scores: tuple[TaskScore, ...]
     aggregate: float
     status: str
     seconds: float
     error: str | None = None
+    interval: tuple[float, float] | None = None
 
     @classmethod
     def failed(cls, error: str, status: str = FAILED, seconds: float = 0.0,
@@ -104,13 +115,17 @@ class Evaluation:
                "seconds": float(self.seconds)}
         if self.error is not None:
             out["error"] = self.error
+        if self.interval is not None:
+            out["interval"] = [float(x) for x in self.interval]
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Evaluation:
+        bounds = d.get("interval")
         return cls(tuple(TaskScore.from_dict(s) for s in d["scores"]),
                    _nan_if_none(d["aggregate"]), d["status"], float(d["seconds"]),
-                   d.get("error"))
+                   d.get("error"), None if bounds is None else (float(bounds[0]),
+                                                                float(bounds[1])))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +152,10 @@ class JobResult:
         error = f"cancelled after {seconds:.1f} s (eval_timeout {limit:g} s)"
         return cls(Evaluation.failed(error, TIMEOUT, seconds, WORST_SCORE), None, seconds,
                    0.0, worker)
+
+
+def _bounds(interval: tuple[float, float] | None) -> list[float] | None:
+    return None if interval is None else [float(interval[0]), float(interval[1])]
 
 
 TIMING_FIELDS = ("seconds", "worker", "time")
@@ -170,6 +189,8 @@ class LogRecord:
     time: float
     error: str | None = None
     held_out_status: str | None = None
+    interval: list[float] | None = None
+    held_out_interval: list[float] | None = None
 
     @property
     def search_score(self) -> float:
@@ -195,12 +216,15 @@ class LogRecord:
             held_out_lr={s.task: finite_or_none(s.lr) for s in held.scores} if held else None,
             seconds=round(result.seconds, 4), worker=result.worker, time=round(time, 3),
             error=search.error,
-            held_out_status=held.status if held is not None and held.status != OK else None)
+            held_out_status=held.status if held is not None and held.status != OK else None,
+            interval=_bounds(search.interval),
+            held_out_interval=_bounds(held.interval) if held is not None else None)
 
     def to_json(self) -> dict:
-        """The object of the log line (``error`` and ``held_out_status`` only when set)."""
+        """The object of the log line (``error``, ``held_out_status`` and the intervals only
+        when set)."""
         out = dataclasses.asdict(self)
-        for key in ("error", "held_out_status"):
+        for key in ("error", "held_out_status", "interval", "held_out_interval"):
             if out[key] is None:
                 del out[key]
         return out
@@ -232,6 +256,7 @@ class HallEntry:
     seq: int
     parent: str | None
     mutation: dict
+    held_out_interval: list[float] | None = None
 
     @classmethod
     def from_record(cls, rank: int, record: LogRecord, pruned_text: str) -> HallEntry:
@@ -240,7 +265,7 @@ class HallEntry:
                    held_out_score=record.held_out_score, scores=record.scores,
                    held_out_scores=record.held_out_scores, lr=record.lr,
                    held_out_lr=record.held_out_lr, seq=record.seq, parent=record.parent,
-                   mutation=record.mutation)
+                   mutation=record.mutation, held_out_interval=record.held_out_interval)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -248,7 +273,7 @@ class HallEntry:
     @classmethod
     def from_json(cls, data: Any) -> HallEntry:
         _check(data, _HALL_FIELDS, "hall-of-fame entry")
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 _NUMBER = (int, float)

@@ -15,10 +15,11 @@ Contract:
   invalid children and restarts are the counters of ``state.json``; the hall of fame is
   ``hall_of_fame.json`` (ranked from the log when that file is missing or still empty).
 * Training curves (the top programs and the tuned baselines, on each held-out task) come from
-  the engine itself (``discover.evaluate.Evaluator.run``: the compile-once VM over the
-  campaign's learning-rate grid and seeds, one compile per task): a program's curve is the
-  run at the learning rate it chose (``held_out_lr`` of its record), a baseline's the run the
-  engine tunes to (``discover.evaluate.best_of_grid``).  Losses are averaged over the seeds.
+  the engine itself (``discover.evaluate.Evaluator.run``: the compile-once VM over a window
+  of rates and the campaign's seeds, one compile per task): a program's curve is the run at
+  the learning rate it chose (``held_out_lr`` of its record), a baseline's the run at the
+  rate the tuning walk finds from adam's (``discover.tuning``).  Losses are averaged over
+  the seeds.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from discover.progress import format_score
 from discover.records import OK, HallEntry
 from discover.rundir import BEST_DIR, HALL_OF_FAME_FILE, LOG_FILE, STATE_FILE, RunFiles, load
 from discover.rundir.files import write_bytes_atomic
+from discover.stats import format_interval
+from discover.summary import held_out_claim
 
 REPORT_FILE = "report.md"
 FIGURE_DIR = "report"
@@ -147,38 +150,41 @@ def training_curves(run: RunFiles, entries: list[HallEntry], top: int,
                               **bucket)
         curves = []
         for name, program, chosen in candidates:
+            lr = None if chosen is None else chosen.get(task_name)
             try:
-                result = evaluator.run(program, task.name)
+                curve = _curve(evaluator, program, task, lr, baseline=chosen is None)
             except Exception as err:  # noqa: BLE001 (a curve that cannot be trained is a note)
                 run.notes.append(f"No curve for {name} on {task_name}: "
                                  f"{type(err).__name__}: {err}")
                 continue
-            lr = None if chosen is None else chosen.get(task_name)
-            curve = _grid_curve(result, lr, baseline=chosen is None)
             curves.append(dict(curve, name=name, label=f"{name} ({curve['how']})"))
         if curves:
             out[task_name] = curves
     return out
 
 
-def _grid_curve(result, lr: float | None, *, baseline: bool) -> dict:
-    """The run of the grid at ``lr`` (the one a program chose), else at the grid's best."""
+def _curve(evaluator, program, task, lr: float | None, *, baseline: bool) -> dict:
+    """The run at ``lr`` (the rate a program chose) or, without one, at the rate the walk of
+    ``discover.tuning`` finds from adam's (a baseline: "tuned"); losses averaged over seeds."""
     import numpy as np
 
-    from discover.evaluate import best_of_grid
+    from discover.tuning import STEP, rate
 
-    lrs = np.asarray(result.lrs, float)
-    match = np.flatnonzero(np.isclose(lrs, lr, rtol=1e-5)) if lr is not None else []
-    if len(match):
-        i, how = int(match[0]), "chosen"
+    offsets = [i - (evaluator.lr_grid - 1) // 2 for i in range(evaluator.lr_grid)]
+    if lr is not None and np.isfinite(lr) and lr > 0:  # exactly the rate it chose
+        lrs, how = [lr * STEP ** o for o in offsets], "chosen"
     else:
-        best = best_of_grid(result)[1]
-        i = int(np.argmin(abs(lrs - best))) if np.isfinite(best) else len(lrs) // 2
+        tuning = evaluator.tune(program, task.name)
+        k = tuning.exponents[tuning.best] if tuning.best is not None else 0
+        lrs = [rate(task.default_lr, k + o) for o in offsets]
         how = "tuned" if baseline else "best of grid"
+    result = evaluator.run(program, task.name, lrs=np.array(lrs, np.float32))
+    i = offsets.index(0)
     losses = np.asarray(result.train_losses[i], float).mean(axis=0)
     diverged = "; diverged" if not np.all(np.isfinite(losses)) else ""
     if not np.isfinite(result.valid_losses).any():
         diverged = "; diverged at every lr"
+    lrs = np.asarray(result.lrs, float)
     return {"lr": float(lrs[i]), "losses": losses,
             "valid": float(np.mean(result.valid_losses[i])),
             "how": f"lr {lrs[i]:.3g}, {how}{diverged}"}
@@ -292,8 +298,10 @@ def _summary(run: RunFiles, entries: list[HallEntry]) -> list[str]:
         lines.append(f"- Best search score: {format_score(score)} (evaluation seq "
                      f"{record.seq}).")
     if entries:
+        claim = ("" if entries[0].held_out_score is None
+                 else f": {held_out_claim(entries[0].held_out_interval)}")
         lines.append(f"- Best held-out score: {format_score(entries[0].held_out_score)} "
-                     f"(hall of fame #1).")
+                     f"(hall of fame #1){claim}.")
     adam = next((r for r in run.log if r.mutation.get("kind") == "start"
                  and r.mutation.get("detail") == "adam"), None)
     if adam:
@@ -325,7 +333,7 @@ def _curves_section(curves: dict[str, list[dict]], figures: dict[str, str]) -> l
         return lines + ["No training curves (see \"Missing or incomplete\").", ""]
     lines += _figure(figures, "curves", "Training loss (moving average) of the top hall-of-fame "
                      "programs at the learning rate each chose, against baselines at their "
-                     "tuned learning rate (best of the search's grid), averaged over the "
+                     "tuned learning rate (the search's walk from adam's rate), averaged over the "
                      "evaluation seeds; computed by the search's own engine.")
     lines += ["| task | optimizer | lr | final validation loss | final training loss |",
               "|---|---|---|---|---|"]
@@ -350,9 +358,9 @@ def _hall_of_fame(run: RunFiles, entries: list[HallEntry], source: str) -> list[
     columns = ([(t, "scores", "lr", t) for t in search_tasks]
                + [(t, "held_out_scores", "held_out_lr", f"{t} (held out)") for t in held_tasks])
     lines += [f"From {source}. Each task cell: score @ the learning rate chosen.", "",
-              "| # | held-out score | search score | " + " | ".join(c[3] for c in columns)
-              + " | seq |",
-              "|---" * (len(columns) + 4) + "|"]
+              "| # | held-out score | 95% interval vs adam | search score | "
+              + " | ".join(c[3] for c in columns) + " | seq |",
+              "|---" * (len(columns) + 5) + "|"]
     for entry in entries:
         cells = []
         for task, score_key, lr_key, _ in columns:
@@ -360,7 +368,9 @@ def _hall_of_fame(run: RunFiles, entries: list[HallEntry], source: str) -> list[
             lr = (getattr(entry, lr_key) or {}).get(task)
             cells.append("-" if score is None else format_score(score)
                          + ("" if lr is None else f" @ {lr:.3g}"))
+        bounds = entry.held_out_interval
         lines.append(f"| {entry.rank} | {format_score(entry.held_out_score)} | "
+                     f"{format_interval(bounds and tuple(bounds)) or '-'} | "
                      f"{format_score(entry.search_score)} | " + " | ".join(cells)
                      + f" | {entry.seq} |")
     lines += ["", "Programs (simplified, without state slots that never reach the update):", ""]

@@ -12,6 +12,7 @@ import json
 
 from discover.progress import format_score
 from discover.rundir import EVENTS_FILE
+from discover.stats import format_interval, verdict
 
 
 @dataclasses.dataclass
@@ -30,6 +31,7 @@ class Summary:
     restarts: int
     best_search_score: float | None
     best_held_out_score: float | None
+    best_held_out_interval: list[float] | None
     adam_search_score: float | None
     adam_held_out_score: float | None
     best_program: str | None
@@ -68,11 +70,21 @@ class Summary:
                (f"best search score: {format_score(self.best_search_score)} (adam "
                 f"{format_score(self.adam_search_score)}; 0 = tuned adam, lower is better)"),
                (f"best held-out score: {format_score(self.best_held_out_score)} "
-                f"(adam {format_score(self.adam_held_out_score)})")]
+                f"(adam {format_score(self.adam_held_out_score)})"
+                + ("" if self.best_held_out_score is None else
+                   f": {held_out_claim(self.best_held_out_interval)}"))]
         if self.best_program:
             out += ["best program (simplified):"] + ["  " + line for line in
                                                      self.best_program.rstrip().splitlines()]
         return out
+
+
+def held_out_claim(bounds) -> str:
+    """What the held-out interval against adam supports, with the interval."""
+    if bounds is None:
+        return "no interval (one held-out seed)"
+    bounds = (float(bounds[0]), float(bounds[1]))
+    return f"{verdict(bounds)} on the held-out tasks, 95% interval {format_interval(bounds)}"
 
 
 def describe_event(event: dict) -> str:

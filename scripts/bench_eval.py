@@ -5,7 +5,9 @@ and the optax.adam floor, on the default search tasks with the same lr grid and 
   ``programs.as_optax`` (``tasks.train.OptaxTrainer``): compile + run, as a search without
   the engine would pay for every candidate;
 * engine: ``discover.evaluate.Evaluator`` (``programs.vm`` + ``tasks.train.Trainer``): the
-  one-time compile (``warm_up``), then each candidate's ``evaluate`` (no compile);
+  one-time compile (``warm_up``), then each candidate's ``evaluate`` (no compile), its rates
+  tuned by the walk from its parent's (``discover.tuning``), against what the search paid per
+  candidate before the wide-grid yardstick (one window of 3 rates per task), interleaved;
 * floor: ``optax.adam`` in the same training loop compiled once (``OptaxTrainer``), steady
   state.  ``engine/floor`` compares like with like: adam run by the engine against optax.adam;
   the mutated candidates' own times are printed too (they differ in length, and a candidate
@@ -37,7 +39,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 
 
-def candidates(n: int, seed: int, max_statements: int) -> list:
+def candidates(n: int, seed: int, max_statements: int) -> tuple[list, list]:
+    """``n`` mutated programs and the baseline each descends from."""
     import programs
     from programs.mutate import mutate
 
@@ -45,15 +48,17 @@ def candidates(n: int, seed: int, max_statements: int) -> list:
     parents = [p for p in programs.BASELINES.values()
                if len(p.body) <= max_statements and len(p.slots) <= 4]
     found: list = []
+    origins: list = []
     while len(found) < n:
-        program = parents[rng.integers(len(parents))]
+        origin = program = parents[rng.integers(len(parents))]
         for _ in range(rng.integers(1, 4)):
             child = mutate(program, rng).program
             program = child if child is not None else program
         if (len(program.body) <= max_statements and program not in found
                 and program not in programs.BASELINES.values()):
             found.append(program)
-    return found
+            origins.append(origin)
+    return found, origins
 
 
 def block(result):
@@ -104,7 +109,7 @@ def main() -> int:
     from tasks.train import OptaxTrainer
 
     names = args.tasks.split(",") if args.tasks else tasks.search_names()
-    cands = candidates(args.programs, args.seed, 32)
+    cands, origins = candidates(args.programs, args.seed, 32)
     print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, XLA_FLAGS={os.environ['XLA_FLAGS']!r}")
     print(f"tasks: {', '.join(names)}; {len(cands)} candidates, lr grid 3, seed 0\n")
 
@@ -112,7 +117,18 @@ def main() -> int:
     with Clock() as compile_clock:
         evaluator = Evaluator(names).warm_up()
     evaluator.evaluate(cands[0])
-    per_candidate = [timed(lambda p=p: evaluator.evaluate(p).aggregate) for p in cands]
+    # The search's cost per candidate, interleaved: before the wide-grid yardstick, one window
+    # of 3 rates around each task's default (``old``); now, the tuning walk from the parent's
+    # tuned rates (``walk``), which runs a second window when the best rate is at an edge.
+    parent_rates = {}
+    for origin in origins:
+        if origin.name not in parent_rates:
+            parent_rates[origin.name] = {s.task: s.lr for s in evaluator.evaluate(origin).scores}
+    old_search, per_candidate, windows = [], [], []
+    for p, origin in zip(cands, origins):
+        old_search.append(timed(lambda p=p: [evaluator.trainer(n).run(p) for n in names]))
+        per_candidate.append(timed(lambda p=p, o=origin: windows.append(
+            sum(s.windows for s in evaluator.evaluate(p, starts=parent_rates[o.name]).scores))))
 
     # (c) floor against adam in the engine, task by task, interleaved.
     adam = programs.BASELINES["adam"]
@@ -175,6 +191,15 @@ def main() -> int:
           f"{c['engine_adam']:8.3f}")
     print(f"  floor, optax.adam compiled once:         {w['floor']:8.3f} {c['floor']:8.3f}")
     print(f"  engine one-time compile (warm_up):       {w['compile']:8.3f} {c['compile']:8.3f}")
+    old = {kind: statistics.mean(getattr(c, kind) for c in old_search) for kind in ("wall", "cpu")}
+    print(f"  search before (one 3-rate window/task):  {old['wall']:8.3f} {old['cpu']:8.3f}")
+    print(f"  search now (walk from the parent's rate): {w['engine_candidates']:7.3f} "
+          f"{c['engine_candidates']:8.3f}   ({statistics.mean(windows) / len(names):.2f} "
+          f"windows per task)")
+    for kind in ("wall", "cpu"):
+        print(f"  {kind:>4}: search now / before {result[kind]['engine_candidates'] / old[kind]:5.2f}"
+              f" (target <= 1.5)")
+        result[kind]["search_before"] = old[kind]
     for kind in ("wall", "cpu"):
         r = result[kind]
         print(f"  {kind:>4}: naive / engine {r['naive'] / r['engine_candidates']:6.1f} "

@@ -12,6 +12,8 @@ Contract:
   from 1, ``T`` is ``task.steps``.
 * The learning-rate grid (:func:`lr_grid`) is log-spaced around ``task.default_lr``, half a
   decade (a factor sqrt(10) ~ 3.16) apart: for 3 points ``default_lr * [0.316, 1, 3.16]``.
+  ``run(..., lrs=...)`` trains at any other rates, as many as the grid has points, without a
+  compile: the rates are an argument (``discover.tuning`` walks a wide grid this way).
 * A run is *diverged* from the first step whose training loss is not finite; its validation
   loss is reported as NaN even if later values happen to be finite again.  The steps run in
   chunks (:func:`early_stop_chunk`); once every run of the grid has diverged, the remaining
@@ -53,6 +55,17 @@ def lr_grid(center: float, n: int = 3) -> np.ndarray:
         raise ValueError(f"the learning-rate grid needs at least one point, got {n}")
     exponents = np.arange(n) - (n - 1) / 2
     return (center * LR_GRID_FACTOR ** exponents).astype(np.float32)
+
+
+def _grid_rates(grid: np.ndarray, lrs) -> np.ndarray:
+    """``lrs`` as float32 rates to run in place of ``grid`` (same number of points)."""
+    if lrs is None:
+        return grid
+    lrs = np.asarray(lrs, np.float32).reshape(-1)
+    if lrs.shape != grid.shape or not (np.isfinite(lrs).all() and (lrs > 0).all()):
+        raise ValueError(f"expected {grid.size} positive learning rates (the trainer's grid "
+                         f"size), got {lrs.tolist()}")
+    return lrs
 
 
 def early_stop_chunk(steps: int, least: int = 10, most: int = 25) -> int:
@@ -185,16 +198,20 @@ class Trainer:
             self._initial = np.asarray(fn(self.data.w0, self.data.valid), np.float64)
         return self._initial
 
-    def run(self, program: Program | EncodedProgram, *, curves: bool = False) -> RunResult:
+    def run(self, program: Program | EncodedProgram, *, curves: bool = False,
+            lrs: np.ndarray | None = None) -> RunResult:
+        """Train ``program`` at every learning rate of ``lrs`` (default: the trainer's grid;
+        any rates, as many as the grid has points: they are an argument, not compiled in)."""
+        lrs = _grid_rates(self.lrs, lrs)
         encoded = self.encode(program) if isinstance(program, Program) else program
         if not self.machine.fold and (encoded.scales >= 0).any():
             raise ValueError("a program encoded with fold=True given to a trainer without "
                              "folding: pass the Program, or encode with trainer.encode()")
-        scalars = scalar_registers(encoded, self.lrs, self.padded_steps,
+        scalars = scalar_registers(encoded, lrs, self.padded_steps,
                                    np.float32(self.task.steps))
         valid, losses = self.compiled(encoded, scalars, self.data.w0, self.data.batches,
                                       self.data.valid, self.layout)
-        return RunResult(self.lrs, self.data.seeds, np.asarray(valid, np.float64),
+        return RunResult(lrs, self.data.seeds, np.asarray(valid, np.float64),
                          self.initial_valid_losses(),
                          np.asarray(losses, np.float64) if curves else None)
 
@@ -233,11 +250,12 @@ class OptaxTrainer:
         per_seed = jax.vmap(run, in_axes=(None, 0, 1))
         return jax.vmap(per_seed, in_axes=(0, None, None))(lrs, w0, batches)
 
-    def run(self, *, curves: bool = False) -> RunResult:
-        valid, losses = self.compiled(self.lrs, self.data.w0, self.data.batches,
+    def run(self, *, curves: bool = False, lrs: np.ndarray | None = None) -> RunResult:
+        lrs = _grid_rates(self.lrs, lrs)
+        valid, losses = self.compiled(jnp.asarray(lrs), self.data.w0, self.data.batches,
                                       self.data.valid)
         if self._initial is None:
             loss_fn = jax.jit(jax.vmap(self.data.flat_loss(self.task), in_axes=(0, None)))
             self._initial = np.asarray(loss_fn(self.data.w0, self.data.valid), np.float64)
-        return RunResult(self.lrs, self.data.seeds, np.asarray(valid, np.float64),
+        return RunResult(lrs, self.data.seeds, np.asarray(valid, np.float64),
                          self._initial, np.asarray(losses, np.float64) if curves else None)

@@ -70,6 +70,10 @@ def test_campaign_on_two_actors_then_resume(tmp_path, pool):
     adam = next(r for r in starts if r["mutation"]["detail"] == "adam")
     assert adam["score"] == pytest.approx(0.0, abs=0.05)  # 0 is tuned adam, by definition
     assert adam["held_out_score"] is not None  # passed the funnel
+    # held-out seeds 0, 1, 2: an interval against adam, paired by seed (adam's own: a point)
+    assert adam["held_out_interval"] == pytest.approx([0.0, 0.0], abs=1e-12)
+    claim = next(line for line in first.summary.lines() if line.startswith("best held-out"))
+    assert "on the held-out tasks, 95% interval [" in claim
     for r in log:
         assert programs.parse(r["program"]).fingerprint() == r["fingerprint"]
         assert set(r["scores"]) == set(r["lr"]) == {"quadratic"}

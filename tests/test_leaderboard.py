@@ -24,30 +24,42 @@ def board():
 
 
 def test_sgd_score_matches_optax_loops_independently_of_the_engine(board):
-    """The board's score recomputed without the engine: optax.sgd and optax.adam, each tuned
-    on the same grid by a plain optax loop, normalised as the contract says."""
+    """The board's score recomputed without the engine or the walk: optax.sgd and optax.adam
+    run by a plain optax loop at every rate of the grid up to its limits (17 rates), the best
+    by mean log loss over the seeds, normalised seed by seed as the contract says."""
     import optax
 
-    from discover.evaluate import best_of_grid
+    from discover import tuning
     from tasks.base import normalized_score
     from tasks.train import OptaxTrainer
 
     task = tasks.get("quadratic")
-    sgd_loss, sgd_lr = best_of_grid(OptaxTrainer(task, optax.sgd).run())
-    adam = OptaxTrainer(task, optax.adam).run()
-    adam_loss, _ = best_of_grid(adam)
-    expected = normalized_score(sgd_loss, adam_loss, float(np.mean(adam.initial_valid_losses)))
+    ks = range(tuning.LIMIT[0], tuning.LIMIT[1] + 1)
+    lrs = np.array([tuning.rate(task.default_lr, k) for k in ks], np.float32)
+
+    def tuned(make_tx):
+        run = OptaxTrainer(task, make_tx, seeds=(0, 1, 2), lr_grid_size=len(lrs)).run(lrs=lrs)
+        logs = np.where(np.isfinite(run.valid_losses).all(axis=1),
+                        np.log(run.valid_losses).mean(axis=1), np.inf)
+        best = int(np.argmin(logs))
+        return run.valid_losses[best], lrs[best], np.exp(np.log(run.initial_valid_losses).mean())
+
+    sgd_losses, sgd_lr, _ = tuned(optax.sgd)
+    adam_losses, _, initial = tuned(optax.adam)
+    adam_loss = float(np.exp(np.log(adam_losses).mean()))
+    expected = np.mean([normalized_score(x, adam_loss, initial) for x in sgd_losses])
     got = board.scores["sgd"]["quadratic"]
-    assert got.lr == sgd_lr
+    assert got.lr == pytest.approx(float(sgd_lr), rel=1e-6) and not got.at_limit
     assert got.score == pytest.approx(expected, abs=1e-3)
 
 
 def test_adam_is_zero_by_construction_and_sgd_lags_on_the_ill_conditioned_quadratic(board):
     """Determinism check (adam is the normaliser); the independent check is above."""
     assert board.search_tasks == TASKS and board.held_out_tasks == ()
-    assert all(board.scores["adam"][t].score == 0.0 for t in TASKS)
-    assert board.scores["sgd"]["quadratic"].score > 0.05
-    assert board.mean("sgd", TASKS) > board.mean("adam", TASKS)
+    assert all(board.scores["adam"][t].score == pytest.approx(0.0, abs=1e-12) for t in TASKS)
+    assert board.scores["sgd"]["quadratic"].score > 0.02
+    assert board.median("sgd", TASKS) > board.median("adam", TASKS)
+    assert board.intervals["adam"]["search"] == pytest.approx((0.0, 0.0), abs=1e-12)
 
 
 def test_table_holds_the_scores_of_evaluate(board):
@@ -55,16 +67,18 @@ def test_table_holds_the_scores_of_evaluate(board):
     same engine; the numbers themselves are checked against optax above)."""
     text = board.to_text()
     for name in BASELINES:
-        direct = evaluate(programs.BASELINES[name], list(TASKS)).by_task()
+        direct = evaluate(programs.BASELINES[name], list(TASKS), seeds=(0, 1, 2),
+                          wide=True)
         row = next(line for line in text.splitlines() if line.split()[0] == name)
         cells = row.split()
         for i, task in enumerate(TASKS):
-            assert board.scores[name][task] == direct[task]
-            assert cells[1 + i] == f"{direct[task].score:+.3f}"
-        mean = sum(direct[t].score for t in TASKS) / len(TASKS)
-        assert cells[-2] == f"{mean:+.3f}" and cells[-1] == "-"
+            assert board.scores[name][task] == direct.by_task()[task]
+            assert cells[1 + i] == f"{direct.by_task()[task].score:+.3f}"
+        assert cells[3] == f"{direct.aggregate:+.3f}"
+        assert board.intervals[name]["search"] == pytest.approx(direct.interval)
     markdown = board.to_markdown()
-    assert markdown.startswith("| optimizer | quadratic | logistic | search mean |")
+    assert markdown.startswith("| optimizer | quadratic | logistic | search median | 95% "
+                               "interval | vs adam |")
     assert f"| lion | {board.scores['lion']['quadratic'].score:+.3f} |" in markdown
 
 
@@ -77,10 +91,14 @@ def test_rendering_marks_failures_and_averages_held_out_tasks():
         scores={"a": {"s1": score("s1", 0.0), "s2": score("s2", 0.5), "h1": score("h1", -0.25)},
                 "b": {"s1": score("s1", WORST_SCORE, "nonfinite"), "s2": score("s2", 0.0),
                       "h1": score("h1", 1.0)}},
-        config={"lr_grid": 3, "seeds": [0]})
+        config={"lr_grid": 3, "seeds": [0, 1]},
+        intervals={"a": {"search": (0.1, 0.4), "held-out": (-0.5, -0.1)},
+                   "b": {"search": (-0.2, 0.3), "held-out": None}})
     rows = {line.split()[0]: line.split() for line in board.to_text().splitlines()[2:4]}
-    assert rows["a"] == ["a", "+0.000", "+0.500", "-0.250", "+0.250", "-0.250"]
-    assert rows["b"] == ["b", "+2.000*", "+0.000", "+1.000", "+1.000", "+1.000"]
+    assert rows["a"] == ["a", "+0.000", "+0.500", "-0.250", "+0.250", "[+0.100,", "+0.400]",
+                         "worse", "-0.250", "[-0.500,", "-0.100]", "better"]
+    assert rows["b"] == ["b", "+2.000*", "+0.000", "+1.000", "+1.000", "[-0.200,", "+0.300]",
+                         "noise", "+1.000", "-", "-"]
     assert board.to_dict()["scores"]["b"]["s1"]["loss"] is None
 
 
@@ -91,7 +109,8 @@ def test_cli_prints_the_table_and_writes_markdown(board, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert f"{board.scores['sgd']['logistic'].score:+.3f}" in printed
-    assert out.read_text().count("\n| ") == 2  # two optimizer rows under the header
+    tables = out.read_text().split("Tuned learning rates:")
+    assert [t.count("\n| ") for t in tables] == [2, 3]  # two rows; header + two rows
 
 
 def test_cli_errors_are_one_line(capsys):

@@ -29,18 +29,19 @@ from tasks.base import WORST_SCORE
 PINNED_LOG_FIELDS = [
     "seq", "program", "fingerprint", "parent", "mutation", "status", "score", "scores", "lr",
     "losses", "task_status", "held_out_score", "held_out_scores", "held_out_lr", "seconds",
-    "worker", "time", "error", "held_out_status",
+    "worker", "time", "error", "held_out_status", "interval", "held_out_interval",
 ]
 PINNED_HALL_FIELDS = [
     "rank", "program", "original_program", "fingerprint", "search_score", "held_out_score",
     "scores", "held_out_scores", "lr", "held_out_lr", "seq", "parent", "mutation",
+    "held_out_interval",
 ]
 PINNED_STATE_KEYS = ["version", "log_count", "fingerprint_version", "elapsed_seconds",
                      "invocations", "evolution"]
 
 
 def test_versions_and_fields_are_pinned():
-    assert SCHEMA_VERSION == 1 and rundir.STATE_VERSION == 2
+    assert SCHEMA_VERSION == 2 and rundir.STATE_VERSION == 3
     assert [f.name for f in dataclasses.fields(LogRecord)] == PINNED_LOG_FIELDS
     assert [f.name for f in dataclasses.fields(HallEntry)] == PINNED_HALL_FIELDS
 
@@ -49,7 +50,8 @@ def result(held: bool = True) -> JobResult:
     search = Evaluation((TaskScore("quadratic", -0.25, 0.125, 0.1, "ok"),
                          TaskScore("logistic", WORST_SCORE, math.nan, math.nan, "nonfinite")),
                         (-0.25 + WORST_SCORE) / 2, "ok", 1.5)
-    held_out = Evaluation((TaskScore("digits_cnn", 0.5, 0.25, 0.01, "ok"),), 0.5, "ok", 3.0)
+    held_out = Evaluation((TaskScore("digits_cnn", 0.5, 0.25, 0.01, "ok", (0.25, 0.75)),),
+                          0.5, "ok", 3.0, interval=(-0.125, 1.0))
     return JobResult(search, held_out if held else None, 4.56789, 4.0, "actor-1")
 
 
@@ -68,7 +70,7 @@ def test_a_log_line_is_exactly_this_json():
         "task_status": {"quadratic": "ok", "logistic": "nonfinite"},
         "held_out_score": 0.5, "held_out_scores": {"digits_cnn": 0.5},
         "held_out_lr": {"digits_cnn": 0.01}, "seconds": 4.5679, "worker": "actor-1",
-        "time": 12.346}
+        "time": 12.346, "held_out_interval": [-0.125, 1.0]}
     line = json.dumps(record.to_json(), allow_nan=False)
     assert LogRecord.from_json(json.loads(line)) == record
 

@@ -21,14 +21,13 @@ import pytest
 from helpers import StandInPool
 
 import tasks
-from discover import rundir
+from discover import rundir, tuning
 from discover.campaign import Campaign
 from discover.cli import main
 from discover.config import CampaignConfig
 from discover.errors import UserError
 from discover.pool import WorkerSpec
 from discover.report import write_report
-from tasks.train import lr_grid
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
                         population_size=6, lr_grid=2, max_statements=20, time_limit=60.0,
@@ -86,10 +85,13 @@ def test_hall_of_fame_table_matches_hall_of_fame_json(full_run):
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[0] == str(entry["rank"])
         assert cells[1] == f"{entry['held_out_score']:+.4f}"
-        assert cells[2] == f"{entry['search_score']:+.4f}"
-        assert cells[3] == f"{entry['scores']['quadratic']:+.4f} @ {entry['lr']['quadratic']:.3g}"
+        bounds = entry.get("held_out_interval")
+        assert cells[2] == ("-" if bounds is None else
+                            f"[{bounds[0]:+.3f}, {bounds[1]:+.3f}]")
+        assert cells[3] == f"{entry['search_score']:+.4f}"
+        assert cells[4] == f"{entry['scores']['quadratic']:+.4f} @ {entry['lr']['quadratic']:.3g}"
         held_lr = entry["held_out_lr"]["rosenbrock_2d"]
-        assert cells[4] == f"{entry['held_out_scores']['rosenbrock_2d']:+.4f} @ {held_lr:.3g}"
+        assert cells[5] == f"{entry['held_out_scores']['rosenbrock_2d']:+.4f} @ {held_lr:.3g}"
         assert f"```python\n{entry['program'].rstrip()}\n```" in table
 
 
@@ -121,8 +123,11 @@ def test_curves_compare_the_top_programs_with_tuned_baselines(full_run):
     assert names == [f"#{e['rank']}" for e in hof[:3]] + ["adam", "sgd", "lion"]
     for (name, lr, _), entry in zip(rows[:3], hof):
         assert lr == f"{entry['held_out_lr']['rosenbrock_2d']:.3g}"
-    grid = [f"{lr:.3g}" for lr in lr_grid(tasks.get("rosenbrock_2d").default_lr, 2)]
-    assert all(lr in grid for _, lr, _ in rows)
+    # The baselines at the rate the tuning walk finds, on the grid of discover.tuning.
+    default_lr = tasks.get("rosenbrock_2d").default_lr
+    grid = {f"{tuning.rate(default_lr, k):.3g}" for k in range(tuning.LIMIT[0],
+                                                                tuning.LIMIT[1] + 1)}
+    assert all(lr in grid for _, lr, _ in rows[3:])
     # Adam at its tuned lr reaches a low loss on Rosenbrock (from 14.1 untrained).
     adam_valid = float(next(v for name, _, v in rows if name == "adam"))
     assert adam_valid < 1.0
@@ -153,7 +158,7 @@ def test_one_evaluation_without_held_out_scores_or_best(tmp_path):
     assert "No program has a held-out score yet" in missing and "`best/`" in missing
     assert png_links(run_dir, text) == ["report/fitness.png", "report/rates.png"]
     record = rundir.read_log(os.path.join(run_dir, rundir.LOG_FILE))[0]
-    assert f"| 1 | - | {record['score']:+.4f} |" in section(text, "Hall of fame")
+    assert f"| 1 | - | - | {record['score']:+.4f} |" in section(text, "Hall of fame")
 
 
 def test_missing_state_and_corrupt_hall_of_fame_rank_from_the_log(tmp_path):

@@ -4,3 +4,33 @@ Contract: each module defines ``register(subparsers)``, which adds its subparser
 ``set_defaults(func=...)``; ``func(args) -> int`` is the exit status.  ``discover.cli`` finds
 the modules here by name, so a new command needs no edit elsewhere.
 """
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_yardstick_options(parser: argparse.ArgumentParser) -> None:
+    """``--seeds`` and ``--lr-grid`` of the commands that compare programs (eval, bench,
+    baselines); :func:`yardstick_options` reads them back."""
+    parser.add_argument("--seeds", default="0,1,2", metavar="0,1,...",
+                        help="training seeds (default 0,1,2; the intervals need two or more)")
+    parser.add_argument("--lr-grid", type=int, default=3, metavar="N",
+                        help="learning rates per compiled window of the tuning (default 3)")
+
+
+def yardstick_options(args: argparse.Namespace) -> tuple[tuple[int, ...], int]:
+    """``(seeds, lr_grid)`` from :func:`add_yardstick_options`'s flags; a ``UserError`` saying
+    which flag is wrong."""
+    from discover.config import MAX_LR_GRID, MAX_SEEDS, parse_list
+    from discover.errors import UserError
+
+    try:
+        seeds = tuple(int(s) for s in parse_list(args.seeds))
+    except ValueError:
+        raise UserError(f"--seeds must be integers separated by commas, got {args.seeds!r}")
+    if not 0 < len(seeds) <= MAX_SEEDS or not all(0 <= s < 2**31 for s in seeds):
+        raise UserError(f"--seeds must name 1 to {MAX_SEEDS} seeds between 0 and 2**31 - 1")
+    if not 1 <= args.lr_grid <= MAX_LR_GRID:
+        raise UserError(f"--lr-grid must be between 1 and {MAX_LR_GRID}, got {args.lr_grid}")
+    return seeds, args.lr_grid

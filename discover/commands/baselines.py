@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import sys
 
 import programs
+from discover.commands import add_yardstick_options, yardstick_options
 from discover.errors import UserError
 
 
@@ -13,16 +15,16 @@ def register(sub) -> None:
     p = sub.add_parser(
         "baselines", help="list the baseline programs, or evaluate them",
         description="List the baseline programs of programs/library; with --eval, train "
-                    "every baseline on every task (learning rate tuned on the grid) and print "
-                    "the leaderboard of normalised scores (0 = tuned adam, 1 = untrained).")
+                    "every baseline on every task (learning rate tuned per task on a wide log "
+                    "grid, over several seeds) and print the leaderboard of normalised scores "
+                    "(0 = tuned adam, 1 = untrained) with intervals against adam and the "
+                    "tuned rates.")
     p.add_argument("--eval", action="store_true", help="train and score every baseline")
     p.add_argument("--tasks", metavar="a,b,...",
                    help="tasks to score on (default: every search and held-out task)")
     p.add_argument("--baselines", metavar="a,b,...",
                    help="baselines to score (default: all)")
-    p.add_argument("--seeds", default="0", metavar="0,1,...", help="training seeds")
-    p.add_argument("--lr-grid", type=int, default=3, metavar="N",
-                   help="learning rates tried per task (default 3)")
+    add_yardstick_options(p)
     p.add_argument("--markdown", metavar="FILE", help="also write the table as markdown")
     p.set_defaults(func=run)
 
@@ -39,16 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from discover.config import parse_list
     from discover.leaderboard import compute
 
-    try:
-        seeds = tuple(int(s) for s in parse_list(args.seeds))
-    except ValueError:
-        raise UserError(f"--seeds must be integers separated by commas, got {args.seeds!r}")
-    if args.lr_grid < 1 or not seeds:
-        raise UserError("--lr-grid must be >= 1 and --seeds must name a seed")
+    seeds, lr_grid = yardstick_options(args)
     try:
         board = compute(parse_list(args.baselines) if args.baselines else None,
                         parse_list(args.tasks) if args.tasks else None,
-                        seeds=seeds, lr_grid=args.lr_grid)
+                        seeds=seeds, lr_grid=lr_grid,
+                        progress=lambda name: print(f"tuning {name} ...", file=sys.stderr,
+                                                    flush=True))
     except ValueError as err:
         raise UserError(str(err)) from None
     print(board.to_text(), end="")

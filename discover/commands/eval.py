@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from discover.commands import add_yardstick_options, yardstick_options
 from discover.config import (
-    MAX_LR_GRID,
-    MAX_SEEDS,
     MAX_SLOTS,
     MAX_STATEMENTS,
     CampaignConfig,
@@ -18,17 +17,16 @@ from discover.errors import UserError
 def register(sub) -> None:
     p = sub.add_parser(
         "eval", help="score a program file against the tuned baselines",
-        description="Train every task with PROGRAM_FILE (best of a learning-rate grid) and "
-                    "print its normalised scores beside those of baselines: 0 is tuned adam, "
-                    "1 the untrained model, lower is better.")
+        description="Train every task with PROGRAM_FILE (learning rate tuned per task on a "
+                    "wide log grid, several seeds) and print its normalised scores beside "
+                    "those of baselines: 0 is tuned adam, 1 the untrained model, lower is "
+                    "better; the median over tasks with its 95%% interval against adam.")
     p.add_argument("program_file", metavar="PROGRAM_FILE")
     p.add_argument("--tasks", metavar="a,b,...",
                    help="tasks to score on (default: every registered task)")
     p.add_argument("--baselines", default="adam,lion,sgd", metavar="a,b,...",
                    help="baselines to compare with (default adam,lion,sgd; '' for none)")
-    p.add_argument("--seeds", default="0", metavar="0,1,...", help="training seeds")
-    p.add_argument("--lr-grid", type=int, default=3, metavar="N",
-                   help="learning rates tried per task (default 3)")
+    add_yardstick_options(p)
     p.set_defaults(func=run)
 
 
@@ -36,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import programs
     import tasks
     from discover.evaluate import cached_evaluator
+    from discover.stats import format_interval, verdict
 
     program = programs.load(args.program_file)
     # The bound of a campaign's configuration: a larger bucket would compile for minutes.
@@ -53,20 +52,13 @@ def run(args: argparse.Namespace) -> int:
     for name in compare:
         if name not in programs.BASELINES:
             raise UserError(f"unknown baseline {name!r} (known: {', '.join(programs.BASELINES)})")
-    try:
-        seeds = tuple(int(s) for s in parse_list(args.seeds))
-    except ValueError:
-        raise UserError(f"--seeds must be integers separated by commas, got {args.seeds!r}")
-    if not 1 <= args.lr_grid <= MAX_LR_GRID:
-        raise UserError(f"--lr-grid must be between 1 and {MAX_LR_GRID}, got {args.lr_grid}")
-    if not 0 < len(seeds) <= MAX_SEEDS or not all(0 <= s < 2**31 for s in seeds):
-        raise UserError(f"--seeds must name 1 to {MAX_SEEDS} seeds between 0 and 2**31 - 1")
+    seeds, lr_grid = yardstick_options(args)
     candidates = [("program", program)] + [(n, programs.BASELINES[n]) for n in compare]
     # The campaign's default bucket unless a program needs more: the bucket changes the
     # compiled size, not the scores.
     defaults = CampaignConfig()
     evaluator = cached_evaluator(
-        task_names, seeds=seeds, lr_grid=args.lr_grid,
+        task_names, seeds=seeds, lr_grid=lr_grid, wide=True,
         max_statements=max(defaults.max_statements, *(len(p.body) for _, p in candidates)),
         max_slots=max(defaults.max_slots, *(len(p.slots) for _, p in candidates)))
     evaluator.warm_up()
@@ -79,12 +71,19 @@ def run(args: argparse.Namespace) -> int:
         row = [by_task[n].get(task) for n in names]
         cells = "  ".join(f"{s.score:>+10.4f}" if s else f"{'-':>10}" for s in row)
         mine = by_task["program"].get(task)
-        extra = f"  {mine.lr:.3g}" + ("" if mine.status == "ok" else f" ({mine.status})")
+        extra = f"  {mine.lr:.3g}" + (" (at the grid's limit)" if mine.at_limit else "") + (
+            "" if mine.status == "ok" else f" ({mine.status})")
         print(f"{task:<{width}}  {cells}{extra if mine else ''}")
-    print(f"{'aggregate':<{width}}  " + "  ".join(f"{results[n].aggregate:>+10.4f}"
-                                                   for n in names))
-    print("scores: 0 = tuned adam, 1 = untrained, lower is better; status "
-          f"{results['program'].status}; {results['program'].seconds:.2f} s")
+    print(f"{'median':<{width}}  " + "  ".join(f"{results[n].aggregate:>+10.4f}"
+                                                for n in names))
+    print(f"{'interval':<{width}}  " + "  ".join(
+        f"{format_interval(results[n].interval) or '-':>10}" for n in names))
+    mine = results["program"]
+    print(f"program: median {mine.aggregate:+.4f} {format_interval(mine.interval)}: "
+          f"{verdict(mine.interval)}; status {mine.status}; {mine.seconds:.2f} s")
+    print("scores: 0 = tuned adam, 1 = untrained, lower is better, mean over seeds "
+          f"{','.join(map(str, seeds))}; median over tasks; interval: 95% bootstrap over "
+          "seeds of the median minus adam's, paired by seed")
     return 0
 
 

@@ -34,10 +34,12 @@ HALL_OF_FAME_FILE = "hall_of_fame.json"
 EVENTS_FILE = "events.jsonl"
 """Faults of the workers, one JSON object a line; absent while there has been none."""
 BEST_DIR = "best"
-STATE_VERSION = 2
+STATE_VERSION = 3
 """Version of the ``state.json`` format; a checkpoint of another version is not resumed.
 1: fingerprints of ``fp1``; 2: ``fp2`` (the engine's probe), ``fingerprint_version`` recorded,
-the hall of fame kept as log records."""
+the hall of fame kept as log records; 3: scores of the wide-grid yardstick (rates tuned by
+``discover.tuning``, the median over tasks, held-out intervals), the cache keeps each
+program's rates."""
 
 
 COMPACT_FILES = frozenset({STATE_FILE})

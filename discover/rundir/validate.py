@@ -112,6 +112,11 @@ def _check_state(saved: Any, path: str, config) -> str | None:
                 f"version fp1); this one computes {FINGERPRINT_VERSION}, so the run's cache "
                 f"of scores would never hit: start a new campaign (discover report still "
                 f"reads this one)")
+    if saved["version"] == 2:
+        return (f"{path}: made by an older discover (state version 2: scores of a 3-point "
+                f"learning-rate grid averaged over tasks); this one tunes rates on a wide "
+                f"grid and takes the median over tasks, so the run's scores would not compare "
+                f"with new ones: start a new campaign (discover report still reads this one)")
     if saved["version"] != STATE_VERSION:
         return (f"{path}: state version {short(saved['version'])} is not supported (this "
                 f"version of discover reads version {STATE_VERSION})")
