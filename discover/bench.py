@@ -44,7 +44,7 @@ from discover.rundir.files import (
     write_json_atomic,
     write_text_atomic,
 )
-from discover.stats import aggregate, format_interval, interval, verdict
+from discover.stats import aggregate, format_interval, interval, short_verdict, verdict
 from discover.tuning import Tuning, mean_log_loss, rate, tune
 from programs.program import Program
 from tasks.base import WORST_SCORE
@@ -266,14 +266,8 @@ def _comparison_rows(result: BenchResult) -> list[list[str]]:
         if c.user:
             rows.append([c.name] + [
                 f"{result.difference(c.name, b):+.3f} {format_interval(result.interval(c.name, b))}"
-                f" {_word(result.interval(c.name, b))}" for b in baselines])
+                f" {short_verdict(result.interval(c.name, b))}" for b in baselines])
     return rows
-
-
-def _word(bounds) -> str:
-    if bounds is None:
-        return "(one seed)"
-    return "better" if bounds[1] < 0 else "worse" if bounds[0] > 0 else "noise"
 
 
 def _markdown(rows: list[list[str]]) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import programs
 import tasks
 from discover.evaluate import OK, TaskScore, cached_evaluator
-from discover.stats import aggregate, format_interval, verdict
+from discover.stats import aggregate, format_interval, short_verdict
 
 NOT_OK_MARK = "*"
 LIMIT_MARK = "!"
@@ -119,13 +119,6 @@ class Leaderboard:
                            for o, by_task in self.scores.items()},
                 "intervals": {o: {g: None if b is None else list(b) for g, b in by.items()}
                               for o, by in self.intervals.items()}}
-
-
-def short_verdict(bounds: tuple[float, float] | None) -> str:
-    """``verdict`` in a table cell: "better", "worse", "noise" or "-" (one seed)."""
-    if bounds is None:
-        return "-"
-    return {"beats adam": "better", "worse than adam": "worse"}.get(verdict(bounds), "noise")
 
 
 def compute(baselines: Sequence[str] | None = None, task_names: Sequence[str] | None = None,

@@ -4,7 +4,7 @@ Reads ``results.json`` files of ``discover bench`` (per program, task and seed t
 scores against tuned adam) and, for each candidate aggregate, prints over the programs:
 
 * ``carried``: programs the aggregate puts ahead of adam (below 0) although they are worse
-  than adam on at least half of the tasks: a score carried by a minority of tasks;
+  than adam on more than half of the tasks: a score carried by a minority of tasks;
 * ``hidden``: programs the aggregate puts behind adam although they are better than adam on
   more than half of the tasks;
 * ``claims``: programs whose 95% interval against adam (stratified bootstrap over seeds,
@@ -80,8 +80,8 @@ def main() -> int:
                 per_task = np.array([c["scores"][t]["score"] for t in tasks])
                 value = float(combine(per_task))
                 worse = int((per_task > 0).sum())
-                carried += value < 0 and 2 * worse >= len(tasks)
-                hidden += value > 0 and 2 * (len(tasks) - worse) > len(tasks)
+                carried += value < 0 and 2 * worse > len(tasks)
+                hidden += value > 0 and 2 * int((per_task < 0).sum()) > len(tasks)
                 diffs = [np.array(c["scores"][t]["seed_scores"])
                          - np.array(adam["scores"][t]["seed_scores"]) for t in tasks]
                 bounds = interval(diffs, combine)

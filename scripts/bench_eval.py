@@ -198,7 +198,8 @@ def main() -> int:
           f"windows per task)")
     for kind in ("wall", "cpu"):
         print(f"  {kind:>4}: search now / before {result[kind]['engine_candidates'] / old[kind]:5.2f}"
-              f" (target <= 1.5)")
+              f" (target <= 1.5)   naive / engine on one window (as naive runs) "
+              f"{result[kind]['naive'] / old[kind]:5.1f}")
         result[kind]["search_before"] = old[kind]
     for kind in ("wall", "cpu"):
         r = result[kind]

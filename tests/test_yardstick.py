@@ -176,6 +176,11 @@ def test_verdicts_follow_the_interval():
     assert stats.verdict(stats.interval([-w for w in worse])) == "beats adam"
     assert stats.verdict(stats.interval(noise)) == "within noise of adam"
     assert stats.verdict(None).startswith("no interval")
+    # A difference the same on every seed but below MIN_EFFECT (adam with its epsilon moved)
+    # excludes 0 and is still not claimed.
+    tiny = [np.array([-1e-4, -2e-4, -1.5e-4]) for _ in range(3)]
+    low, high = stats.interval(tiny)
+    assert high < 0 and stats.verdict((low, high)) == "within noise of adam"
 
 
 def test_a_walk_from_the_parents_rate_costs_one_window(evaluator):
