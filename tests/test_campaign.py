@@ -111,7 +111,10 @@ def test_ctrl_c_keeps_jobs_in_flight_for_resume(tmp_path, pool):
     log_path = str(run_dir / rundir.LOG_FILE)
 
     def interrupt_once_logging():
-        wait_until(lambda: len(rundir.read_log(log_path)) >= 3, 60, "three logged results")
+        # Both workers busy: a child in flight on each (a tiny population can starve the
+        # breeder for a moment, leaving a worker idle).
+        wait_until(lambda: len(rundir.read_log(log_path)) >= 3 and pool.busy() == 2, 60,
+                   "three logged results and both workers busy")
         os.kill(os.getpid(), signal.SIGINT)
 
     sender = threading.Thread(target=interrupt_once_logging, daemon=True)
