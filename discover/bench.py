@@ -264,9 +264,12 @@ def _comparison_rows(result: BenchResult) -> list[list[str]]:
     rows = [["program", *baselines]]
     for c in result.contenders:
         if c.user:
-            rows.append([c.name] + [
-                f"{result.difference(c.name, b):+.3f} {format_interval(result.interval(c.name, b))}"
-                f" {short_verdict(result.interval(c.name, b))}" for b in baselines])
+            cells = [c.name]
+            for b in baselines:
+                bounds = result.interval(c.name, b)  # a bootstrap: computed once per cell
+                cells.append(f"{result.difference(c.name, b):+.3f} {format_interval(bounds)} "
+                             f"{short_verdict(bounds)}")
+            rows.append(cells)
     return rows
 
 

@@ -93,7 +93,6 @@ def test_the_performance_profile_counts_tasks_within_tau(benched):
     for name, values in losses.items():
         ratios = np.array(values) / best
         result_profile[name] = [(ratios <= tau).mean() for tau in (1.0, 1.1, 2.0, 4.0)]
-    assert any(v[0] == 0.5 or v[0] == 1.0 for v in result_profile.values())
     # the same numbers from the module
     contenders = [bench.Contender(c["name"], programs.parse(c["program"]), c["user"])
                   for c in data["contenders"]]
