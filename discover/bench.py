@@ -119,8 +119,9 @@ class BenchResult:
         return aggregate(float(np.mean(d)) for d in self.differences(name, reference))
 
 
-class _TaskEngine:
-    """One task's compiled trainer (built on first need) and the cached runs through it."""
+class TaskEngine:
+    """One task's compiled trainer (built on first need) and the cached runs through it
+    (``cache``, or the one given to :meth:`tune`)."""
 
     def __init__(self, task_name: str, seeds: Sequence[int], width: int,
                  max_statements: int, max_slots: int, cache: Cache):
@@ -146,15 +147,17 @@ class _TaskEngine:
             self.cache.save()
         return np.array([self.cache.losses[k] for k in keys], np.float64)
 
-    def tune(self, program: Program) -> Tuning:
+    def tune(self, program: Program, cache: Cache | None = None) -> Tuning:
+        """The wide tuning of ``program``, from the cache where it holds the runs."""
         fingerprint = program.fingerprint()
         encoded = []
+        cache = self.cache if cache is None else cache
 
         def run_window(ks):
             lrs = [rate(self.task.default_lr, k) for k in ks]
             keys = [[Cache.key(fingerprint, self.task.name, lr, s) for s in self.seeds]
                     for lr in lrs]
-            if all(k in self.cache.losses for row in keys for k in row):
+            if all(k in cache.losses for row in keys for k in row):
                 self.cached += 1
             else:
                 if not encoded:
@@ -162,13 +165,34 @@ class _TaskEngine:
                 result = self.trainer().run(encoded[0], lrs=np.array(lrs, np.float32))
                 for row, values in zip(keys, result.valid_losses):
                     for k, x in zip(row, values):
-                        self.cache.losses[k] = float(x) if math.isfinite(x) else None
-                self.cache.save()
+                        cache.losses[k] = float(x) if math.isfinite(x) else None
+                cache.save()
                 self.trained += 1
-            return np.array([[math.nan if self.cache.losses[k] is None else self.cache.losses[k]
+            return np.array([[math.nan if cache.losses[k] is None else cache.losses[k]
                               for k in row] for row in keys], np.float64)
 
         return tune(run_window, self.width, self.task.default_lr, wide=True)
+
+
+def task_scores(task_name: str, tunings: dict[str, Tuning], initial_losses: np.ndarray
+                ) -> dict[str, TaskScore]:
+    """Each tuning's :class:`TaskScore` on ``task_name``: per seed against the tuning of
+    ``BASELINE`` (which ``tunings`` must hold) and the untrained losses (one per seed), as
+    ``discover.evaluate`` scores; a tuning where every rate diverged scores WORST_SCORE."""
+    initial = float(np.exp(mean_log_loss(np.asarray(initial_losses, np.float64))))
+    reference = float(np.exp(mean_log_loss(tunings[BASELINE].best_losses)))
+    seeds = len(initial_losses)
+    scores = {}
+    for name, t in tunings.items():
+        if t.best is None:
+            scores[name] = TaskScore(task_name, WORST_SCORE, math.nan, math.nan, NONFINITE,
+                                     (WORST_SCORE,) * seeds, windows=t.windows)
+        else:
+            per_seed = seed_scores(t.best_losses, reference, initial)
+            scores[name] = TaskScore(task_name, float(per_seed.mean()),
+                                     float(t.best_losses.mean()), t.lr, OK,
+                                     tuple(float(x) for x in per_seed), t.at_limit, t.windows)
+    return scores
 
 
 def run(contenders: Sequence[Contender], task_names: Sequence[str], seeds: Sequence[int],
@@ -190,27 +214,16 @@ def run(contenders: Sequence[Contender], task_names: Sequence[str], seeds: Seque
     result = BenchResult(contenders, list(task_names), tuple(seeds), {}, {})
     total, done = len(contenders) * len(task_names), 0
     for task_name in task_names:
-        engine = _TaskEngine(task_name, seeds, lr_grid, statements, slots, cache)
+        engine = TaskEngine(task_name, seeds, lr_grid, statements, slots, cache)
         tunings = {}
         for c in contenders:
             if progress is not None:
                 progress(done, total, f"{c.name} on {task_name}")
             tunings[c.name] = engine.tune(c.program)
             done += 1
-        initial = float(np.exp(mean_log_loss(engine.initial_losses())))
-        reference = float(np.exp(mean_log_loss(tunings[BASELINE].best_losses)))
-        for c in contenders:
-            t = tunings[c.name]
-            result.tunings.setdefault(c.name, {})[task_name] = t
-            if t.best is None:
-                score = TaskScore(task_name, WORST_SCORE, math.nan, math.nan, NONFINITE,
-                                  (WORST_SCORE,) * len(seeds), windows=t.windows)
-            else:
-                per_seed = seed_scores(t.best_losses, reference, initial)
-                score = TaskScore(task_name, float(per_seed.mean()),
-                                  float(t.best_losses.mean()), t.lr, OK,
-                                  tuple(float(x) for x in per_seed), t.at_limit, t.windows)
-            result.scores.setdefault(c.name, {})[task_name] = score
+        for name, score in task_scores(task_name, tunings, engine.initial_losses()).items():
+            result.tunings.setdefault(name, {})[task_name] = tunings[name]
+            result.scores.setdefault(name, {})[task_name] = score
         result.trained_windows += engine.trained
         result.cached_windows += engine.cached
     if progress is not None:

@@ -61,9 +61,10 @@ class CampaignConfig:
 
     # -- tasks and evaluation -------------------------------------------------------------
     tasks: tuple[str, ...] | None = None
-    """Tasks searched on; None: ``tasks.search_names()``."""
+    """Tasks searched on; None: ``tasks.search_names()`` (tier "search")."""
     held_out_tasks: tuple[str, ...] | None = None
-    """Meta-validation tasks; None: ``tasks.held_out_names()``; empty: no funnel."""
+    """The funnel's held-out stage; None: ``tasks.held_out_names()`` (tier B, ~10x a search
+    task); empty: no funnel.  Tier C (~100x) is ``discover bench``'s (see README)."""
     eval_seeds: tuple[int, ...] = (0,)
     """Training seeds of the search tasks' evaluation (scores are averaged over them)."""
     held_out_seeds: tuple[int, ...] = (0, 1, 2)
@@ -72,9 +73,11 @@ class CampaignConfig:
     lr_grid: int = 3
     """Learning rates per window of the rate tuning (``discover.tuning``): a walk from the
     parent's rate runs one window, and the next one while the best rate is at an edge."""
-    held_out_threshold: float = 0.0
-    """Funnel: a candidate whose search score is at most this (0: as good as tuned adam on
-    the search tasks; lower is better) is also scored on the held-out tasks."""
+    held_out_threshold: float = -0.005
+    """Funnel: a candidate whose search score is at most this (lower is better; the default,
+    minus ``discover.stats.MIN_EFFECT``, means "beats tuned adam on the search tasks") is also
+    scored on the held-out tasks; with two or more ``eval_seeds`` the upper end of the search
+    score's 95% interval against adam must be at most this too."""
     held_out_margin: float | None = None
     """Funnel, adaptive: also require a search score at most this much above the best search
     score so far (held-out tasks cost ~10x the search tasks; 0.05 keeps the funnel to the

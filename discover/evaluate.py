@@ -13,7 +13,8 @@ Contract (the search, the workers and the CLI rely on it):
 * The rate is tuned per task by ``discover.tuning``: ``wide=True`` (comparisons) covers four
   decades and extends while the best rate is at an edge; ``wide=False`` (the search's fitness)
   walks from one window centred on the parent's rate (``starts``) or adam's, extending the
-  same way.  Tuned adam, the normaliser, is always tuned wide, once per evaluator.
+  same way.  Tuned adam, the normaliser, is always tuned wide, once per evaluator, or read
+  from the disk cache of ``discover.baseline_cache`` (identical numbers, no training).
 * ``evaluate(program) -> Evaluation`` (``discover.records``) never raises for a bad candidate.
   Per task and seed, ``score = tasks.normalized_score(loss at the chosen rate, adam's reference
   loss, the untrained loss)`` (references: geometric means over the seeds): 0 is tuned adam, 1
@@ -43,6 +44,7 @@ import numpy as np
 
 import programs
 import tasks
+from discover import baseline_cache
 from discover.records import ERROR, FAILED, NONFINITE, OK, Evaluation, TaskScore
 from discover.stats import aggregate, interval
 from discover.tuning import Tuning, exponent, mean_log_loss, tune
@@ -55,6 +57,10 @@ from tasks.train import RunResult, Trainer
 log = logging.getLogger(__name__)
 
 BASELINE = "adam"
+
+WARM_UP_PROGRAM = programs.parse("def diverge(g, lr):\n    u = g * 1e30\n    u = u * 1e30\n"
+                                 "    return u\n")
+"""Run once per task by ``warm_up``: its update overflows, every run diverges at once."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,9 +174,15 @@ class Evaluator:
         broken, which is not a candidate's failure."""
         if task_name not in self._baselines:
             adam = programs.BASELINES[BASELINE]
-            tuning = self.tune(adam, task_name, wide=True)
-            initial = float(np.exp(mean_log_loss(
-                self.trainer(task_name, adam).initial_valid_losses())))
+            trainer = self.trainer(task_name, adam)
+            initial_losses = trainer.initial_valid_losses()
+            key = baseline_cache.key(trainer.task, self.seeds, self.lr_grid, str(adam),
+                                     initial_losses)
+            tuning = baseline_cache.load(key)
+            if tuning is None:
+                tuning = self.tune(adam, task_name, wide=True)
+                baseline_cache.store(key, tuning)
+            initial = float(np.exp(mean_log_loss(initial_losses)))
             loss = float(np.exp(mean_log_loss(tuning.best_losses)))
             if not (math.isfinite(loss) and loss < initial):
                 raise RuntimeError(f"task {task_name!r}: tuned adam reaches {loss} from the "
@@ -182,12 +194,12 @@ class Evaluator:
     def warm_up(self) -> Evaluator:
         """Compile every task's run and compute the baselines now (else on first use); after
         it, evaluating a candidate compiles nothing."""
-        adam = programs.BASELINES[BASELINE]
-        fits = len(adam.body) <= self.max_statements and len(adam.slots) <= self.max_slots
         for name in self.task_names:
             self.baseline(name)
-            if not fits:  # adam ran in a bucket of its own: compile the candidates' bucket
-                self.trainer(name).run(programs.BASELINES["sgd"])
+            # Compile the candidates' bucket (adam may have run in its own, or not at all when
+            # it came from the disk cache): a program that diverges at once stops the run
+            # after its first chunk of steps.
+            self.trainer(name).run(WARM_UP_PROGRAM)
         return self
 
     def run(self, program: Program, task_name: str, lrs=None) -> RunResult:

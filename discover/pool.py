@@ -11,7 +11,8 @@ Contract:
   runs one :class:`Job` per worker at a time: ``submit(job)`` when ``idle() > 0``;
   ``wait(timeout)`` returns the finished ``(job, result)`` pairs (possibly none on a
   timeout).  A job's ``threshold`` is the funnel: held-out tasks run when the search score is
-  at most it (None: always, when there are held-out tasks).
+  at most it, and the upper end of its interval against adam too when the search has two or
+  more seeds (None: always, when there are held-out tasks).
 * Memory.  Programs are data for an interpreter compiled once per (task, statement bucket,
   slot count): every buffer of an evaluation has a static shape set by the spec, so what a
   candidate does cannot change the memory an evaluation takes, and the spec's sizes are
@@ -123,6 +124,14 @@ def _rates(starts: Mapping[str, float | None] | None) -> dict[str, float]:
     return {task: float(lr) for task, lr in (starts or {}).items() if lr is not None}
 
 
+def _passes(search: Evaluation, threshold: float) -> bool:
+    """The funnel's gate: the search score, and the upper end of its interval against adam
+    when there is one (two or more seeds), at most ``threshold``."""
+    if search.interval is not None and search.interval[1] > threshold:
+        return False
+    return search.aggregate <= threshold
+
+
 class EvaluationWorker:
     """The evaluators of one process; compiles everything in ``__init__``."""
 
@@ -172,7 +181,7 @@ class EvaluationWorker:
         except ValueError as err:  # ProgramError included
             search = Evaluation.failed(str(err))
         else:
-            passed = job.threshold is None or search.aggregate <= job.threshold
+            passed = job.threshold is None or _passes(search, job.threshold)
             if self.held_out is not None and search.status == "ok" and passed:
                 held_out = self.held_out.evaluate(program, starts=_rates(job.held_out_starts))
         seconds = time.perf_counter() - start

@@ -5,10 +5,19 @@
 ``tasks.optax_loop.train(task, tx, seed)`` trains one with an optax optimizer.
 """
 
-from tasks.base import WORST_SCORE, Task, normalized_score
-from tasks.registry import get, held_out_names, names, register, resolve, search_names, unregister
+from tasks.base import TIERS, WORST_SCORE, Task, normalized_score
+from tasks.registry import (
+    get,
+    held_out_names,
+    names,
+    register,
+    resolve,
+    search_names,
+    tier_c_names,
+    unregister,
+)
 
 __all__ = [
-    "WORST_SCORE", "Task", "get", "held_out_names", "names", "normalized_score", "register",
-    "resolve", "search_names", "unregister",
+    "TIERS", "WORST_SCORE", "Task", "get", "held_out_names", "names", "normalized_score",
+    "register", "resolve", "search_names", "tier_c_names", "unregister",
 ]

@@ -17,7 +17,11 @@ Contract:
   size) from data disjoint from the training data; ``loss(params, valid_batch())`` is the
   validation loss the score is computed from.
 * ``default_lr``: the centre of the learning-rate grid, about right for adam.
-* ``held_out``: True for meta-validation tasks the search never sees.
+* ``tier``: which default set the task belongs to (:data:`TIERS`): ``"search"`` (the search's
+  proxies, about a second for a candidate's whole evaluation), ``"B"`` (held out from the
+  search, about 10x a search task: the funnel's first stage), ``"C"`` (held out, about 100x:
+  the funnel's last stage and ``discover bench``'s default suite), or ``"extra"`` (registered,
+  in no default set: analytic functions and synthetic problems for tests and demos).
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ from typing import Any
 
 WORST_SCORE = 2.0
 """Normalised score of a failed run (NaN, Inf, diverged); every score is clipped to it."""
+
+TIERS = ("search", "B", "C", "extra")
+"""The default sets a task can belong to, search proxies first, then by size."""
+
+HELD_OUT_TIERS = ("B", "C")
+"""Tiers the search never sees."""
 
 LOSS_FLOOR = 1e-30
 """Losses are floored here before their logarithm is taken."""
@@ -45,9 +55,19 @@ class Task:
     steps: int
     batch_size: int
     default_lr: float
-    held_out: bool = False
+    tier: str = "search"
     description: str = ""
     data_source: str = ""
+
+    def __post_init__(self):
+        if self.tier not in TIERS:
+            raise ValueError(f"task {self.name!r}: tier must be one of {', '.join(TIERS)}, "
+                             f"not {self.tier!r}")
+
+    @property
+    def held_out(self) -> bool:
+        """True for tasks of a held-out tier (never shown to the search by default)."""
+        return self.tier in HELD_OUT_TIERS
 
 
 def normalized_score(loss: float, baseline_loss: float, initial_loss: float) -> float:

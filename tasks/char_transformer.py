@@ -1,9 +1,10 @@
-"""Tiny character-level transformer language model on the Book of Genesis (KJV).
+"""Tiny character-level transformer language model on the King James Version.
 
 A decoder-only transformer (pre-layer-norm, causal self-attention, gelu MLP, learned positions)
 predicts the next character of windows of ``context`` characters; the loss is the mean
-cross-entropy in nats per character.  The text is split once: its first 90% (whole verses) is
-the training text, its last 10% (the end of the book) the validation text.  A run's batches are
+cross-entropy in nats per character.  ``text="genesis"``: the Book of Genesis, split once: its first 90% (whole
+verses) is the training text, its last 10% (the end of the book) the validation text;
+``text="kjv"``: the whole Bible, split by verse as ``tasks.text`` does.  A run's batches are
 windows at random offsets of the training text; the validation batch is fixed, non-overlapping
 windows of the validation text.
 """
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tasks import data
+from tasks import text as kjv_text
 from tasks.base import Task
 from tasks.layers import data_rng, dense, dense_init, softmax_cross_entropy
 
@@ -74,8 +76,14 @@ def _block(p: dict, x, heads: int):
 
 def make(context: int = 32, width: int = 32, layers: int = 2, heads: int = 2, steps: int = 300,
          batch_size: int = 12, valid_windows: int = 128, default_lr: float = 0.01,
-         held_out: bool = True, name: str = "char_transformer") -> Task:
-    vocab = len(corpus()[0])
+         tier: str = "B", name: str = "char_transformer", text: str = "genesis") -> Task:
+    if text not in ("genesis", "kjv"):
+        raise ValueError(f"text must be 'genesis' or 'kjv', not {text!r}")
+
+    def codes() -> tuple[np.ndarray, np.ndarray]:
+        return corpus()[1:] if text == "genesis" else kjv_text.char_codes()
+
+    vocab = len(corpus()[0] if text == "genesis" else kjv_text.alphabet())
 
     def init(key):
         k_embed, k_pos, k_out, k_blocks = jax.random.split(key, 4)
@@ -96,21 +104,18 @@ def make(context: int = 32, width: int = 32, layers: int = 2, heads: int = 2, st
         return softmax_cross_entropy(logits, tokens[:, 1:])
 
     def train_batches(seed):
-        train = corpus()[1]
+        train = codes()[0]
         starts = data_rng(seed, _SALT).integers(0, len(train) - context, (steps, batch_size))
         return {"tokens": train[starts[..., None] + np.arange(context + 1)]}
 
     def valid_batch():
-        valid = corpus()[2]
-        stride = (len(valid) - context - 1) // (valid_windows - 1)
-        starts = np.arange(valid_windows) * stride
-        assert stride >= context + 1, "validation windows must not overlap"
-        return {"tokens": valid[starts[:, None] + np.arange(context + 1)]}
+        return {"tokens": kjv_text.spread_windows(codes()[1], valid_windows, context + 1)}
 
     return Task(
         name=name, family="transformer_lm", init=init, loss=loss, train_batches=train_batches,
         valid_batch=valid_batch, steps=steps, batch_size=batch_size, default_lr=default_lr,
-        held_out=held_out,
+        tier=tier,
         description=f"{layers}-layer, width {width}, {heads}-head causal transformer, "
                     f"next-character cross-entropy over {context}-character windows",
-        data_source="Genesis, King James Version (public domain), tasks/data/genesis-kjv.txt")
+        data_source=("Genesis, " if text == "genesis" else "")
+        + "King James Version (public domain), tasks/data/kjv.txt.gz")

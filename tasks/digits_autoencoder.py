@@ -17,7 +17,7 @@ _SALT = 404
 
 
 def make(code: int = 8, hidden: int = 64, steps: int = 400, batch_size: int = 64,
-         default_lr: float = 0.01, held_out: bool = False,
+         default_lr: float = 0.01, tier: str = "extra",
          name: str = "digits_autoencoder") -> Task:
 
     def init(key):
@@ -37,7 +37,7 @@ def make(code: int = 8, hidden: int = 64, steps: int = 400, batch_size: int = 64
     return Task(
         name=name, family="autoencoder", init=init, loss=loss, train_batches=train_batches,
         valid_batch=valid_batch, steps=steps, batch_size=batch_size, default_lr=default_lr,
-        held_out=held_out,
+        tier=tier,
         description=f"64-{hidden}-{code}-{hidden}-64 tanh autoencoder, squared error per image "
                     f"on 8x8 digits",
         data_source="8x8 digits (UCI via scikit-learn), tasks/data/digits.npz")

@@ -34,7 +34,7 @@ def _conv(layer: dict, x, stride: int):
 
 
 def make(channels: tuple[int, int] = (8, 16), steps: int = 300, batch_size: int = 32,
-         default_lr: float = 0.01, held_out: bool = True, name: str = "digits_cnn") -> Task:
+         default_lr: float = 0.01, tier: str = "B", name: str = "digits_cnn") -> Task:
     c1, c2 = channels
 
     def init(key):
@@ -58,7 +58,7 @@ def make(channels: tuple[int, int] = (8, 16), steps: int = 300, batch_size: int 
     return Task(
         name=name, family="cnn_classifier", init=init, loss=loss, train_batches=train_batches,
         valid_batch=valid_batch, steps=steps, batch_size=batch_size, default_lr=default_lr,
-        held_out=held_out,
+        tier=tier,
         description=f"conv3x3({c1})-conv3x3/2({c2})-dense(10) relu CNN, cross-entropy on "
                     f"8x8 digits",
         data_source="8x8 digits (UCI via scikit-learn), tasks/data/digits.npz")

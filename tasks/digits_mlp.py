@@ -18,7 +18,7 @@ _SALT = 303
 
 
 def make(hidden: int = 128, steps: int = 400, batch_size: int = 64, default_lr: float = 0.01,
-         held_out: bool = False, name: str = "digits_mlp") -> Task:
+         tier: str = "B", name: str = "digits_mlp") -> Task:
 
     def init(key):
         return mlp_init(key, [64, hidden, hidden, 10], scale=np.sqrt(2.0))
@@ -36,7 +36,7 @@ def make(hidden: int = 128, steps: int = 400, batch_size: int = 64, default_lr: 
     return Task(
         name=name, family="mlp_classifier", init=init, loss=loss, train_batches=train_batches,
         valid_batch=valid_batch, steps=steps, batch_size=batch_size, default_lr=default_lr,
-        held_out=held_out,
+        tier=tier,
         description=f"64-{hidden}-{hidden}-10 relu MLP, cross-entropy on 8x8 digits (1,300 train / "
                     f"497 validation images)",
         data_source="8x8 digits (UCI via scikit-learn), tasks/data/digits.npz")

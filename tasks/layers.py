@@ -72,3 +72,21 @@ def digits_valid(keys: tuple[str, ...] = ("image", "label")) -> dict[str, np.nda
     from tasks import data
 
     return {key: data.digits_pools()[1][key] for key in keys}
+
+
+def gru_init(key, n_in: int, hidden: int) -> dict:
+    """A GRU cell's weights: ``"in"`` [n_in, 3 hidden] and ``"rec"`` [hidden, 3 hidden] (gates
+    in the order update, reset, candidate); the recurrent bias feeds the candidate only."""
+    k_in, k_rec = jax.random.split(key)
+    return {"in": dense_init(k_in, n_in, 3 * hidden), "rec": dense_init(k_rec, hidden, 3 * hidden)}
+
+
+def gru_step(cell: dict, state, x):
+    """One GRU step: ``state`` [..., hidden], ``x`` [..., n_in] -> the new state."""
+    hidden = state.shape[-1]
+    update_in, reset_in, cand_in = jnp.split(dense(cell["in"], x), 3, axis=-1)
+    update_rec, reset_rec, cand_rec = jnp.split(state @ cell["rec"]["w"], 3, axis=-1)
+    update = jax.nn.sigmoid(update_in + update_rec)
+    reset = jax.nn.sigmoid(reset_in + reset_rec)
+    candidate = jnp.tanh(cand_in + reset * (cand_rec + cell["rec"]["b"][2 * hidden:]))
+    return (1.0 - update) * state + update * candidate

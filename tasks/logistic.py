@@ -33,7 +33,7 @@ def _draw(rng: np.random.Generator, mixing, teacher, bias, count: int):
 
 
 def make(dim: int = 32, train_size: int = 2048, valid_size: int = 1024, steps: int = 300,
-         batch_size: int = 64, default_lr: float = 0.05, held_out: bool = False,
+         batch_size: int = 64, default_lr: float = 0.05, tier: str = "extra",
          name: str = "logistic") -> Task:
 
     @functools.cache
@@ -67,7 +67,7 @@ def make(dim: int = 32, train_size: int = 2048, valid_size: int = 1024, steps: i
     return Task(
         name=name, family="logistic", init=init, loss=loss, train_batches=train_batches,
         valid_batch=valid_batch, steps=steps, batch_size=batch_size, default_lr=default_lr,
-        held_out=held_out,
+        tier=tier,
         description=f"logistic regression, {dim} correlated features, {train_size} training "
                     f"and {valid_size} validation examples, noisy labels",
         data_source="synthetic (fixed seed)")

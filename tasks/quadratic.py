@@ -26,7 +26,7 @@ _SALT = 101
 
 def make(dim: int = 64, condition: float = 1e3, steps: int = 300, batch_size: int = 16,
          noise: float = 1.0, default_lr: float = 0.2, name: str = "quadratic",
-         held_out: bool = False) -> Task:
+         tier: str = "extra") -> Task:
     rng = np.random.default_rng([_SALT, dim])
     rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
     eigenvalues = np.logspace(0.0, -np.log10(condition), dim)
@@ -49,7 +49,7 @@ def make(dim: int = 64, condition: float = 1e3, steps: int = 300, batch_size: in
     return Task(
         name=name, family="quadratic", init=init, loss=loss, train_batches=train_batches,
         valid_batch=valid_batch, steps=steps, batch_size=batch_size, default_lr=default_lr,
-        held_out=held_out,
+        tier=tier,
         description=f"{dim}-d rotated quadratic, condition number {condition:g}, "
                     f"N(0, {noise:g}^2) target noise",
         data_source="synthetic (fixed seed)")

@@ -1,8 +1,8 @@
 """The task registry: built-in proxy tasks by name, user tasks by ``register`` or by a
 ``"package.module:factory"`` spec.
 
-A plain dict, name -> :class:`~tasks.base.Task`, in registration order (the built-ins cheapest
-first).  Building a built-in task is cheap: data files are read on first use.
+A plain dict, name -> :class:`~tasks.base.Task`, in registration order (the built-ins by tier,
+cheapest first).  Building a built-in task is cheap: data files are read on first use.
 """
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ import importlib
 from collections.abc import Callable
 
 from tasks import (
+    bag_of_words,
+    char_rnn,
     char_transformer,
+    cooccurrence,
     digits_autoencoder,
     digits_cnn,
     digits_mlp,
@@ -19,8 +22,9 @@ from tasks import (
     quadratic,
     rnn_adding,
     rosenbrock,
+    skipgram,
 )
-from tasks.base import Task
+from tasks.base import TIERS, Task
 
 _REGISTRY: dict[str, Task] = {}
 
@@ -54,19 +58,26 @@ def unregister(name: str) -> None:
     del _REGISTRY[name]
 
 
-def names(include_held_out: bool = True) -> list[str]:
-    """Registered task names in registration order; without the held-out ones on request."""
-    return [n for n, t in _REGISTRY.items() if include_held_out or not t.held_out]
+def names(tier: str | None = None) -> list[str]:
+    """Registered task names in registration order; only those of ``tier`` if given."""
+    if tier is not None and tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; tiers: {', '.join(TIERS)}")
+    return [n for n, t in _REGISTRY.items() if tier is None or t.tier == tier]
 
 
 def search_names() -> list[str]:
-    """The tasks the search may see (not held out): its default task set."""
-    return names(include_held_out=False)
+    """The search's default task set: the ``"search"`` tier."""
+    return names("search")
 
 
 def held_out_names() -> list[str]:
-    """Meta-validation tasks: never shown to the search, used to check what it found."""
-    return [n for n, t in _REGISTRY.items() if t.held_out]
+    """The funnel's first held-out stage by default: tier ``"B"``, never shown to the search."""
+    return names("B")
+
+
+def tier_c_names() -> list[str]:
+    """The funnel's last stage and ``discover bench``'s default suite: tier ``"C"``."""
+    return names("C")
 
 
 def get(name: str) -> Task:
@@ -125,17 +136,45 @@ def resolve(spec: str) -> Task:
 
 
 def _register_builtins() -> None:
-    # Search tasks (cheap: under 0.1 s a run), then held-out meta-validation tasks (up to ~1 s);
-    # each module notes the learning-rate sweep its default_lr comes from.
-    register(quadratic.make())
-    register(rosenbrock.make_2d())
-    register(rosenbrock.make_8d())
-    register(logistic.make())
-    register(digits_mlp.make())
-    register(digits_autoencoder.make())
-    register(digits_cnn.make())
-    register(char_transformer.make())
-    register(rnn_adding.make())
+    # Each module notes the learning-rate sweep its default_lr comes from; the README's task
+    # table gives each task's size and measured seconds per run.
+    for task in (
+        # The search set: real training problems, a candidate's whole evaluation ~1 s.
+        digits_mlp.make(hidden=32, steps=200, batch_size=32, tier="search", name="digits_mlp_s"),
+        digits_cnn.make(channels=(4, 8), steps=100, batch_size=16, tier="search",
+                        name="digits_cnn_s"),
+        digits_autoencoder.make(hidden=16, steps=100, batch_size=256, tier="search",
+                                name="digits_autoencoder_s"),
+        char_transformer.make(context=16, width=16, layers=1, steps=120, batch_size=8,
+                              text="kjv", tier="search", name="kjv_transformer_s"),
+        char_rnn.make(context=10, steps=100, tier="search", name="kjv_gru_s"),
+        skipgram.make(vocab=500, tier="search", name="kjv_skipgram_s"),
+        bag_of_words.make(vocab=1000, dim=8, tier="search", name="kjv_bag_of_words_s"),
+        cooccurrence.make(vocab=400, tier="search", name="kjv_cooccurrence_s"),
+        # Tier B: about 10x a search task, held out.
+        digits_mlp.make(),
+        digits_cnn.make(),
+        char_transformer.make(),
+        char_rnn.make(hidden=48, embed=16, context=16, steps=300, batch_size=32, tier="B",
+                      name="kjv_gru_b"),
+        skipgram.make(vocab=2000, dim=32, steps=400, batch_size=128, tier="B",
+                      name="kjv_skipgram_b"),
+        # Tier C: about 100x a search task, held out; discover bench's default suite.
+        char_transformer.make(context=32, width=32, layers=2, heads=2, steps=800,
+                              batch_size=16, text="kjv", tier="C", name="kjv_transformer_c"),
+        digits_cnn.make(channels=(8, 16), steps=600, batch_size=64, tier="C",
+                        name="digits_cnn_c"),
+        char_rnn.make(hidden=64, embed=32, context=32, steps=600, batch_size=32, tier="C",
+                      name="kjv_gru_c"),
+        # Extra: analytic functions and synthetic problems, for tests and demos.
+        quadratic.make(),
+        rosenbrock.make_2d(),
+        rosenbrock.make_8d(),
+        logistic.make(),
+        digits_autoencoder.make(),
+        rnn_adding.make(),
+    ):
+        register(task)
 
 
 _register_builtins()

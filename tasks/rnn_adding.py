@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tasks.base import Task
-from tasks.layers import data_rng, dense, dense_init
+from tasks.layers import data_rng, dense, dense_init, gru_step
 
 _SALT = 707
 _VALID_SALT = 708  # the validation stream: a salt no run's training data uses
@@ -40,7 +40,7 @@ def adding_problem(rng: np.random.Generator, shape: tuple[int, ...], length: int
 
 
 def make(length: int = 16, hidden: int = 32, steps: int = 300, batch_size: int = 32,
-         valid_size: int = 512, default_lr: float = 0.05, held_out: bool = True,
+         valid_size: int = 512, default_lr: float = 0.05, tier: str = "extra",
          name: str = "rnn_adding") -> Task:
 
     def init(key):
@@ -48,16 +48,6 @@ def make(length: int = 16, hidden: int = 32, steps: int = 300, batch_size: int =
         return {"in": dense_init(k_in, 2, 3 * hidden),
                 "rec": dense_init(k_rec, hidden, 3 * hidden),
                 "out": dense_init(k_out, hidden, 1)}
-
-    def gru_step(params, state, x):
-        gates_in = dense(params["in"], x)
-        gates_rec = state @ params["rec"]["w"]
-        update_in, reset_in, cand_in = jnp.split(gates_in, 3, axis=-1)
-        update_rec, reset_rec, cand_rec = jnp.split(gates_rec, 3, axis=-1)
-        update = jax.nn.sigmoid(update_in + update_rec)
-        reset = jax.nn.sigmoid(reset_in + reset_rec)
-        candidate = jnp.tanh(cand_in + reset * (cand_rec + params["rec"]["b"][2 * hidden:]))
-        return (1.0 - update) * state + update * candidate
 
     def loss(params, batch):
         inputs = jnp.swapaxes(batch["inputs"], 0, 1)  # [time, batch, 2]
@@ -79,6 +69,6 @@ def make(length: int = 16, hidden: int = 32, steps: int = 300, batch_size: int =
     return Task(
         name=name, family="rnn", init=init, loss=loss, train_batches=train_batches,
         valid_batch=valid_batch, steps=steps, batch_size=batch_size, default_lr=default_lr,
-        held_out=held_out,
+        tier=tier,
         description=f"GRU({hidden}) on the adding problem, sequences of {length}, squared error",
         data_source="synthetic (seeded per run; fixed validation draw)")

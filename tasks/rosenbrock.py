@@ -18,7 +18,7 @@ def rosenbrock(x):
     return jnp.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
 
 
-def make(dim: int, steps: int, default_lr: float, held_out: bool = False,
+def make(dim: int, steps: int, default_lr: float, tier: str = "extra",
          name: str | None = None) -> Task:
     start = np.resize([-1.2, 1.0], dim).astype(np.float32)
 
@@ -39,7 +39,7 @@ def make(dim: int, steps: int, default_lr: float, held_out: bool = False,
     return Task(
         name=name or f"rosenbrock_{dim}d", family="rosenbrock", init=init, loss=loss,
         train_batches=train_batches, valid_batch=valid_batch, steps=steps, batch_size=0,
-        default_lr=default_lr, held_out=held_out,
+        default_lr=default_lr, tier=tier,
         description=f"chained Rosenbrock function in {dim} dimensions, no data",
         data_source="none")
 

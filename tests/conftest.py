@@ -11,6 +11,7 @@ import pytest
 # The evaluators' persistent compilation cache (discover/compile_cache.py): one directory for
 # this test session, set before Ray starts so that actors inherit it; never the user's own.
 os.environ.setdefault("DISCOVER_COMPILE_CACHE", tempfile.mkdtemp(prefix="discover-xla-"))
+os.environ.setdefault("DISCOVER_BASELINE_CACHE", tempfile.mkdtemp(prefix="discover-baselines-"))
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ test_faults.py, its campaigns in test_campaign.py and test_cluster.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import pytest
@@ -47,6 +48,19 @@ def test_the_funnel_threshold_decides_the_held_out_tasks(worker):
     always = worker.evaluate(Job(4, str(programs.BASELINES["sgd"])))  # threshold None
     assert always.held_out is not None
     assert 0 < always.cpu_seconds and worker.busy_seconds >= always.seconds
+
+
+def test_with_two_seeds_the_gate_is_the_upper_end_of_the_search_interval():
+    """sgd is worse than adam on logistic and quadratic: its median passes a loose threshold,
+    but the upper end of its interval must pass it too."""
+    two_seeds = EvaluationWorker(dataclasses.replace(SPEC, seeds=(0, 1)))
+    sgd = str(programs.BASELINES["sgd"])
+    probe = two_seeds.evaluate(Job(5, sgd))
+    low, high = probe.search.interval
+    assert low <= probe.search.aggregate <= high and high > low
+    between = (probe.search.aggregate + high) / 2  # the median passes, the interval does not
+    assert two_seeds.evaluate(Job(6, sgd, threshold=between)).held_out is None
+    assert two_seeds.evaluate(Job(7, sgd, threshold=high)).held_out is not None
 
 
 def test_the_serial_pool_runs_one_job_at_a_time(worker, monkeypatch):

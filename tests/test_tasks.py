@@ -1,6 +1,7 @@
 """Every registered task: adam at its default learning rate learns, runs are deterministic in
-the seed, batches have the documented structure; the registry, ``resolve`` and its errors;
-the data the package ships.
+the seed (tier C, the largest, is checked once: its modules are the search tasks' at another
+size), batches have the documented structure; the tiers; the registry, ``resolve`` and its
+errors; the data the package ships.
 
 Each task is compiled once for the session (``compiled_run`` caches per task and optimizer);
 the runs are cached by the ``adam_run`` fixture and shared between tests.
@@ -18,12 +19,13 @@ import optax
 import pytest
 
 import tasks
-from tasks import data
+from tasks import data, text
 from tasks.base import Task
 from tasks.char_transformer import corpus
 from tasks.optax_loop import compiled_run, initial_valid_loss, train, train_with_initial
 
 ALL = tasks.names()
+NOT_C = [n for n in ALL if tasks.get(n).tier != "C"]
 
 
 @functools.cache
@@ -58,7 +60,7 @@ def test_adam_at_default_lr_lowers_the_validation_loss(name, adam_run):
     assert np.mean(losses[-tail:]) < 0.6 * losses[0]
 
 
-@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("name", NOT_C)
 def test_runs_are_deterministic_in_the_seed_and_compiled_once(name, adam_run):
     task = tasks.get(name)
     losses, initial, valid = adam_run(name, 0)
@@ -97,14 +99,39 @@ def test_batches_have_the_documented_structure(name):
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(params))
 
 
-def test_held_out_tasks_are_marked_and_kept_from_the_search():
-    held_out, search = tasks.held_out_names(), tasks.search_names()
-    assert len(held_out) >= 3
-    assert len({tasks.get(n).family for n in held_out}) >= 2
-    assert not set(held_out) & set(search)
-    assert sorted(held_out + search) == sorted(tasks.names())
-    assert tasks.names(include_held_out=False) == search
-    assert len({tasks.get(n).family for n in tasks.names()}) >= 8
+def test_the_tiers_partition_the_tasks_and_the_search_set_is_real_training():
+    search, b, c = tasks.search_names(), tasks.held_out_names(), tasks.tier_c_names()
+    assert tasks.names("B") == b and tasks.names("C") == c
+    extra = tasks.names("extra")
+    assert sorted(search + b + c + extra) == sorted(tasks.names())
+    assert len(search) >= 8 and len({tasks.get(n).family for n in search}) >= 5
+    assert len(b) >= 3 and len(c) >= 2 and not (set(b) | set(c)) & set(search)
+    assert all(tasks.get(n).held_out for n in b + c)
+    assert not any(tasks.get(n).held_out for n in search + extra)
+    # real data shipped with the package, no analytic function or synthetic draw
+    assert all("tasks/data/" in tasks.get(n).data_source for n in search + c)
+    assert {"quadratic", "rosenbrock_2d", "logistic"} <= set(extra)
+    with pytest.raises(ValueError, match="unknown tier 'D'"):
+        tasks.names("D")
+    with pytest.raises(ValueError, match="tier must be one of"):
+        dataclasses.replace(tasks.get("quadratic"), tier="held_out")
+
+
+def test_each_tier_is_bigger_than_the_last_on_the_same_kind_of_model():
+    """A tier-B or tier-C task trains a bigger model, longer or on larger batches, than the
+    search task of its family (parameters x steps x batch, the work per run)."""
+    def work(name):
+        task = tasks.get(name)
+        size = sum(int(np.prod(p.shape)) for p in
+                   jax.tree.leaves(jax.eval_shape(task.init, jax.random.key(0))))
+        return size * task.steps * max(task.batch_size, 1)
+
+    search = {tasks.get(n).family: work(n) for n in tasks.search_names()}
+    for tier, factor in (("B", 3), ("C", 20)):
+        for name in tasks.names(tier):
+            family = tasks.get(name).family
+            assert family in search, f"{name}: no search task of family {family}"
+            assert work(name) > factor * search[family], name
 
 
 @pytest.mark.parametrize("name", ["quadratic", "rosenbrock_2d"])
@@ -188,6 +215,40 @@ def test_digits_split_is_fixed_disjoint_and_complete():
     assert not set(train_index.tolist()) & set(valid_index.tolist())
     assert len(train_index) + len(valid_index) == 1797
     assert set(labels[valid_index].tolist()) == set(range(10))
+
+
+def test_the_bible_is_complete_and_split_by_verse():
+    verses = data.kjv()
+    assert len(verses) == 31102 and len({book for book, _ in verses}) == 66
+    assert verses[0] == (0, "In the beginning God created the heaven and the earth.")
+    assert verses[-1][0] == data.BOOKS.index("Rev") and verses[-1][1].endswith("all. Amen.")
+    train, valid = text.split()
+    assert len(train) + len(valid) == len(verses) and not set(train) & set(valid)
+    assert len({verses[i][0] for i in valid}) == 66  # every book validates
+    train_codes, valid_codes = text.char_codes()
+    assert 0.85 < len(train_codes) / (len(train_codes) + len(valid_codes)) < 0.95
+    decoded = "".join(text.alphabet()[c] for c in valid_codes[:400])
+    assert decoded.startswith(verses[9][1] + "\n" + verses[19][1])
+    # a vocabulary from the training verses only, most frequent first
+    vocabulary = text.vocabulary(50)
+    assert vocabulary[:3] == ("the", "and", "of")
+    train_ids, valid_ids = text.word_ids(1000)
+    assert len(train_ids) == len(train) and len(valid_ids) == len(valid)
+    assert [text.vocabulary(1000)[i] for i in train_ids[0][:3]] == ["in", "the", "beginning"]
+
+
+def test_a_broken_line_in_the_shipped_text_names_the_file_and_line(tmp_path, monkeypatch):
+    import gzip
+
+    with gzip.open(tmp_path / "kjv.txt.gz", "wt", encoding="ascii") as out:
+        out.write("Ge1:1 In the beginning.\nnot a verse at all\n")
+    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
+    data.kjv.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"kjv.txt.gz:2: not a verse"):
+            data.kjv()
+    finally:
+        data.kjv.cache_clear()
 
 
 def test_text_split_is_disjoint_and_complete():

@@ -23,7 +23,7 @@ def register(sub) -> None:
     p.add_argument("programs", nargs="*", metavar="PROGRAM_OR_RUN",
                    help="a program file (.opt) or a run directory (its best program)")
     p.add_argument("--tasks", metavar="a,b,...",
-                   help="the suite (default: the held-out tasks)")
+                   help="the suite (default: tier C, the largest held-out tasks)")
     add_yardstick_options(p)
     p.add_argument("--baselines", metavar="a,b,...",
                    help="baselines beside the programs (default: all; adam always)")
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         if name in taken:
             raise UserError(f"a program is called {name!r}, as a baseline: rename its file")
     contenders += [bench.Contender(n, programs.BASELINES[n]) for n in names]
-    task_names = list(parse_list(args.tasks)) if args.tasks else tasks.held_out_names()
+    task_names = list(parse_list(args.tasks)) if args.tasks else tasks.tier_c_names()
     if not task_names:
         raise UserError("--tasks names no task")
     for name in task_names:

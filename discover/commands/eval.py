@@ -23,7 +23,7 @@ def register(sub) -> None:
                     "better; the median over tasks with its 95%% interval against adam.")
     p.add_argument("program_file", metavar="PROGRAM_FILE")
     p.add_argument("--tasks", metavar="a,b,...",
-                   help="tasks to score on (default: every registered task)")
+                   help="tasks to score on (default: the search set and tier B)")
     p.add_argument("--baselines", default="adam,lion,sgd", metavar="a,b,...",
                    help="baselines to compare with (default adam,lion,sgd; '' for none)")
     add_yardstick_options(p)
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{args.program_file}: {len(program.body)} statements and "
                         f"{len(program.slots)} state slots; at most {MAX_STATEMENTS} and "
                         f"{MAX_SLOTS} can be evaluated")
-    task_names = list(parse_list(args.tasks)) if args.tasks else tasks.names()
+    task_names = (list(parse_list(args.tasks)) if args.tasks
+                  else tasks.search_names() + tasks.held_out_names())
     for name in task_names:
         try:
             tasks.resolve(name)

@@ -3,13 +3,16 @@
 * ``digits.npz``: the 8x8 handwritten digits (1,797 images, pixel counts 0..16, labels 0..9),
   the test set of the UCI ML hand-written digits data set as shipped by scikit-learn
   (``sklearn/datasets/data/digits.csv.gz``); see ``LICENSE-digits.txt``.
-* ``genesis-kjv.txt``: the Book of Genesis, King James Version (1611, public domain), one verse
-  a line, dumped from Debian's ``bible-kjv-text`` package; see ``LICENSE-genesis-kjv.txt``.
+* ``kjv.txt.gz``: the King James Version of the Bible (1611, public domain), 31,102 verses, one
+  a line as ``"<book><chapter>:<verse> <text>"`` (``"Ge1:1 In the beginning ..."``), dumped
+  from Debian's ``bible-kjv-text`` package; see ``LICENSE-kjv.txt``.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +45,30 @@ def digits_split() -> tuple[np.ndarray, np.ndarray]:
     return _frozen(train), _frozen(valid)
 
 
+_REFERENCE = re.compile(r"^([1-3]?[A-Za-z]+)(\d+):(\d+) (.*)$")
+
+BOOKS = ["Ge", "Exo", "Lev", "Num", "Deu", "Josh", "Jdgs", "Ruth", "1Sm", "2Sm", "1Ki", "2Ki", "1Chr", "2Chr", "Ezra", "Neh", "Est", "Job", "Psa", "Prv", "Eccl", "SSol", "Isa", "Jer", "Lam", "Eze", "Dan", "Hos", "Joel", "Amos", "Obad", "Jonah", "Mic", "Nahum", "Hab", "Zep", "Hag", "Zec", "Mal", "Mat", "Mark", "Luke", "John", "Acts", "Rom", "1Cor", "2Cor", "Gal", "Eph", "Phi", "Col", "1Th", "2Th", "1Tim", "2Tim", "Titus", "Phmn", "Heb", "Jas", "1Pet", "2Pet", "1Jn", "2Jn", "3Jn", "Jude", "Rev"]
+"""The 66 books in canonical order, by the abbreviations of the data file."""
+
+
+@functools.cache
+def kjv() -> tuple[tuple[int, str], ...]:
+    """Every verse of the King James Version in canonical order, as ``(book index into
+    BOOKS, text)``; the text is ASCII (4,404,412 bytes in the file, references included)."""
+    verses = []
+    with gzip.open(DATA_DIR / "kjv.txt.gz", "rt", encoding="ascii") as lines:
+        for number, line in enumerate(lines, 1):
+            match = _REFERENCE.match(line.rstrip("\n"))
+            if match is None or match.group(1) not in BOOKS:
+                raise ValueError(f"{DATA_DIR / 'kjv.txt.gz'}:{number}: not a verse: {line[:40]!r}")
+            verses.append((BOOKS.index(match.group(1)), match.group(4)))
+    return tuple(verses)
+
+
 @functools.cache
 def genesis() -> str:
     """The Book of Genesis (KJV) as plain text, one verse a line (196,818 characters)."""
-    return (DATA_DIR / "genesis-kjv.txt").read_text(encoding="ascii")
+    return "".join(text + "\n" for book, text in kjv() if book == 0)
 
 
 @functools.cache

@@ -1,0 +1,272 @@
+"""Proxy validity: does the search set rank optimizers the way the tier-C tasks do?
+
+A fixed panel of programs (the 15 baselines, three rescaled and seven perturbed baselines,
+the found programs in ``results/*/best``, and random mutants of the baselines that still
+train) is scored with the yardstick (``discover.bench``: every rate tuned on the wide grid,
+seeds 0, 1, 2, scores against tuned adam, the median over tasks) on the search set and on
+tier C.  Printed and written to ``<out>/table.md``: Spearman's rank correlation between the
+search-set median and the tier-C median over the panel, with a percentile bootstrap interval
+(programs resampled), and the same for each search task alone (which tasks predict, which
+mislead), and for tier B when asked.
+
+Every validation loss is cached per (task, program) in ``<out>/cache/<task>/<fingerprint>.json``
+(``discover.bench.Cache``), written after each window of rates, so a killed run resumes where
+it stopped and a rerun trains nothing.  Work runs in ``--jobs`` processes (one XLA thread
+each), a chunk of programs on one task at a time.  Mutants are screened on the search set
+first: one whose median search score is 1 or worse (no better than the untrained model on
+half the tasks) does not train and is left out of the panel before tier C.
+
+    .venv/bin/python scripts/proxy_validity.py [--out results/proxy] [--jobs 2]
+        [--tiers search,C] [--seeds 0,1,2] [--mutants 14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import glob
+import multiprocessing
+import os
+import sys
+import time
+
+os.environ.setdefault("XLA_FLAGS",
+                      "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESCALED = (("adam", 0.01), ("lion", 100.0), ("sgd", 0.01))
+PERTURBED = ("adam", "lion", "momentum", "nesterov", "rmsprop", "radam", "adamw")
+BUCKETS, MAX_SLOTS = (32, 64), 4
+"""Statement buckets: a program runs in the smallest that holds it (the VM's cost grows with
+the bucket, and only a few baselines need more than 32 statements)."""
+CHUNK = 4
+RESAMPLES = 2000
+
+
+# -- the panel -------------------------------------------------------------------------------
+
+def rescaled(name: str, factor: float):
+    """Baseline ``name`` with its update multiplied by ``factor``."""
+    import programs
+
+    base = programs.BASELINES[name]
+    lines = str(base).rstrip().splitlines()
+    out = lines[-1].strip().removeprefix("return ").split(",")[0].strip()
+    lines.insert(len(lines) - 1, f"    {out} = {factor!r} * {out}")
+    return programs.parse("\n".join(lines).replace(f"def {base.name}(", f"def {base.name}_x(", 1))
+
+
+def fits(program) -> bool:
+    return len(program.body) <= BUCKETS[0] and len(program.slots) <= MAX_SLOTS
+
+
+def panel(mutants: int, seed: int = 2026) -> list[tuple[str, str, object]]:
+    """``(name, kind, program)`` for every program of the panel, in a fixed order."""
+    import programs
+    from programs.mutate import mutate, perturb_constant
+
+    rng = np.random.default_rng(seed)
+    rows = [(name, "baseline", p) for name, p in programs.BASELINES.items()]
+    for path in sorted(glob.glob(os.path.join(ROOT, "results", "*", "best", "program.opt"))):
+        rows.append((f"found:{path.split(os.sep)[-3]}", "found", programs.load(path)))
+    rows += [(f"{n} x{f:g}", "rescaled", rescaled(n, f)) for n, f in RESCALED]
+    seen = {p.fingerprint() for _, _, p in rows}
+    for name in PERTURBED:
+        for _ in range(20):
+            child = perturb_constant(programs.BASELINES[name], rng).program
+            if child is not None and child.fingerprint() not in seen:
+                rows.append((f"{name}~const", "perturbed", child))
+                seen.add(child.fingerprint())
+                break
+    parents = [n for n, p in programs.BASELINES.items() if fits(p)]
+    made = 0
+    while made < mutants:
+        origin = parents[int(rng.integers(len(parents)))]
+        program = programs.BASELINES[origin]
+        for _ in range(int(rng.integers(1, 4))):
+            child = mutate(program, rng).program
+            program = child if child is not None else program
+        if fits(program) and program.fingerprint() not in seen:
+            made += 1
+            rows.append((f"mutant{made:02d}<{origin}", "mutant", program))
+            seen.add(program.fingerprint())
+    return rows
+
+
+# -- the work: a chunk of programs tuned on one task, in a worker process -------------------
+
+_ENGINES: dict = {}
+
+
+def tune_chunk(task_name: str, texts: list[str], seeds: tuple[int, ...], cache_dir: str) -> dict:
+    """Wide tunings of the programs (as text) on one task: ``{"initial": [...], "tunings":
+    {fingerprint: {...}}}``, every run cached under ``cache_dir``."""
+    import programs
+    from discover.bench import Cache, TaskEngine
+
+    os.makedirs(cache_dir, exist_ok=True)
+
+    def engine_for(program) -> TaskEngine:
+        bucket = next(b for b in BUCKETS if len(program.body) <= b)
+        if (task_name, bucket) not in _ENGINES:
+            untrained = Cache(os.path.join(cache_dir, "untrained.json"))
+            _ENGINES[task_name, bucket] = TaskEngine(task_name, seeds, 3, bucket, MAX_SLOTS,
+                                                     untrained)
+        return _ENGINES[task_name, bucket]
+
+    out = {"initial": engine_for(programs.BASELINES["sgd"]).initial_losses().tolist(),
+           "tunings": {}}
+    for text in texts:
+        program = programs.parse(text)
+        fingerprint = program.fingerprint()
+        engine = engine_for(program)
+        t = engine.tune(program, Cache(os.path.join(cache_dir, f"{fingerprint}.json")))
+        out["tunings"][fingerprint] = {
+            "exponents": list(t.exponents), "lrs": list(map(float, t.lrs)),
+            "losses": np.where(np.isfinite(t.losses), t.losses, np.nan).tolist(),
+            "best": t.best, "at_limit": t.at_limit, "windows": t.windows}
+    return out
+
+
+def _tuning(data: dict):
+    from discover.tuning import Tuning
+
+    return Tuning(tuple(data["exponents"]), tuple(data["lrs"]),
+                  np.array(data["losses"], np.float64), data["best"], data["at_limit"],
+                  data["windows"])
+
+
+def score(rows, task_names, seeds, out_dir, jobs) -> dict[str, dict[str, object]]:
+    """``{task: {program name: TaskScore}}`` for every row on every task."""
+    from discover.bench import task_scores
+
+    work = []
+    for task in task_names:
+        texts = [str(p) for _, _, p in rows]
+        for i in range(0, len(texts), CHUNK):
+            work.append((task, texts[i:i + CHUNK]))
+    results: dict[str, dict] = {t: {"tunings": {}} for t in task_names}
+    started = time.time()
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {pool.submit(tune_chunk, task, texts, tuple(seeds),
+                               os.path.join(out_dir, "cache", task)): (task, texts)
+                   for task, texts in work}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            task, _ = futures[future]
+            answer = future.result()
+            results[task]["initial"] = answer["initial"]
+            results[task]["tunings"].update(answer["tunings"])
+            print(f"  [{done}/{len(work)}] {task}: {time.time() - started:.0f} s", flush=True)
+    scores = {}
+    for task in task_names:
+        tunings = {name: _tuning(results[task]["tunings"][p.fingerprint()]) for name, _, p in rows}
+        scores[task] = task_scores(task, tunings, np.array(results[task]["initial"]))
+    return scores
+
+
+# -- the statistics ---------------------------------------------------------------------------
+
+def spearman(x, y) -> float:
+    from scipy import stats
+
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def spearman_interval(x, y) -> tuple[float, float]:
+    """Percentile bootstrap interval of Spearman's rho, programs resampled in pairs."""
+    from scipy import stats
+
+    result = stats.bootstrap((np.asarray(x), np.asarray(y)), lambda a, b: spearman(a, b),
+                             paired=True, vectorized=False, n_resamples=RESAMPLES,
+                             method="percentile", rng=np.random.default_rng(0))
+    low, high = result.confidence_interval
+    return float(low), float(high)
+
+
+def medians(scores, rows, task_names) -> np.ndarray:
+    from discover.stats import aggregate
+
+    return np.array([aggregate(scores[t][name].score for t in task_names) for name, _, _ in rows])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default=os.path.join(ROOT, "results", "proxy"))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--tiers", default="search,C",
+                        help="search and the target tier last; B in between adds a B column")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--mutants", type=int, default=14)
+    args = parser.parse_args()
+
+    import tasks
+
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    tiers = args.tiers.split(",")
+    if tiers[0] != "search" or len(tiers) < 2:
+        parser.error("--tiers starts with search and names a target tier")
+    tier_tasks = {tier: tasks.names(tier) for tier in tiers}
+    rows = panel(args.mutants)
+    print(f"{len(rows)} programs; tiers {', '.join(f'{t} ({len(n)} tasks)' for t, n in tier_tasks.items())}; "
+          f"seeds {seeds}; {args.jobs} jobs", flush=True)
+    print("stage 1: the search set", flush=True)
+    search_scores = score(rows, tier_tasks["search"], seeds, args.out, args.jobs)
+    search_median = medians(search_scores, rows, tier_tasks["search"])
+    dropped = [name for (name, kind, _), m in zip(rows, search_median)
+               if kind == "mutant" and not m < 1.0]
+    kept = [r for r, m in zip(rows, search_median) if r[0] not in dropped]
+    print(f"{len(kept)} programs in the panel ({len(dropped)} mutants do not train: "
+          f"{', '.join(dropped) or 'none'})", flush=True)
+    target_scores = {}
+    for tier in tiers[1:]:
+        print(f"stage 2: tier {tier}", flush=True)
+        target_scores[tier] = score(kept, tier_tasks[tier], seeds, args.out, args.jobs)
+    write_tables(args, kept, dropped, tiers, tier_tasks, search_scores, target_scores)
+
+
+def write_tables(args, rows, dropped, tiers, tier_tasks, search_scores, target_scores) -> None:
+    from discover.rundir.files import write_json_atomic, write_text_atomic
+
+    target = tiers[-1]
+    y = medians(target_scores[target], rows, tier_tasks[target])
+    panel_line = (f"Panel: {len(rows)} programs ({', '.join(sorted({k for _, k, _ in rows}))}); "
+                  f"mutants left out because they do not train: {len(dropped)}. Seeds "
+                  f"{args.seeds}; every rate tuned on the wide grid; score 0 = tuned adam.")
+    lines = [panel_line, "",
+             f"| predictor | Spearman vs tier-{target} median | 95% interval |", "|---|---|---|"]
+    predictors = [(f"search set median ({len(tier_tasks['search'])} tasks)",
+                   medians(search_scores, rows, tier_tasks["search"]))]
+    for tier in tiers[1:-1]:
+        predictors.append((f"tier {tier} median", medians(target_scores[tier], rows,
+                                                           tier_tasks[tier])))
+    for task in tier_tasks["search"]:
+        predictors.append((f"{task} alone",
+                           np.array([search_scores[task][name].score for name, _, _ in rows])))
+    summary = {}
+    for label, x in predictors:
+        rho, (low, high) = spearman(x, y), spearman_interval(x, y)
+        summary[label] = {"rho": rho, "interval": [low, high]}
+        lines.append(f"| {label} | {rho:+.3f} | [{low:+.3f}, {high:+.3f}] |")
+    lines += ["", f"| program | kind | search median | tier-{target} median |", "|---|---|---|---|"]
+    x = predictors[0][1]
+    for (name, kind, _), a, b in sorted(zip(rows, x, y), key=lambda r: r[2]):
+        lines.append(f"| {name} | {kind} | {a:+.3f} | {b:+.3f} |")
+    command = "python scripts/proxy_validity.py " + " ".join(sys.argv[1:])
+    text = f"# Proxy validity\n\n`{command.strip()}`\n\n" + "\n".join(lines) + "\n"
+    write_text_atomic(os.path.join(args.out, "table.md"), text)
+    programs_json = [{"name": name, "kind": kind, "program": str(p),
+                      "scores": {t: search_scores[t][name].score for t in tier_tasks["search"]}
+                      | {t: target_scores[tier][t][name].score for tier in tiers[1:]
+                         for t in tier_tasks[tier]}} for name, kind, p in rows]
+    write_json_atomic(os.path.join(args.out, "results.json"),
+                      {"seeds": args.seeds, "tiers": tier_tasks, "correlations": summary,
+                       "dropped": dropped, "programs": programs_json})
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
