@@ -20,6 +20,12 @@ one per CPU), set before JAX is imported; steady-state times are the median of `
 runs, engine and floor interleaved so that both see the same machine load.
 
     .venv/bin/python scripts/bench_eval.py [--tasks a,b] [--programs 20] [--naive 3]
+    .venv/bin/python scripts/bench_eval.py --startup [--held-out a,b]
+
+``--startup`` measures instead what a campaign's worker pays before its first evaluation
+(``discover.pool.EvaluationWorker``: compiling every search and tier-B task and tuning adam on
+each), in a fresh process, twice: cold (empty compilation and baseline caches) and warm (the
+caches the first start filled).
 """
 
 from __future__ import annotations
@@ -89,6 +95,37 @@ def median(clocks: list) -> tuple[float, float]:
     return (statistics.median(c.wall for c in clocks), statistics.median(c.cpu for c in clocks))
 
 
+STARTUP = """
+import json, sys, time
+start = time.perf_counter()
+from discover.pool import EvaluationWorker, WorkerSpec
+spec = WorkerSpec(tuple(sys.argv[1].split(",")), held_out_tasks=tuple(sys.argv[2].split(",")))
+worker = EvaluationWorker(spec)
+print(json.dumps({"warm_up": worker.warm_up_seconds, "total": time.perf_counter() - start}))
+"""
+
+
+def startup(names: list[str], held_out: list[str]) -> int:
+    """Print a worker's start-up, cold then warm, each in a fresh process."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        env = dict(os.environ, DISCOVER_COMPILE_CACHE=os.path.join(folder, "xla"),
+                   DISCOVER_BASELINE_CACHE=os.path.join(folder, "baselines"))
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        print(f"worker start-up: {len(names)} search tasks, tier B {', '.join(held_out)}; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        for kind in ("cold", "warm"):
+            out = subprocess.run([sys.executable, "-c", STARTUP, ",".join(names),
+                                  ",".join(held_out)], env=env, cwd=root, check=True,
+                                 capture_output=True, text=True)
+            numbers = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"  {kind}: EvaluationWorker.__init__ {numbers['warm_up']:.1f} s "
+                  f"(process {numbers['total']:.1f} s with imports)", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", help="comma-separated tasks (default: tasks.search_names())")
@@ -97,7 +134,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs per steady-state time")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--startup", action="store_true",
+                        help="measure a worker's start-up, cold and warm, instead")
+    parser.add_argument("--held-out", help="tier-B tasks for --startup (default: tier B)")
     args = parser.parse_args()
+    if args.startup:
+        import tasks
+
+        return startup(args.tasks.split(",") if args.tasks else tasks.search_names(),
+                       args.held_out.split(",") if args.held_out else tasks.held_out_names())
 
     import jax
     import optax

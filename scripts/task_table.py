@@ -5,12 +5,13 @@ with its family, parameters, steps, batch, data, measured seconds per run and ad
   (``tasks.train.Trainer``, XLA on one thread, as in the search's workers) after its compile,
   the median of 3, divided by 3.  A search candidate costs about 1.9 windows per task (the
   walk, ``scripts/bench_eval.py``), so the search set's "s/candidate" is 1.9 x 3 x the sum.
-* adam: the rate tuned on the wide grid over seeds 0, 1, 2 (``discover.evaluate``, the
-  yardstick; read from the disk cache of ``discover.baseline_cache`` when it holds it), with
-  the validation loss before -> after (geometric means over the seeds); ``!`` marks a rate
-  at the grid's limit.
+* adam: the rate tuned on the wide grid over seeds 0, 1, 2 (``discover.bench``, the
+  yardstick), with the validation loss before -> after (geometric means over the seeds);
+  ``!`` marks a rate at the grid's limit.  The runs are cached where
+  ``scripts/proxy_validity.py`` caches them (``--cache``), so its runs are reused and these
+  are reused by it.
 
-    .venv/bin/python scripts/task_table.py [--extra] [--tiers search,B,C]
+    .venv/bin/python scripts/task_table.py [--extra] [--tiers search,B,C] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiers", default="search,B,C")
     parser.add_argument("--extra", action="store_true", help="add the extra tier")
+    parser.add_argument("--cache", default=os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "proxy", "cache"))
     args = parser.parse_args()
 
     import jax
@@ -46,7 +49,8 @@ def main() -> None:
     import programs
     import tasks
     from discover import compile_cache
-    from discover.evaluate import Evaluator
+    from discover.bench import Cache, TaskEngine
+    from discover.tuning import mean_log_loss
     from tasks.train import Trainer
 
     compile_cache.enable()
@@ -69,12 +73,18 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             per_run = statistics.median(times) / 3
             totals[tier] = totals.get(tier, 0.0) + per_run
-            baseline = Evaluator([name], seeds=(0, 1, 2), wide=True).baseline(name)
-            mark = "!" if baseline.tuning.at_limit else ""
+            folder = os.path.join(args.cache, name)
+            os.makedirs(folder, exist_ok=True)
+            engine = TaskEngine(name, (0, 1, 2), 3, 32, 4,
+                                Cache(os.path.join(folder, "untrained.json")))
+            tuning = engine.tune(adam, Cache(os.path.join(folder, f"{adam.fingerprint()}.json")))
+            initial = float(np.exp(mean_log_loss(engine.initial_losses())))
+            loss = float(np.exp(mean_log_loss(tuning.best_losses)))
+            mark = "!" if tuning.at_limit else ""
             print(f"| `{name}` | {tier} | {task.family} | {trainer.data.size:,} | {task.steps} "
                   f"| {task.batch_size or '-'} | {data_name(task.data_source)} "
-                  f"| {per_run:.3f} | {baseline.lr:.3g}{mark} "
-                  f"| {baseline.initial:.3g} -> {baseline.loss:.3g} |", flush=True)
+                  f"| {per_run:.3f} | {tuning.lr:.3g}{mark} "
+                  f"| {initial:.3g} -> {loss:.3g} |", flush=True)
     print()
     for tier, total in totals.items():
         print(f"tier {tier}: {total:.3f} s per run of every task; x3 rates x1.9 windows "

@@ -27,6 +27,7 @@ from tasks import (
 from tasks.base import TIERS, Task
 
 _REGISTRY: dict[str, Task] = {}
+_BUILTINS: dict[str, Task] = {}
 
 # Characters a task name may not contain: ',' separates names on the command line, ':' marks a
 # "module:factory" spec.
@@ -50,6 +51,12 @@ def register(task_or_factory: Task | Callable[[], Task], *, replace: bool = Fals
         raise ValueError(f"task {task.name!r} is already registered (pass replace=True)")
     _REGISTRY[task.name] = task
     return task
+
+
+def is_builtin(task: Task) -> bool:
+    """True for a task object the package itself registered (its definition is all in this
+    package's source: the export cache of ``tasks.train`` relies on it)."""
+    return _BUILTINS.get(task.name) is task
 
 
 def unregister(name: str) -> None:
@@ -174,7 +181,7 @@ def _register_builtins() -> None:
         digits_autoencoder.make(),
         rnn_adding.make(),
     ):
-        register(task)
+        _BUILTINS[task.name] = register(task)
 
 
 _register_builtins()

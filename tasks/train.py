@@ -20,11 +20,22 @@ Contract:
   chunks are skipped and their training losses reported as NaN.  Results are deterministic.
 * :class:`OptaxTrainer` runs an ``optax`` optimizer over the same grid and seeds with the same
   loop; it compiles per optimizer and is the reference (tests) and the floor (benchmark).
+* Tracing a built-in task's run takes longer than compiling it.  With :func:`use_export_cache`
+  (``discover.compile_cache.enable`` calls it) the traced and lowered run of a registered
+  built-in task is kept on disk (``jax.export``), keyed by everything it is traced from (the
+  task's registration and size, the bucket, the grid, the seeds, the argument shapes, the
+  JAX version and a digest of the sources of ``programs`` and ``tasks``); a trainer that finds
+  it skips tracing, and XLA's own persistent cache then skips compiling.  The exported module
+  is the one tracing gives, so the results are the same (``tests/test_compile_cache.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import glob
+import hashlib
+import os
 from collections.abc import Callable, Sequence
 
 import jax
@@ -46,6 +57,42 @@ register row (learning rates x seeds x parameters) has a number of elements in t
 Measured with XLA:CPU on 2 cores: folding saves statements (a dispatch, and a pass over memory
 each), which pays on tiny rows and on rows that do not fit the L2 cache (256 KiB and up), but
 it adds per-element work to every statement, which costs more than it saves in between."""
+
+
+_EXPORT_DIR: str | None = None
+
+
+def use_export_cache(path: str | None) -> None:
+    """Keep traced runs of built-in tasks under ``path`` (None: off, the default)."""
+    global _EXPORT_DIR
+    if path is not None:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError:
+            path = None
+    _EXPORT_DIR = path
+
+
+@functools.cache
+def _sources_digest() -> str:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sha = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(root, "programs", "*.py"))
+                       + glob.glob(os.path.join(root, "tasks", "*.py"))):
+        with open(path, "rb") as f:
+            sha.update(os.path.basename(path).encode() + b"\0" + f.read())
+    return sha.hexdigest()
+
+
+@functools.cache
+def _register_serializations() -> None:
+    from jax import export
+
+    from programs.vm import EncodedProgram, Layout
+
+    export.register_namedtuple_serialization(EncodedProgram,
+                                             serialized_name="programs.vm.EncodedProgram")
+    export.register_namedtuple_serialization(Layout, serialized_name="programs.vm.Layout")
 
 
 def lr_grid(center: float, n: int = 3) -> np.ndarray:
@@ -137,8 +184,68 @@ class Trainer:
         # The scalar pass is shared by every task whose steps pad to the same power of two.
         self.padded_steps = max(64, 1 << (task.steps - 1).bit_length())
         self.chunk = early_stop_chunk(task.steps)
-        self.compiled = jax.jit(self._run)
+        self._traced = jax.jit(self._run)
+        self._exported = None  # jax.jit of the exported run, once loaded or made
         self._initial = None
+
+    @property
+    def compiled(self):
+        """The jitted run: traced here, or loaded from the export cache."""
+        return self._traced if self._exported is None else self._exported
+
+    def _export_path(self, args) -> str | None:
+        """Where this run's export lives; None when there is no cache or the task is not a
+        registered built-in (a user's factory may close over values no key can see)."""
+        from tasks import registry
+
+        if _EXPORT_DIR is None or not registry.is_builtin(self.task):
+            return None
+        shapes = jax.tree.map(lambda a: (tuple(a.shape), str(a.dtype)), args)
+        registers = self.machine.registers
+        key = repr((jax.__version__, _sources_digest(), self.task.name, self.task.steps,
+                    self.task.batch_size, self.task.description, self.data.seeds,
+                    len(self.lrs), registers.max_statements, registers.max_slots,
+                    self.machine.fold, self.padded_steps, self.chunk,
+                    jax.tree.structure(args), jax.tree.leaves(shapes)))
+        return os.path.join(_EXPORT_DIR, hashlib.sha256(key.encode()).hexdigest()[:32] + ".bin")
+
+    def _call(self, *args):
+        """Run through the exported run when the cache has it (or can take it), else trace."""
+        if self._exported is None and self._traced._cache_size() == 0:
+            path = self._export_path(args)
+            if path is not None:
+                from jax import export
+
+                _register_serializations()
+                exported = None
+                if os.path.exists(path):
+                    try:
+                        with open(path, "rb") as f:
+                            exported = export.deserialize(bytearray(f.read()))
+                    except Exception:  # noqa: BLE001 (a damaged entry is a miss)
+                        exported = None
+                if exported is None:
+                    exported = self._export(args, path)
+                if exported is not None:
+                    self._exported = jax.jit(exported.call)
+        return self.compiled(*args)
+
+    def _export(self, args, path: str):
+        """Trace and lower the run once, write it to ``path`` (atomically); None if this
+        JAX cannot (the run is then traced as usual)."""
+        from jax import export
+
+        tmp = f"{path}.{os.getpid()}.tmp"
+        try:
+            exported = export.export(self._traced)(*args)
+            with open(tmp, "wb") as f:
+                f.write(exported.serialize())
+            os.replace(tmp, path)
+        except Exception:  # noqa: BLE001 (no serialization, a full disk: trace as usual)
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            return None
+        return exported
 
     def encode(self, program: Program) -> EncodedProgram:
         return self.machine.encode(program)
@@ -209,8 +316,8 @@ class Trainer:
                              "folding: pass the Program, or encode with trainer.encode()")
         scalars = scalar_registers(encoded, lrs, self.padded_steps,
                                    np.float32(self.task.steps))
-        valid, losses = self.compiled(encoded, scalars, self.data.w0, self.data.batches,
-                                      self.data.valid, self.layout)
+        valid, losses = self._call(encoded, scalars, self.data.w0, self.data.batches,
+                                   self.data.valid, self.layout)
         return RunResult(lrs, self.data.seeds, np.asarray(valid, np.float64),
                          self.initial_valid_losses(),
                          np.asarray(losses, np.float64) if curves else None)

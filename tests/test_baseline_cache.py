@@ -68,7 +68,7 @@ def test_a_corrupt_entry_is_a_miss_and_is_replaced(tmp_path, monkeypatch):
     again = Evaluator(["quadratic"])
     baseline = again.baseline("quadratic")
     assert again.trainer("quadratic", ADAM).compiled._cache_size() == 1  # trained again
-    assert baseline.loss < baseline.initial
+    assert baseline.loss < baseline.initial_loss
     assert baseline_cache.load(baseline_cache.key(
         tasks.get("quadratic"), (0,), 3, str(ADAM),
         again.trainer("quadratic").initial_valid_losses())) is not None  # rewritten whole

@@ -44,3 +44,44 @@ def test_empty_value_turns_it_off():
     env.pop("DISCOVER_COMPILE_CACHE")
     env["XDG_CACHE_HOME"] = "/proc/no-such-place"  # cannot be created: off, not an error
     assert run(env) == {"path": None, "hits": 0}
+
+
+TRACED = """
+import json
+from discover import compile_cache
+compile_cache.enable()
+import programs, tasks
+from tasks import quadratic
+from tasks.train import Trainer
+builtin = Trainer(tasks.get("logistic"), seeds=(0, 1))
+result = builtin.run(programs.BASELINES["lion"])
+user = Trainer(quadratic.make(), seeds=(0,))  # same definition, but not the registry's object
+user.run(programs.BASELINES["sgd"])
+print(json.dumps({"exported": builtin._exported is not None, "user": user._exported is not None,
+                  "losses": result.valid_losses.tolist()}))
+"""
+
+
+def test_the_traced_run_of_a_builtin_task_is_kept_and_gives_the_same_losses(tmp_path):
+    """The export cache (tasks.train.use_export_cache): a second process loads the traced run
+    instead of tracing it; the losses equal a plain traced run's to the bit; a user's task is
+    never exported; a damaged entry is a miss and is written again."""
+    def start(cache: str) -> dict:
+        env = dict(os.environ, DISCOVER_COMPILE_CACHE=cache)
+        out = subprocess.run([sys.executable, "-c", TRACED], check=False, capture_output=True,
+                             text=True, cwd=ROOT, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    reference = start("")  # no cache: traced as always
+    assert not reference["exported"]
+    cache = str(tmp_path / "xla")
+    first, second = start(cache), start(cache)
+    traced = tmp_path / "xla-traced"
+    (entry,) = os.listdir(traced)
+    assert first["exported"] and second["exported"] and not first["user"]
+    assert first["losses"] == second["losses"] == reference["losses"]
+    (traced / entry).write_bytes(b"not an export")
+    third = start(cache)
+    assert third["exported"] and third["losses"] == reference["losses"]
+    assert (traced / entry).read_bytes() != b"not an export"
