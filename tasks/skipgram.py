@@ -26,6 +26,8 @@ _VALID_SALT = 910
 
 # default_lr: the centre of the rate grid; adam's tuned rate on each registered size is in
 # the README's task table (the wide grid, seeds 0-2), measured after the sizes were set.
+# 10**-1.5 (0.0316): at 0.1 adam's validation loss was 3.16 (search size) and 5.0 (tier B)
+# against 2.48 and 2.52 at 0.0316 (seed 0), so the grid is centred half a decade lower.
 
 
 @functools.cache
@@ -53,7 +55,8 @@ def _negatives(rng: np.random.Generator, counts: np.ndarray, shape) -> np.ndarra
 
 def make(vocab: int = 1000, dim: int = 16, window: int = 2, negatives: int = 4,
          steps: int = 200, batch_size: int = 64, valid_size: int = 4096,
-         default_lr: float = 0.1, tier: str = "search", name: str = "kjv_skipgram") -> Task:
+         default_lr: float = 10 ** -1.5, tier: str = "search",
+         name: str = "kjv_skipgram") -> Task:
 
     def init(key):
         k_in, k_out = jax.random.split(key)

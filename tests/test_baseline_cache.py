@@ -12,6 +12,7 @@ import programs
 import tasks
 from discover import baseline_cache
 from discover.evaluate import Evaluator
+from discover.tuning import Tuning
 
 ADAM = programs.BASELINES["adam"]
 
@@ -79,6 +80,6 @@ def test_an_empty_or_uncreatable_directory_turns_it_off(value, monkeypatch):
     monkeypatch.setenv(baseline_cache.ENV, value)
     assert baseline_cache.directory() is None
     key = baseline_cache.key(tasks.get("quadratic"), (0,), 3, str(ADAM), [1.0])
-    evaluator = Evaluator(["quadratic"])
-    baseline_cache.store(key, evaluator.baseline("quadratic").tuning)  # writes nothing
+    tuning = Tuning((-1, 0, 1), (0.1, 0.2, 0.3), np.array([[2.0], [1.0], [np.nan]]), 1, False, 1)
+    baseline_cache.store(key, tuning)  # writes nothing
     assert baseline_cache.load(key) is None

@@ -55,9 +55,12 @@ def test_adam_at_default_lr_lowers_the_validation_loss(name, adam_run):
     assert np.isfinite(initial) and initial > 0
     assert isinstance(losses, np.ndarray) and losses.shape == (task.steps,)
     assert np.all(np.isfinite(losses)) and np.isfinite(valid)
-    assert valid < 0.6 * initial, f"{name}: validation loss {initial:.4g} -> {valid:.4g}"
+    # Skip-gram's loss has a high floor (context words are hard to predict even from the best
+    # embedding): from (1 + negatives) log 2 it falls by about a third.
+    share = 0.8 if task.family == "embedding" else 0.6
+    assert valid < share * initial, f"{name}: validation loss {initial:.4g} -> {valid:.4g}"
     tail = max(task.steps // 10, 1)
-    assert np.mean(losses[-tail:]) < 0.6 * losses[0]
+    assert np.mean(losses[-tail:]) < share * losses[0]
 
 
 @pytest.mark.parametrize("name", NOT_C)
