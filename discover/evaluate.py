@@ -195,12 +195,15 @@ class Evaluator:
         """Compile every task's run and compute the baselines now (else on first use); after
         it, evaluating a candidate compiles nothing."""
         for name in self.task_names:
-            self.baseline(name)
-            # Compile the candidates' bucket (adam may have run in its own, or not at all when
-            # it came from the disk cache): a program that diverges at once stops the run
-            # after its first chunk of steps.
-            self.trainer(name).run(WARM_UP_PROGRAM)
+            self.warm_task(name)
         return self
+
+    def warm_task(self, task_name: str) -> None:
+        """``warm_up`` for one task: adam's baseline, then the candidates' bucket compiled
+        (adam may have run in its own, or not at all when it came from the disk cache) by a
+        program that diverges at once, which stops the run after its first chunk of steps."""
+        self.baseline(task_name)
+        self.trainer(task_name).run(WARM_UP_PROGRAM)
 
     def run(self, program: Program, task_name: str, lrs=None) -> RunResult:
         """The raw runs of ``program`` on one task at ``lrs`` (default: the grid around the

@@ -135,7 +135,8 @@ def _passes(search: Evaluation, threshold: float) -> bool:
 class EvaluationWorker:
     """The evaluators of one process; compiles everything in ``__init__``."""
 
-    def __init__(self, spec: WorkerSpec, name: str = "serial", memory_mb: int | None = None):
+    def __init__(self, spec: WorkerSpec, name: str = "serial", memory_mb: int | None = None,
+                 share: tuple[int, int] = (0, 1)):
         if memory_mb is not None:
             limit_memory(memory_mb)  # before the evaluators allocate anything
         # Imported here, after the actor's environment is set (JAX reads XLA_FLAGS once).
@@ -150,11 +151,20 @@ class EvaluationWorker:
         start = time.perf_counter()
         kwargs = {"lr_grid": spec.lr_grid, "max_statements": spec.max_statements,
                   "max_slots": spec.max_slots}
-        self.search = cached_evaluator(list(spec.tasks), seeds=spec.seeds, **kwargs).warm_up()
+        self.search = cached_evaluator(list(spec.tasks), seeds=spec.seeds, **kwargs)
         self.held_out = None
         if spec.held_out_tasks:
             self.held_out = cached_evaluator(list(spec.held_out_tasks),
-                                             seeds=spec.held_out_seeds, **kwargs).warm_up()
+                                             seeds=spec.held_out_seeds, **kwargs)
+        # Worker ``share[0]`` of ``share[1]`` starting together warms the tasks from its own
+        # place in the list, round to the start: the traced runs, executables and adam's
+        # tunings it writes to the disk caches are read by the others when they get there, so
+        # a cold start of N workers costs about 1/N of the work each instead of all of it.
+        work = [(e, t) for e in (self.search, self.held_out) if e is not None
+                for t in e.task_names]
+        first = (share[0] % share[1]) * len(work) // share[1]
+        for evaluator, task_name in work[first:] + work[:first]:
+            evaluator.warm_task(task_name)
         self.warm_up_seconds = time.perf_counter() - start
         self.busy_seconds = 0.0
 

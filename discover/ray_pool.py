@@ -125,8 +125,9 @@ class RayPool:
         return [w.handle for w in self.workers]
 
     def _start(self) -> _Actor:
-        name = f"actor-{next(self._names)}"
-        handle = self._actor_class.remote(self.spec, name, self.memory_mb)
+        index = next(self._names)
+        name = f"actor-{index}"
+        handle = self._actor_class.remote(self.spec, name, self.memory_mb, (index, self.size))
         return _Actor(name, handle, ready_ref=handle.ready.remote(), since=time.monotonic())
 
     # -- the pool interface ---------------------------------------------------------------
