@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from discover.cache_dirs import cache_directory
 from discover.tuning import Tuning
 
 ENV = "DISCOVER_BASELINE_CACHE"
@@ -39,15 +40,7 @@ _ENGINE_SOURCES = ("programs/vm.py", "programs/ops.py", "tasks/train.py", "tasks
 
 def directory() -> str | None:
     """The cache directory, created; None when the cache is off."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    path = os.environ.get(ENV, os.path.join(base, "optimizer-discovery", "baselines"))
-    if not path:
-        return None
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
-        return None
-    return path
+    return cache_directory(ENV, "baselines")
 
 
 @functools.cache

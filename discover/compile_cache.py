@@ -15,24 +15,17 @@ from __future__ import annotations
 
 import os
 
+from discover.cache_dirs import cache_directory
+
 ENV = "DISCOVER_COMPILE_CACHE"
 MIN_COMPILE_SECONDS = 1.0
 """Only executables that took at least this long to compile are written (the engine's runs)."""
 
 
-def default_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "optimizer-discovery", "xla")
-
-
 def enable() -> str | None:
     """Turn the cache on; returns its directory, or None when it is off."""
-    path = os.environ.get(ENV, default_dir())
-    if not path:
-        return None
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError:
+    path = cache_directory(ENV, "xla")
+    if path is None:
         return None
     import jax
 
