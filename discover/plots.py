@@ -9,6 +9,7 @@ on the search's scale: 0 is tuned adam, lower is better, a failed evaluation cou
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 
@@ -45,6 +46,15 @@ def _evaluation_axis(ax, n: int) -> None:
 
     ax.set_xlim(0, n + max(1, n // 50))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _evaluation_panel(ax, n: int, xlabel: str, ylabel: str) -> None:
+    """Axes of a panel against evaluations: ticks, labels, grid, legend below."""
+    _evaluation_axis(ax, n)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    _legend_below(ax)
 
 
 def running_best(values: np.ndarray) -> np.ndarray:
@@ -94,12 +104,9 @@ def fitness_figure(search: list[float | None], held_out: list[tuple[int, float]]
                    label=f"median of last {held_window} held-out score{'s' * (held_window > 1)}")
         right.set_title("Held-out score (candidates that passed the funnel)")
     for a in axes[0]:
-        _evaluation_axis(a, len(scores))
         a.axhline(0.0, color="black", lw=0.8, ls="--")
-        a.set_xlabel("evaluations (in the order results arrived)")
-        a.set_ylabel("score (0 = tuned adam, lower is better)")
-        a.grid(alpha=0.3)
-        _legend_below(a)
+        _evaluation_panel(a, len(scores), "evaluations (in the order results arrived)",
+                          "score (0 = tuned adam, lower is better)")
     fig.tight_layout()
     return _png(fig)
 
@@ -249,4 +256,34 @@ def lr_curves_figure(curves: dict[str, list[tuple]]) -> bytes:
     fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(len(labels), 8),
                bbox_to_anchor=(0.5, -0.02 - 0.03 * ((len(labels) - 1) // 8)))
     fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return _png(fig)
+
+
+def search_power_figure(curves: dict[str, dict[str, np.ndarray]],
+                        references: dict[str, dict[str, float]] | None = None) -> bytes:
+    """Best search score so far against evaluations, one panel per target: for each variant
+    the median over seeds (line) and the quartiles (band).  ``curves[target][variant]`` is
+    [seeds, evaluations] (NaN where a run has no score yet); ``references[target]`` are
+    horizontal lines (a tuned baseline's search score)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(6.0 * len(curves), 4.0), squeeze=False)
+    for ax, (target, variants) in zip(axes[0], curves.items()):
+        n = 1
+        for i, (variant, runs) in enumerate(variants.items()):
+            runs = np.asarray(runs, float)
+            n = max(n, runs.shape[1])
+            x = np.arange(1, runs.shape[1] + 1)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+                low, mid, high = np.nanpercentile(runs, [25, 50, 75], axis=0)
+            color = f"C{i}"
+            ax.plot(x, mid, color=color, lw=2, label=f"{variant} (median of {len(runs)})")
+            ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
+        for j, (name, value) in enumerate((references or {}).get(target, {}).items()):
+            color, style = BASELINE_STYLES.get(name, (("tab:red", "tab:olive", "tab:cyan")[j % 3],
+                                                      ":"))
+            ax.axhline(value, color=color, ls=style, lw=1, label=f"tuned {name}")
+        ax.set_title(f"target: {target}")
+        _evaluation_panel(ax, n, "evaluations", "best search score so far (0 = tuned adam)")
+    fig.tight_layout()
     return _png(fig)

@@ -1,0 +1,381 @@
+"""Search power: how often a search configuration reaches a stated target, and how fast.
+
+AutoML-Zero's way of judging a search feature: run K independent searches (seeds) with the
+same budget from the same start, judge each against a target, and report the success rate
+with its interval and the evaluations (and CPU seconds) to success.  ``scripts/bench_search.py``
+is the command; this module is the library it drives.
+
+Contract:
+
+* A :class:`Target` names the start of the searches and what counts as success: a program that
+  beats every one of its ``references`` (tuned baselines) by more than ``MIN_EFFECT`` beyond
+  the 95% interval on the judge's tasks (``discover.stats.verdict``), and, when ``stateful``,
+  keeps state that reaches its update (``programs.simplify``: at least one slot survives).
+* A :class:`Variant` is a set of :class:`~discover.config.CampaignConfig` changes (a feature
+  on or off).  :func:`campaign_config` is the one configuration of a (target, variant, seed):
+  serial evaluation in this process (``workers`` 0), no funnel (the search set alone), no
+  time limit, ``max_evals`` the budget.
+* :func:`search` runs one such campaign in ``<out>/runs/<target>/<variant>/seed<k>``, a real
+  run directory: killed at any point it resumes where it stopped (``Campaign.open``); a
+  finished one is left alone; one made with another configuration is a ``UserError`` (move
+  it away), never overwritten.
+* :class:`Judge` scores programs with the yardstick (``discover.bench``: every rate tuned on
+  the wide grid, the judge's seeds, scores against tuned adam), every run cached in one
+  ``discover.bench.Cache`` file, so a second judgement trains nothing.
+* :func:`first_success` finds a run's first success among the programs that improved the
+  run's best search score (in evaluation order; with ``stateful``, among stateful programs
+  only).  It judges the last such program first: if it fails, the run failed (an earlier
+  program scored worse on the search tasks); if it passes, a bisection finds the first that
+  passes, assuming that success is monotone along the improvements (stated in the report:
+  at most ``log2(n) + 1`` judgements a run instead of ``n``).
+* :func:`summarize` gives per (target, variant) the success count, rate and its 95%
+  Clopper-Pearson interval (``scipy.stats.binomtest``), and the median evaluations and CPU
+  seconds (the evaluations' own ``seconds``) to success over the runs that succeeded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from discover.config import START_SCRATCH, CampaignConfig
+from discover.errors import UserError
+from discover.records import OK, LogRecord
+from discover.stats import MIN_EFFECT, aggregate, interval
+
+RUNS_DIR = "runs"
+JUDGE_CACHE = "judge_cache.json"
+JUDGE_BUCKET = (32, 4)
+"""Statements and slots of the judge's compiled engine (every baseline and every program a
+search may make, ``max_statements`` <= 32, fits)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """Where the searches start and what a success is (see the module docstring)."""
+
+    name: str
+    start: tuple[str, ...]
+    references: tuple[str, ...]
+    stateful: bool
+    description: str
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("momentum", (START_SCRATCH,), ("sgd", "signsgd"), True,
+           "from `u = g * lr`: a program with live state that beats tuned sgd and tuned "
+           "signsgd beyond the interval"),
+    Target("adam", ("adam",), ("adam",), False,
+           "from adam: a program that beats tuned adam beyond the interval"),
+)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A search configuration: ``changes`` to the campaign configuration."""
+
+    name: str
+    changes: Mapping[str, object]
+    description: str
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in (
+    Variant("default", {}, "the campaign defaults"),
+    Variant("restarts", {"plateau_evals": 100},
+            "restart from the best after 100 evaluations without improvement"),
+)}
+
+
+def campaign_config(target: Target, variant: Variant, seed: int, budget: int,
+                    task_names: Sequence[str] | None = None,
+                    base: Mapping[str, object] | None = None) -> CampaignConfig:
+    """The configuration of one search of the benchmark (see the module docstring)."""
+    config = CampaignConfig(
+        name=f"{target.name}-{variant.name}-seed{seed}", seed=seed, max_evals=budget,
+        time_limit=None, workers=0, tasks=None if task_names is None else tuple(task_names),
+        held_out_tasks=(), start=target.start, progress_seconds=0.0)
+    return config.replace(**{**dict(base or {}), **dict(variant.changes)})
+
+
+def run_path(out_dir: str, target: str, variant: str, seed: int) -> str:
+    return os.path.join(out_dir, RUNS_DIR, target, variant, f"seed{seed}")
+
+
+_POOLS: dict = {}
+
+
+def _pool(spec):
+    """One serial pool per spec and process: its tasks compile once for all the searches a
+    process runs."""
+    from discover.pool import SerialPool
+
+    if spec not in _POOLS:
+        _POOLS[spec] = SerialPool(spec)
+    return _POOLS[spec]
+
+
+def search(path: str, config: CampaignConfig) -> int:
+    """Run (or resume) the campaign of ``config`` in ``path`` to its budget; returns the
+    evaluations logged.  A directory made with another configuration is a UserError."""
+    from discover import compile_cache
+    from discover.campaign import Campaign
+    from discover.pool import WorkerSpec
+    from discover.resolve import resolve_tasks
+    from discover.rundir import CONFIG_FILE, load
+    from discover.rundir.files import read_json
+
+    config = resolve_tasks(config)
+    compile_cache.enable()
+    if os.path.exists(os.path.join(path, CONFIG_FILE)):
+        saved = read_json(os.path.join(path, CONFIG_FILE))
+        wanted = config.to_dict()
+        differs = sorted(k for k in wanted if k != "max_evals" and saved.get(k) != wanted[k])
+        if differs:
+            raise UserError(f"{path}: made with another configuration ({', '.join(differs)} "
+                            f"differ); move it away to run this one")
+        done = len(load(path).log)
+        if done >= config.max_evals:
+            return done
+        campaign = Campaign.open(path, max_evals=config.max_evals)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        campaign = Campaign.create(config, path)
+    try:
+        campaign.run(_pool(WorkerSpec.from_config(campaign.config)), progress=False)
+    finally:
+        campaign.close()
+    return len(load(path).log)
+
+
+# -- judging ----------------------------------------------------------------------------------
+
+def stateful(program) -> bool:
+    """Whether state reaches the update: a slot survives simplification."""
+    from programs.simplify import simplify, without_unread_slots
+
+    return len(without_unread_slots(simplify(program)).slots) > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    """A program against a target's references: per reference the median over tasks of the
+    mean paired difference (program minus reference, lower is better) and its 95% interval;
+    ``success`` when every interval's upper end is below ``-MIN_EFFECT`` (and the program is
+    stateful where the target asks it)."""
+
+    fingerprint: str
+    differences: dict[str, float]
+    intervals: dict[str, tuple[float, float] | None]
+    stateful: bool
+    success: bool
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Judge:
+    """The yardstick on a fixed suite, engines compiled on first need, every run cached in
+    ``cache_path`` (see the module docstring)."""
+
+    def __init__(self, task_names: Sequence[str], seeds: Sequence[int], cache_path: str,
+                 lr_grid: int = 3):
+        from discover.bench import Cache, TaskEngine
+
+        self.task_names, self.seeds = list(task_names), tuple(seeds)
+        self.cache = Cache(cache_path)
+        self.engines = {t: TaskEngine(t, self.seeds, lr_grid, *JUDGE_BUCKET, self.cache)
+                        for t in self.task_names}
+        self._seed_scores: dict[str, list[np.ndarray]] = {}
+
+    def seed_scores(self, program) -> list[np.ndarray]:
+        """Per task, the program's per-seed scores against tuned adam (wide tuning)."""
+        import programs
+        from discover.bench import task_scores
+        from discover.evaluate import BASELINE
+
+        fingerprint = program.fingerprint()
+        if fingerprint not in self._seed_scores:
+            out = []
+            for name, engine in self.engines.items():
+                tunings = {BASELINE: engine.tune(programs.BASELINES[BASELINE]),
+                           "program": engine.tune(program)}
+                score = task_scores(name, tunings, engine.initial_losses())["program"]
+                out.append(np.asarray(score.seed_scores, np.float64))
+            self._seed_scores[fingerprint] = out
+        return self._seed_scores[fingerprint]
+
+    def judge(self, program, target: Target) -> Judgement:
+        import programs
+
+        mine = self.seed_scores(program)
+        differences, intervals = {}, {}
+        for name in target.references:
+            theirs = self.seed_scores(programs.BASELINES[name])
+            paired = [a - b for a, b in zip(mine, theirs)]
+            differences[name] = aggregate(float(np.mean(d)) for d in paired)
+            intervals[name] = interval(paired)
+        live = stateful(program)
+        beats = all(b is not None and b[1] < -MIN_EFFECT for b in intervals.values())
+        return Judgement(program.fingerprint(), differences, intervals, live,
+                         beats and (live or not target.stateful))
+
+
+def improvements(log: Sequence[LogRecord], eligible: Callable[[LogRecord], bool]
+                 ) -> list[tuple[int, LogRecord]]:
+    """``(evaluations so far, record)`` for each record, in evaluation (``seq``) order, whose
+    search score is better than every eligible record's before it (eligible, status OK)."""
+    best, out = math.inf, []
+    for count, record in enumerate(sorted(log, key=lambda r: r.seq), 1):
+        if record.status == OK and record.search_score < best and eligible(record):
+            best = record.search_score
+            out.append((count, record))
+    return out
+
+
+def first_success(candidates: Sequence, passes: Callable[[object], bool]) -> int | None:
+    """Index of the first candidate that passes, by the rule of the module docstring: the last
+    is judged first (None if it fails), then a bisection (success assumed monotone)."""
+    if not candidates or not passes(candidates[-1]):
+        return None
+    low, high = 0, len(candidates) - 1  # high passes; every index below low is taken to fail
+    while low < high:
+        middle = (low + high) // 2
+        if passes(candidates[middle]):
+            high = middle
+        else:
+            low = middle + 1
+    return high
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOutcome:
+    """One search judged: its evaluations and CPU seconds, its best search score, and the
+    first success (evaluations and CPU seconds up to it, its program), or none."""
+
+    target: str
+    variant: str
+    seed: int
+    evaluations: int
+    cpu_seconds: float
+    best_search_score: float
+    success: bool
+    evaluations_to_success: int | None
+    cpu_seconds_to_success: float | None
+    program: str | None
+    judgement: dict | None
+    judged: int
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def judge_run(path: str, target: Target, variant: str, seed: int, judge: Judge) -> RunOutcome:
+    """Read the run directory ``path`` and judge it (see :func:`first_success`)."""
+    import programs
+    from discover.rundir import load
+
+    log = sorted(load(path).log, key=lambda r: r.seq)
+    parsed: dict[str, object] = {}
+
+    def program(record: LogRecord):
+        if record.program not in parsed:
+            parsed[record.program] = programs.parse(record.program)
+        return parsed[record.program]
+
+    eligible = (lambda r: stateful(program(r))) if target.stateful else (lambda r: True)
+    candidates = improvements(log, eligible)
+    judgements: dict[str, Judgement] = {}
+
+    def passes(candidate) -> bool:
+        record = candidate[1]
+        if record.fingerprint not in judgements:
+            judgements[record.fingerprint] = judge.judge(program(record), target)
+        return judgements[record.fingerprint].success
+
+    index = first_success(candidates, passes)
+    seconds = np.cumsum([r.seconds for r in log]) if log else np.zeros(0)
+    ok = [r.search_score for r in log if r.status == OK]
+    common = {"target": target.name, "variant": variant, "seed": seed, "evaluations": len(log),
+                  "cpu_seconds": float(seconds[-1]) if len(seconds) else 0.0,
+                  "best_search_score": min(ok) if ok else math.nan, "judged": len(judgements)}
+    if index is None:
+        last = candidates[-1][1] if candidates else None
+        verdict = judgements.get(last.fingerprint) if last is not None else None
+        return RunOutcome(**common, success=False, evaluations_to_success=None,
+                          cpu_seconds_to_success=None,
+                          program=last.program if last is not None else None,
+                          judgement=verdict.to_dict() if verdict else None)
+    count, record = candidates[index]
+    return RunOutcome(**common, success=True, evaluations_to_success=count,
+                      cpu_seconds_to_success=float(seconds[count - 1]), program=record.program,
+                      judgement=judgements[record.fingerprint].to_dict())
+
+
+def best_so_far(path: str, budget: int) -> np.ndarray:
+    """The run's best search score after each of its first ``budget`` evaluations (NaN before
+    the first that succeeded, and past the end of the log)."""
+    from discover.rundir import load
+
+    log = sorted(load(path).log, key=lambda r: r.seq)[:budget]
+    out = np.full(budget, math.nan)
+    best = math.inf
+    for i, record in enumerate(log):
+        if record.status == OK:
+            best = min(best, record.search_score)
+        out[i] = best if math.isfinite(best) else math.nan
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """Success of one (target, variant) over its seeds."""
+
+    target: str
+    variant: str
+    runs: int
+    successes: int
+    rate_interval: tuple[float, float]
+    median_evaluations: float | None
+    median_cpu_seconds: float | None
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.runs if self.runs else math.nan
+
+
+def summarize(outcomes: Sequence[RunOutcome]) -> list[Summary]:
+    """One :class:`Summary` per (target, variant), in first-seen order."""
+    from scipy import stats
+
+    groups: dict[tuple[str, str], list[RunOutcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.target, o.variant), []).append(o)
+    out = []
+    for (target, variant), runs in groups.items():
+        won = [o for o in runs if o.success]
+        ci = stats.binomtest(len(won), len(runs)).proportion_ci(0.95, method="exact")
+        out.append(Summary(
+            target, variant, len(runs), len(won), (float(ci.low), float(ci.high)),
+            float(np.median([o.evaluations_to_success for o in won])) if won else None,
+            float(np.median([o.cpu_seconds_to_success for o in won])) if won else None))
+    return out
+
+
+def summary_table(summaries: Sequence[Summary], budget: int) -> str:
+    lines = [("| target | variant | successes | rate | 95% interval | median evaluations to "
+             "success | median CPU s to success |"), "|---|---|---:|---:|---|---:|---:|"]
+    for s in summaries:
+        evals = "-" if s.median_evaluations is None else f"{s.median_evaluations:g}"
+        cpu = "-" if s.median_cpu_seconds is None else f"{s.median_cpu_seconds:.0f}"
+        lines.append(f"| {s.target} | {s.variant} | {s.successes}/{s.runs} | {s.rate:.0%} | "
+                     f"[{s.rate_interval[0]:.0%}, {s.rate_interval[1]:.0%}] | {evals} | {cpu} |")
+    return "\n".join(lines) + f"\n\nBudget: {budget} evaluations a search.\n"
+
+
+def outcomes_json(outcomes: Sequence[RunOutcome]) -> str:
+    return json.dumps([o.to_dict() for o in outcomes], indent=1) + "\n"

@@ -1,0 +1,164 @@
+"""Search power: K independent searches per (target, variant), each judged against its target.
+
+Every search is a real campaign (``discover.search_power.search``: serial evaluation, no
+funnel, ``--budget`` evaluations) in ``<out>/runs/<target>/<variant>/seed<k>``, run in
+``--jobs`` processes (one XLA thread each).  A killed benchmark resumes: finished searches
+are left alone, unfinished ones resume from their checkpoint, and the judge's runs are cached
+in ``<out>/judge_cache.json``.  Then each search is judged with the yardstick
+(``discover.search_power.Judge``: wide-grid tuning, seeds ``--judge-seeds``) and the success
+rate with its 95% interval and the median evaluations and CPU seconds to success are printed
+and written to ``<out>/table.md`` (with the command), ``runs.csv`` (one row a search),
+``curves.csv`` and ``curves.png`` (best search score so far against evaluations: median and
+quartiles over seeds), ``outcomes.json``.
+
+    .venv/bin/python scripts/bench_search.py [--targets momentum,adam]
+        [--variants default,restarts] [--seeds 5] [--budget 300] [--jobs 2]
+        [--tasks a,b] [--base '{"population_size": 50}'] [--out results/search_power]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import csv
+import io
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+os.environ.setdefault("XLA_FLAGS",
+                      "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np
+
+from discover import search_power as sp
+from discover.errors import UserError
+
+
+def _names(text: str, known: dict, what: str) -> list:
+    names = [n for n in text.split(",") if n]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UserError(f"--{what}: unknown {unknown or 'none given'}; known: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+def _search(path: str, config_data: dict) -> tuple[str, int, float]:
+    from discover.config import CampaignConfig
+
+    started = time.time()
+    done = sp.search(path, CampaignConfig.from_dict(config_data))
+    return path, done, time.time() - started
+
+
+def run_searches(work: list[tuple[str, dict]], jobs: int) -> None:
+    started = time.time()
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(_search, path, data) for path, data in work]
+        for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            path, done, seconds = future.result()
+            print(f"  [{i}/{len(work)}] {os.path.relpath(path)}: {done} evaluations "
+                  f"({seconds:.0f} s; {time.time() - started:.0f} s in all)", flush=True)
+
+
+def csv_text(header: list[str], rows: list[list]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", default="momentum,adam")
+    parser.add_argument("--variants", default="default")
+    parser.add_argument("--seeds", type=int, default=5, help="searches per (target, variant)")
+    parser.add_argument("--budget", type=int, default=300, help="evaluations per search")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--tasks", help="search tasks (default: the search set)")
+    parser.add_argument("--judge-seeds", default="0,1,2")
+    parser.add_argument("--base", default="{}", help="campaign settings for every search (JSON)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "results", "search_power"))
+    args = parser.parse_args()
+    try:
+        targets = _names(args.targets, sp.TARGETS, "targets")
+        variants = _names(args.variants, sp.VARIANTS, "variants")
+        base = json.loads(args.base)
+        task_names = args.tasks.split(",") if args.tasks else None
+        configs = {(t.name, v.name, k): sp.campaign_config(t, v, k, args.budget, task_names,
+                                                            base)
+                   for t in targets for v in variants for k in range(args.seeds)}
+    except (UserError, ValueError) as err:
+        print(f"bench_search: {err}", file=sys.stderr)
+        return 2
+    work = [(sp.run_path(args.out, *key), config.to_dict()) for key, config in configs.items()]
+    print(f"{len(work)} searches of {args.budget} evaluations; {args.jobs} jobs", flush=True)
+    run_searches(work, args.jobs)
+
+    from discover import compile_cache, plots
+    from discover.resolve import resolve_tasks
+    from discover.rundir.files import write_bytes_atomic, write_text_atomic
+
+    compile_cache.enable()
+    judge_tasks = resolve_tasks(next(iter(configs.values()))).tasks
+    judge_seeds = tuple(int(s) for s in args.judge_seeds.split(","))
+    judge = sp.Judge(judge_tasks, judge_seeds, os.path.join(args.out, sp.JUDGE_CACHE))
+    outcomes = []
+    for (target, variant, seed) in configs:
+        outcome = sp.judge_run(sp.run_path(args.out, target, variant, seed),
+                               sp.TARGETS[target], variant, seed, judge)
+        print(f"  judged {target}/{variant}/seed{seed}: "
+              f"{'success at ' + str(outcome.evaluations_to_success) if outcome.success else 'no success'}"
+              f" ({outcome.judged} programs judged)", flush=True)
+        outcomes.append(outcome)
+
+    summaries = sp.summarize(outcomes)
+    command = "python scripts/bench_search.py " + " ".join(sys.argv[1:])
+    import programs
+
+    references = {t.name: {name: float(np.median([np.mean(s) for s in
+                                                  judge.seed_scores(programs.BASELINES[name])]))
+                           for name in t.references} for t in targets}
+    lines = [f"# Search power\n\n`{command.strip()}`\n",
+             "Targets: " + "; ".join(f"**{t.name}**: {t.description}" for t in targets) + ".",
+             f"Judged on {', '.join(judge_tasks)} with seeds {args.judge_seeds} (wide-grid "
+             f"tuning, 95% interval, effect beyond {sp.MIN_EFFECT}). Success rate interval: "
+             f"Clopper-Pearson 95%. Variants: " + "; ".join(f"**{v.name}**: {v.description}"
+                                                           for v in variants) + ".", "",
+             sp.summary_table(summaries, args.budget),
+             "Judged search-set scores of the references (median over tasks, 0 = tuned adam): "
+             + ", ".join(f"{n} {v:+.3f}" for r in references.values() for n, v in r.items()),
+             "", "![best so far](curves.png)", ""]
+    table = "\n".join(lines)
+    write_text_atomic(os.path.join(args.out, "table.md"), table)
+    write_text_atomic(os.path.join(args.out, "outcomes.json"), sp.outcomes_json(outcomes))
+    write_text_atomic(os.path.join(args.out, "runs.csv"), csv_text(
+        ["target", "variant", "seed", "evaluations", "cpu_seconds", "best_search_score",
+         "success", "evaluations_to_success", "cpu_seconds_to_success", "judged", "program"],
+        [[o.target, o.variant, o.seed, o.evaluations, f"{o.cpu_seconds:.1f}",
+          f"{o.best_search_score:.6g}", int(o.success), o.evaluations_to_success or "",
+          "" if o.cpu_seconds_to_success is None else f"{o.cpu_seconds_to_success:.1f}",
+          o.judged, (o.program or "").replace("\n", "\\n")] for o in outcomes]))
+    curves: dict = {}
+    rows = []
+    for (target, variant, seed) in configs:
+        best = sp.best_so_far(sp.run_path(args.out, target, variant, seed), args.budget)
+        curves.setdefault(target, {}).setdefault(variant, []).append(best)
+        rows += [[target, variant, seed, i + 1, f"{b:.6g}"] for i, b in enumerate(best)
+                 if np.isfinite(b)]
+    write_text_atomic(os.path.join(args.out, "curves.csv"), csv_text(
+        ["target", "variant", "seed", "evaluation", "best_search_score"], rows))
+    write_bytes_atomic(os.path.join(args.out, "curves.png"),
+                       plots.search_power_figure(curves, references))
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

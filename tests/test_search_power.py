@@ -1,0 +1,138 @@
+"""Search power (discover/search_power.py, scripts/bench_search.py): the searches are real
+campaigns that resume, the judge is the yardstick of ``discover bench``, and the statistics
+are checked against their textbook definitions."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import programs
+from discover import search_power as sp
+from discover.bench import Contender
+from discover.bench import run as bench_run
+from discover.errors import UserError
+from discover.records import LogRecord
+from tests.helpers import job_result
+
+TASK = "digits_mlp_s"
+
+
+def test_first_success_finds_the_first_pass_of_a_monotone_sequence_in_few_judgements():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 40))
+        first = int(rng.integers(0, n + 1))  # n: nothing passes
+        outcomes = [i >= first for i in range(n)]
+        calls = []
+
+        def passes(i, outcomes=outcomes, calls=calls):
+            calls.append(i)
+            return outcomes[i]
+
+        found = sp.first_success(list(range(n)), passes)
+        assert found == (first if first < n else None)
+        assert len(calls) <= int(np.ceil(np.log2(n))) + 1 if n > 1 else len(calls) == 1
+
+
+def test_a_run_whose_last_improvement_fails_has_no_success_even_if_an_earlier_one_passed():
+    assert sp.first_success([0, 1, 2], lambda i: i == 0) is None
+    assert sp.first_success([], lambda i: True) is None
+
+
+def _record(seq: int, score, text: str) -> LogRecord:
+    return LogRecord.from_result(seq, text, f"fp{seq}", None, {}, job_result(score), 0.0)
+
+
+def test_improvements_are_the_running_best_among_eligible_records_in_evaluation_order():
+    scores = [0.5, None, 0.4, 0.45, 0.1, 0.3, 0.05]
+    eligible = {0, 2, 3, 5, 6}  # seq 4 (the 0.1) is not: it does not raise the bar for 0.3
+    log = [_record(seq, s, f"p{seq}") for seq, s in enumerate(scores)]
+    found = sp.improvements(log[::-1], lambda r: r.seq in eligible)  # any file order
+    assert [(count, r.seq) for count, r in found] == [(1, 0), (3, 2), (6, 5), (7, 6)]
+
+
+def test_the_success_rate_interval_is_clopper_pearson():
+    def outcome(seed, success):
+        return sp.RunOutcome("adam", "default", seed, 10, 1.0, 0.0, success,
+                             5 + seed if success else None, 0.5 * seed if success else None,
+                             None, None, 1)
+
+    for k, n in ((0, 5), (3, 5), (5, 5), (1, 7)):
+        (summary,) = sp.summarize([outcome(i, i < k) for i in range(n)])
+        alpha = 0.05
+        low = 0.0 if k == 0 else stats.beta.ppf(alpha / 2, k, n - k + 1)
+        high = 1.0 if k == n else stats.beta.ppf(1 - alpha / 2, k + 1, n - k)
+        assert summary.successes == k and summary.runs == n
+        assert summary.rate_interval == pytest.approx((low, high), abs=1e-9)
+        if k:
+            assert summary.median_evaluations == np.median([5 + i for i in range(k)])
+        else:
+            assert summary.median_evaluations is None
+
+
+def test_stateful_means_state_reaches_the_update():
+    assert sp.stateful(programs.BASELINES["momentum"])
+    assert not sp.stateful(programs.BASELINES["sgd"])
+    unread = programs.parse("def f(g, lr, m):\n    m = 0.9 * m\n    m = m + g\n"
+                            "    u = g * lr\n    return u, m\n")
+    assert not sp.stateful(unread)
+
+
+def _files(path: str) -> dict[str, str]:
+    out = {}
+    for root, _, names in os.walk(path):
+        for name in names:
+            with open(os.path.join(root, name), "rb") as f:
+                out[os.path.relpath(os.path.join(root, name), path)] = \
+                    hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def _log(path: str) -> list[tuple]:
+    from discover.rundir import load
+
+    return [(r.seq, r.program, r.score) for r in sorted(load(path).log, key=lambda r: r.seq)]
+
+
+def test_a_search_resumes_to_a_larger_budget_as_if_never_stopped(tmp_path):
+    target, variant = sp.TARGETS["momentum"], sp.VARIANTS["default"]
+    base = {"population_size": 4, "eval_seeds": [0]}
+
+    def config(budget, seed=3):
+        return sp.campaign_config(target, variant, seed, budget, (TASK,), base)
+
+    stopped, whole = str(tmp_path / "stopped"), str(tmp_path / "whole")
+    assert sp.search(stopped, config(4)) == 4
+    assert sp.search(stopped, config(4)) == 4  # finished: left alone
+    assert sp.search(stopped, config(8)) == 8
+    assert sp.search(whole, config(8)) == 8
+    assert _log(stopped) == _log(whole)
+    assert len({program for _, program, _ in _log(whole)}) > 1  # it searched
+
+    before = _files(stopped)
+    with pytest.raises(UserError, match="another configuration.*seed"):
+        sp.search(stopped, config(8, seed=4))
+    assert _files(stopped) == before
+
+
+def test_the_judge_agrees_with_discover_bench(tmp_path):
+    seeds = (0, 1)
+    judge = sp.Judge([TASK], seeds, str(tmp_path / "judge.json"))
+    momentum = programs.BASELINES["momentum"]
+    verdict = judge.judge(momentum, sp.TARGETS["momentum"])
+    contenders = [Contender(n, programs.BASELINES[n]) for n in ("sgd", "signsgd")]
+    contenders.append(Contender("momentum", momentum, user=True))
+    result = bench_run(contenders, [TASK], seeds, str(tmp_path / "bench"))
+    for reference in ("sgd", "signsgd"):
+        assert verdict.differences[reference] == pytest.approx(
+            result.difference("momentum", reference), abs=1e-12)
+        assert verdict.intervals[reference] == pytest.approx(
+            result.interval("momentum", reference), abs=1e-12)
+    beats = all(result.interval("momentum", r)[1] < -sp.MIN_EFFECT for r in ("sgd", "signsgd"))
+    assert verdict.stateful and verdict.success == beats
+
+    itself = judge.judge(programs.BASELINES["sgd"], sp.TARGETS["momentum"])
+    assert itself.differences["sgd"] == 0.0 and not itself.success
