@@ -94,6 +94,10 @@ class CampaignConfig:
     """Most state slots a program may have."""
     mutation_weights: dict[str, float] | None = None
     """Relative weight of each mutation kind; None: the defaults of ``programs.mutate``."""
+    mutate_until_changed: bool = False
+    """A child that computes what its parent computes (same fingerprint: a dead statement, a
+    slot nothing reads yet) is mutated again, up to ``NEUTRAL_STEPS`` times, instead of being
+    counted as a cache hit and drifting into the population (the Lion search's rule)."""
 
     # -- evolution ------------------------------------------------------------------------
     population_size: int = 100

@@ -131,6 +131,9 @@ class AgingEvolution:
 
     MAX_BREED_ATTEMPTS = 1000
     """Children tried (rejected or cache hits) before ``breed`` gives up for now."""
+    NEUTRAL_STEPS = 10
+    """With ``mutate_until_changed``: mutations applied in a row to a neutral child before
+    breeding starts again from another parent."""
 
     def __init__(self, config: CampaignConfig, *, funnel: bool = True):
         self.config = config
@@ -174,7 +177,8 @@ class AgingEvolution:
         self.twin_cap = max(2, self.population_size // 10)
         self.counters = {"evaluations": 0, "cache_hits": 0, "invalid": 0, "unchanged": 0,
                          "failed": 0, "restarts": 0, "since_improvement": 0,
-                         "twins_dropped": 0}
+                         "twins_dropped": 0, "neutral": 0,
+                         "neutral_steps": 0}
 
     # -- start ----------------------------------------------------------------------------
     def initial_children(self, named: Sequence[tuple[str, programs.Program]]) -> list[Individual]:
@@ -207,22 +211,10 @@ class AgingEvolution:
             if not self.population:
                 return None
             parent = self.toolbox.select(list(self.population))
-            program, applied = parent.program, []
-            # Escalate: after many rejected or known children, chain several mutations.
-            for _ in range(1 + attempt // 50):
-                mutation = self.toolbox.mutate(program)
-                if mutation.program is not None:
-                    program = mutation.program
-                    applied.append({"kind": mutation.kind, "detail": mutation.detail})
-            if not applied or program == parent.program:
-                self.counters["unchanged"] += 1
+            outcome, program, applied, fp = self._vary(parent, attempt)
+            if outcome != "child":
+                self.counters[outcome] += 1
                 continue
-            probed = self.toolbox.probe(program)
-            verdict = self.toolbox.check(program, probed)
-            if not verdict.ok:
-                self.counters["invalid"] += 1
-                continue
-            fp = self.toolbox.fingerprint(program, probed)
             detail = applied[0] if len(applied) == 1 else {
                 "kind": "+".join(a["kind"] for a in applied),
                 "detail": "; ".join(a["detail"] for a in applied)}
@@ -237,6 +229,32 @@ class AgingEvolution:
                 continue
             return self._new_child(program, fp, parent.fingerprint, detail)
         return None
+
+    def _vary(self, parent: Individual, attempt: int) -> tuple[str, programs.Program, list, str]:
+        """``(outcome, program, mutations applied, fingerprint)`` of one child of ``parent``;
+        ``outcome`` is "child", or the counter it adds to: "unchanged" (no mutation applied,
+        or the same program), "invalid" (rejected by the check), "neutral" (with
+        ``mutate_until_changed``: still the parent's function after ``NEUTRAL_STEPS``)."""
+        program, applied = parent.program, []
+        steps = self.NEUTRAL_STEPS if self.config.mutate_until_changed else 1
+        for step in range(steps):
+            # Escalate: after many rejected or known children, chain several mutations.
+            for _ in range(1 + attempt // 50):
+                mutation = self.toolbox.mutate(program)
+                if mutation.program is not None:
+                    program = mutation.program
+                    applied.append({"kind": mutation.kind, "detail": mutation.detail})
+            if not applied or program == parent.program:
+                return "unchanged", program, applied, ""
+            probed = self.toolbox.probe(program)
+            if not self.toolbox.check(program, probed).ok:
+                return "invalid", program, applied, ""
+            fp = self.toolbox.fingerprint(program, probed)
+            if steps == 1 or fp != parent.fingerprint:
+                return "child", program, applied, fp
+            if step < steps - 1:
+                self.counters["neutral_steps"] += 1  # the same function: mutate it again
+        return "neutral", program, applied, fp
 
     # -- results --------------------------------------------------------------------------
     def tell(self, child: Individual, record: LogRecord) -> None:

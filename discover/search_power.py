@@ -88,6 +88,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("default", {}, "the campaign defaults"),
     Variant("restarts", {"plateau_evals": 100},
             "restart from the best after 100 evaluations without improvement"),
+    Variant("until_changed", {"mutate_until_changed": True},
+            "a child with its parent's fingerprint is mutated again"),
+    Variant("resample", {"mutation_weights": {"resample": 1.0}},
+            "constants are also resampled from the vocabulary (weight 1, as a perturbation)"),
 )}
 
 

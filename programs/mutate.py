@@ -20,6 +20,9 @@ The primitives (``kind``):
 * ``op``: a statement's op replaced by another of ``config.ops`` with the same arity;
 * ``constant``: a nonzero constant multiplied by ``2 ** N(0, perturb_sigma)``, rounded to
   ``constant_digits`` significant digits;
+* ``resample``: a constant replaced by another of ``config.constants`` (the Lion search's
+  resampling, beside the perturbation: it jumps where a perturbation crawls, e.g. from 0.5 to
+  0.999);
 * ``slot``: a new state slot (while the program has fewer than ``max_slots``), written by a
   new recurrent statement ``mK = op(x, mK, ...)`` (an op of two or three operands, ``x`` a name or
   constant) at a random position.  Nothing reads it yet, so
@@ -39,7 +42,7 @@ from programs.errors import ProgramError
 from programs.ops import OP_NAMES, OPS
 from programs.program import INPUTS, Operand, Program, Statement, format_expression
 
-KINDS: tuple[str, ...] = ("insert", "delete", "operand", "op", "constant", "slot")
+KINDS: tuple[str, ...] = ("insert", "delete", "operand", "op", "constant", "slot", "resample")
 
 # New constants are kept well inside float32: programs run in float32, where larger
 # magnitudes overflow to Inf and smaller ones flush towards zero.
@@ -56,6 +59,8 @@ class MutationWeights:
     op: float = 1.0
     constant: float = 1.0
     slot: float = 0.3
+    resample: float = 0.0
+    """Off by default: scripts/bench_search.py measures it before it is turned on."""
 
     def of(self, kind: str) -> float:
         return getattr(self, kind)
@@ -267,6 +272,23 @@ def perturb_constant(program: Program, rng: np.random.Generator,
     return Mutation(_child(program, body), "constant", detail)
 
 
+def resample_constant(program: Program, rng: np.random.Generator,
+                      config: MutationConfig = MutationConfig()) -> Mutation:
+    """Replace a random constant by another value of ``config.constants``."""
+    places = [(i, k) for i, s in enumerate(program.body) for k, a in enumerate(s.args)
+              if not isinstance(a, str) and any(c != a for c in config.constants)]
+    if not places:
+        return Mutation(None, "resample", "no constant with another value to take")
+    i, k = _pick(rng, places)
+    s = program.body[i]
+    old = float(s.args[k])
+    new = _pick(rng, [c for c in config.constants if c != old])
+    body = list(program.body)
+    body[i] = Statement(s.target, s.op, s.args[:k] + (new,) + s.args[k + 1:])
+    detail = f"constant {k} of '{_text(s)}' at {i}: {old!r} resampled to {new!r}"
+    return Mutation(_child(program, body), "resample", detail)
+
+
 def add_slot(program: Program, rng: np.random.Generator,
               config: MutationConfig = MutationConfig()) -> Mutation:
     """Add a state slot written by a new recurrent statement (see the module docstring)."""
@@ -302,6 +324,7 @@ PRIMITIVES = {
     "op": change_op,
     "constant": perturb_constant,
     "slot": add_slot,
+    "resample": resample_constant,
 }
 
 

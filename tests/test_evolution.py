@@ -169,6 +169,24 @@ def test_free_copies_cannot_crowd_out_the_population():
     assert members.count(ADAM) == 4 and len(members) == 6
 
 
+def test_mutate_until_changed_mutates_a_neutral_child_again_instead_of_admitting_it():
+    evo = started(evolution(population_size=4, mutate_until_changed=True), score=0.25)
+    before = list(evo.population)
+    fixed_mutations(evo, with_dead_code(ADAM), scaled_adam(0.5))
+    child = evo.breed()
+    # adam + dead code computes adam: mutated again (the fixed mutation ignores its input),
+    # the second mutation changes the function: that is the child, with both in its lineage.
+    assert child.program == scaled_adam(0.5) and child.mutation["kind"] == "fixed+fixed"
+    assert evo.counters["neutral_steps"] == 1 and evo.counters["cache_hits"] == 0
+    assert list(evo.population) == before  # no free copy joined
+
+    steps = evo.NEUTRAL_STEPS
+    fixed_mutations(evo, *[with_dead_code(ADAM, k % 3 + 1) for k in range(steps)], SGD)
+    assert evo.breed().program == SGD  # neutral after every step: another parent bred SGD
+    assert evo.counters["neutral"] == 1 and evo.counters["neutral_steps"] == steps
+    assert evo.counters["cache_hits"] == 0
+
+
 def test_duplicate_of_a_child_in_flight_waits_for_its_score():
     evo = started(evolution(population_size=6))
     fixed_mutations(evo, scaled_adam(0.5), with_dead_code(scaled_adam(0.5)), SGD)

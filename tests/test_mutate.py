@@ -23,6 +23,7 @@ from programs.mutate import (
     mutate,
     perturb_constant,
     random_program,
+    resample_constant,
 )
 from programs.ops import OPS
 
@@ -136,7 +137,7 @@ def test_golden(case):
 
 def test_500_mutations_in_a_row_stay_valid():
     rng = np.random.default_rng(2024)
-    config = MutationConfig(max_statements=25)
+    config = MutationConfig(max_statements=25, weights=MutationWeights(resample=0.5))
     p, seen = ADAM, set()
     for _ in range(500):
         m = mutate(p, rng, config)
@@ -160,7 +161,7 @@ def test_500_mutations_in_a_row_stay_valid():
 
 def test_children_differ_from_the_parent():
     for fn in (insert_statement, delete_statement, change_operand, change_op,
-               perturb_constant):
+               perturb_constant, resample_constant):
         for seed in range(20):
             child = fn(LION, np.random.default_rng(seed)).program
             assert child is not None and child != LION, (fn.__name__, seed)
@@ -253,6 +254,27 @@ def test_perturbation_scale():
     log2 = np.log2(ratios)
     assert min(ratios) > 0
     assert abs(np.mean(log2)) < 0.2 and 0.8 < np.std(log2) < 1.2
+
+
+def test_resampling_jumps_to_another_constant_of_the_vocabulary():
+    config = MutationConfig(constants=(0.5, 0.9, 0.999))
+    drawn = set()
+    for seed in range(60):
+        m = resample_constant(LION, np.random.default_rng(seed), config)
+        (old, new), = [(a, b) for x, y in zip(LION.body, m.program.body)
+                       for a, b in zip(x.args, y.args) if a != b]
+        assert new in config.constants and new != old
+        drawn.add(new)
+    assert drawn == set(config.constants)  # 0.5 too: LION has 0.9 and 0.99 (not in it)
+    only = MutationConfig(constants=(0.9,))
+    single = parse("def f(g, lr):\n    u = g * 0.9\n    return u\n")
+    assert resample_constant(single, np.random.default_rng(0), only).program is None
+
+
+def test_resampling_is_off_by_default_so_searches_draw_as_before():
+    rng = np.random.default_rng(5)
+    kinds = {mutate(LION, rng).kind for _ in range(300)}
+    assert "resample" not in kinds and "constant" in kinds
 
 
 def test_config_validation_and_json():
