@@ -196,7 +196,8 @@ class Campaign:
                         self._unsaved.add(child.seq)
                     starts, held_out_starts = self.evolution.rates(child.parent)
                     pool.submit(Job(child.seq, str(child.program),
-                                    self.evolution.funnel_threshold(), starts, held_out_starts))
+                                    self.evolution.funnel_threshold(), starts, held_out_starts,
+                                    self.evolution.hurdle(), self.evolution.audits(child.seq)))
                     if loop_start is None:
                         loop_start = time.monotonic()
                     stop = self._stop or self._budget_reason(clock, in_flight)

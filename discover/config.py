@@ -106,6 +106,20 @@ class CampaignConfig:
     plateau_evals: int | None = 2000
     """Restart the population from the best program after this many evaluations without a
     better search score; None: never."""
+    hurdle_percentile: float | None = None
+    """Hurdles (AutoML-Zero): a child is first scored on the first search task (put the
+    cheapest first; the default search set begins with digits_mlp_s) and goes on to the others
+    only if that score is at most this percentile (0-100, lower scores are better) of the
+    first-task scores of the last ``hurdle_window`` children evaluated; else it stops there,
+    status "rejected", search score 1 (no better than untrained).  25 passes about the best
+    quarter.  None: no hurdle."""
+    hurdle_window: int = 100
+    """Recent first-task scores the hurdle is a percentile of (no hurdle until there are 20,
+    or ``hurdle_window`` if fewer)."""
+    hurdle_audit_every: int | None = 20
+    """Every this-many-th child (by sequence number) is scored on every task whatever the
+    hurdle says, and logged with the hurdle's verdict: the false rejections are counted from
+    these.  None: no audit."""
 
     # -- bookkeeping ----------------------------------------------------------------------
     checkpoint_every: int = 50
@@ -334,6 +348,12 @@ def _validate(c: CampaignConfig) -> None:
     need(1 <= c.hall_of_fame_size <= MAX_POPULATION, "hall_of_fame_size",
          f"must be >= 1 and <= {MAX_POPULATION}")
     need(c.plateau_evals is None or c.plateau_evals >= 1, "plateau_evals", "must be >= 1")
+    need(c.hurdle_percentile is None or 0 < c.hurdle_percentile <= 100, "hurdle_percentile",
+         "must be in (0, 100]")
+    need(1 <= c.hurdle_window <= MAX_POPULATION, "hurdle_window",
+         f"must be >= 1 and <= {MAX_POPULATION}")
+    need(c.hurdle_audit_every is None or c.hurdle_audit_every >= 1, "hurdle_audit_every",
+         "must be >= 1")
     need(c.held_out_margin is None or c.held_out_margin >= 0, "held_out_margin",
          "must be >= 0")
     need(c.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")

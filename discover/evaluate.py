@@ -25,7 +25,8 @@ Contract (the search, the workers and the CLI rely on it):
   ``"error"`` when the run raised (same).  ``aggregate`` is the median over tasks
   (``discover.stats``); ``interval`` the bootstrap interval of the aggregate minus adam's,
   paired by seed (None with one seed); the evaluation's status is ``"ok"`` when at least one
-  task is ``"ok"`` and none is ``"error"``, else ``"failed"``.
+  task is ``"ok"`` and none is ``"error"``, else ``"failed"``.  With a ``hurdle`` the first
+  task decides whether the others run (``rejected`` when it does not pass; see ``evaluate``).
 * ``evaluate(program, task_names, **kwargs)`` (module function, ``discover.evaluate``) uses
   one cached ``Evaluator`` per configuration.
 """
@@ -45,7 +46,17 @@ import numpy as np
 import programs
 import tasks
 from discover import baseline_cache
-from discover.records import ERROR, FAILED, NONFINITE, OK, Evaluation, TaskScore
+from discover.records import (
+    ERROR,
+    FAILED,
+    NONFINITE,
+    OK,
+    REJECTED,
+    REJECTED_SCORE,
+    Evaluation,
+    Hurdle,
+    TaskScore,
+)
 from discover.stats import aggregate, interval
 from discover.tuning import Tuning, exponent, mean_log_loss, tune
 from discover.tuning import rate as tuning_rate
@@ -229,22 +240,33 @@ class Evaluator:
                          tuning.lr, OK, tuple(float(x) for x in per_seed), tuning.at_limit,
                          tuning.windows)
 
-    def evaluate(self, program: Program, *, starts: Mapping[str, float] | None = None
-                 ) -> Evaluation:
+    def evaluate(self, program: Program, *, starts: Mapping[str, float] | None = None,
+                 hurdle: float | None = None, audit: bool = False) -> Evaluation:
         """Score ``program`` on every task (see the module docstring).  ``starts``: a rate
-        per task where a walk starts (the parent's), instead of adam's."""
+        per task where a walk starts (the parent's), instead of adam's.  ``hurdle``: the
+        first task is a hurdle; a program whose score there is above it (or not ok) stops
+        there, status ``rejected`` with ``REJECTED_SCORE``, unless ``audit`` (then every task
+        is scored anyway); the evaluation's ``hurdle`` says what happened."""
         start_time = time.perf_counter()
         program.checked()  # ProgramError (a ValueError) if it is not a valid program
         encode(program, self.max_statements, self.max_slots)  # ValueError if it does not fit
-        scores = []
+        scores, met = [], None
         for name in self.task_names:
             default_lr = self.tasks[self.task_names.index(name)].default_lr
             start = exponent(default_lr, (starts or {}).get(name, math.nan))
             scores.append(self.score_task(program, name, start=start))
+            if hurdle is not None and met is None:
+                first = scores[0]
+                met = Hurdle(name, first.score, hurdle,
+                             first.status == OK and first.score <= hurdle, audit)
+                if not met.passed and not audit:
+                    return Evaluation((first,), REJECTED_SCORE, REJECTED,
+                                      time.perf_counter() - start_time, hurdle=met)
         statuses = {s.status for s in scores}
         status = OK if OK in statuses and ERROR not in statuses else FAILED
         return Evaluation(tuple(scores), aggregate(s.score for s in scores), status,
-                          time.perf_counter() - start_time, interval=self.interval(scores))
+                          time.perf_counter() - start_time, interval=self.interval(scores),
+                          hurdle=met)
 
     def interval(self, scores: Sequence[TaskScore]) -> tuple[float, float] | None:
         """Bootstrap interval of the aggregate of (these scores - adam's), paired by seed."""

@@ -38,7 +38,7 @@ from deap import base, tools
 
 import programs
 from discover.config import CampaignConfig
-from discover.records import OK, LogRecord
+from discover.records import OK, REJECTED, LogRecord
 from programs import mutate as mutations
 from programs.check import check
 from programs.fingerprint import probe
@@ -175,8 +175,10 @@ class AgingEvolution:
         self.starts: dict[int, int] = {}          # seq of a start child -> copies to add
         self.best: Individual | None = None
         self.twin_cap = max(2, self.population_size // 10)
+        self.hurdle_scores: collections.deque[float] = collections.deque(
+            maxlen=config.hurdle_window)          # first-task scores of recent children
         self.counters = {"evaluations": 0, "cache_hits": 0, "invalid": 0, "unchanged": 0,
-                         "failed": 0, "restarts": 0, "since_improvement": 0,
+                         "failed": 0, "rejected": 0, "restarts": 0, "since_improvement": 0,
                          "twins_dropped": 0, "neutral": 0,
                          "neutral_steps": 0}
 
@@ -267,7 +269,11 @@ class AgingEvolution:
                                          "seq": child.seq, "lr": record.lr,
                                          "held_out_lr": record.held_out_lr}
         self.counters["evaluations"] += 1
-        self.counters["failed"] += record.status != OK
+        self.counters["failed"] += record.status not in (OK, REJECTED)
+        self.counters["rejected"] += record.status == REJECTED
+        first = record.scores.get(self.config.tasks[0]) if self.config.tasks else None
+        if self.config.hurdle_percentile is not None and first is not None:
+            self.hurdle_scores.append(first)
         copies = self.starts.pop(child.seq, 1)
         for _ in range(copies):
             self._join(child.copy())
@@ -348,6 +354,23 @@ class AgingEvolution:
             return config.held_out_threshold
         return min(config.held_out_threshold, self.best.score + config.held_out_margin)
 
+    HURDLE_MIN_SCORES = 20
+    """First-task scores needed before the hurdle applies (fewer when the window is smaller)."""
+
+    def hurdle(self) -> float | None:
+        """The hurdle now: the ``hurdle_percentile`` of the recent first-task scores, or None
+        (hurdles off, or too few scores yet)."""
+        config = self.config
+        needed = min(self.HURDLE_MIN_SCORES, config.hurdle_window)
+        if config.hurdle_percentile is None or len(self.hurdle_scores) < needed:
+            return None
+        return float(np.percentile(np.asarray(self.hurdle_scores), config.hurdle_percentile))
+
+    def audits(self, seq: int) -> bool:
+        """Whether child ``seq`` is scored on every task whatever the hurdle says."""
+        every = self.config.hurdle_audit_every
+        return every is not None and seq % every == every - 1
+
     # -- checkpoint -----------------------------------------------------------------------
     def state_dict(self, pending: Iterable[Individual] = ()) -> dict:
         """Everything needed to go on, as JSON data.  ``pending``: children bred but not yet
@@ -363,6 +386,7 @@ class AgingEvolution:
             "cache": self.cache,
             "hall_of_fame": [r.to_json() for r in self.hall_of_fame_records()],
             "best": self.best.to_dict() if self.best else None,
+            "hurdle_scores": list(self.hurdle_scores),
             "logbook": list(self.logbook),
             "rng": {"mutation": _jsonable(self.mutation_rng.bit_generator.state),
                     "selection": _jsonable(self.selection_rng.getstate())},
@@ -382,6 +406,8 @@ class AgingEvolution:
         for record in state["hall_of_fame"]:
             self.hall_of_fame.update([_Ranked(LogRecord.from_json(record), self.funnel)])
         self.best = Individual.from_dict(state["best"]) if state["best"] else None
+        self.hurdle_scores.clear()
+        self.hurdle_scores.extend(state.get("hurdle_scores", []))
         self.logbook = tools.Logbook()
         self.logbook.header = ["evaluations", "cache_hits", "invalid", "restarts", "best",
                                "median", "worst"]

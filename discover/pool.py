@@ -70,13 +70,16 @@ class Job:
     """One candidate to evaluate: its ``seq``, its ``program`` text, the funnel ``threshold``
     (held-out tasks when the search score is at most it; None: always) and the rates per task
     where the tuning walks start (its parent's: ``starts`` on the search tasks,
-    ``held_out_starts`` on the held-out ones; None: adam's)."""
+    ``held_out_starts`` on the held-out ones; None: adam's), and the ``hurdle`` on the first
+    search task (None: none) with ``audit`` (scored on every task whatever the hurdle says)."""
 
     seq: int
     program: str
     threshold: float | None = None
     starts: Mapping[str, float | None] | None = None
     held_out_starts: Mapping[str, float | None] | None = None
+    hurdle: float | None = None
+    audit: bool = False
 
 
 def limit_memory(megabytes: int) -> None:
@@ -187,7 +190,8 @@ class EvaluationWorker:
         held_out = None
         try:
             program = programs.parse(job.program)
-            search = self.search.evaluate(program, starts=_rates(job.starts))
+            search = self.search.evaluate(program, starts=_rates(job.starts),
+                                          hurdle=job.hurdle, audit=job.audit)
         except ValueError as err:  # ProgramError included
             search = Evaluation.failed(str(err))
         else:

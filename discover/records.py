@@ -28,13 +28,18 @@ from typing import Any
 
 from tasks.base import WORST_SCORE
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Version of the JSON forms of :class:`LogRecord` and :class:`HallEntry` (the log and the
 hall of fame of a run directory)."""
 
 OK, NONFINITE, ERROR, FAILED, TIMEOUT = "ok", "nonfinite", "error", "failed", "timeout"
+REJECTED = "rejected"
 """Statuses: a task is ``ok``, ``nonfinite`` (every learning rate diverged) or ``error`` (the
-run raised); an evaluation is ``ok`` (a task ok, none an error), ``failed`` or ``timeout``."""
+run raised); an evaluation is ``ok`` (a task ok, none an error), ``failed``, ``timeout`` or
+``rejected`` (stopped at the hurdle: scored on the first task only, :data:`REJECTED_SCORE`)."""
+
+REJECTED_SCORE = 1.0
+"""The search score of a child stopped at the hurdle: no better than the untrained model."""
 
 
 class SchemaError(ValueError):
@@ -84,12 +89,31 @@ class TaskScore:
 
 
 @dataclasses.dataclass(frozen=True)
+class Hurdle:
+    """The hurdle a child met (``discover.evaluate``): its ``score`` on the first search task
+    ``task`` against the ``threshold`` (lower is better), whether it ``passed``, and whether
+    it was an ``audit`` (evaluated on every task whatever the outcome, to count false
+    rejections)."""
+
+    task: str
+    score: float
+    threshold: float
+    passed: bool
+    audit: bool = False
+
+    def to_dict(self) -> dict:
+        return {"task": self.task, "score": finite_or_none(self.score),
+                "threshold": float(self.threshold), "passed": bool(self.passed),
+                "audit": bool(self.audit)}
+
+
+@dataclasses.dataclass(frozen=True)
 class Evaluation:
     """Scores of one program on every task of an evaluator, their median (``aggregate``; NaN
     when nothing was scored), the overall ``status`` (ok | failed | timeout), the wall-clock
     ``seconds`` spent, for a failure that is not a task's the ``error``, and the bootstrap
     ``interval`` of (aggregate - adam's) paired by seed (None with one seed;
-    ``discover.stats``)."""
+    ``discover.stats``), and the ``hurdle`` met (None when there was none)."""
 
     scores: tuple[TaskScore, ...]
     aggregate: float
@@ -97,6 +121,7 @@ class Evaluation:
     seconds: float
     error: str | None = None
     interval: tuple[float, float] | None = None
+    hurdle: Hurdle | None = None
 
     @classmethod
     def failed(cls, error: str, status: str = FAILED, seconds: float = 0.0,
@@ -117,15 +142,21 @@ class Evaluation:
             out["error"] = self.error
         if self.interval is not None:
             out["interval"] = [float(x) for x in self.interval]
+        if self.hurdle is not None:
+            out["hurdle"] = self.hurdle.to_dict()
         return out
 
     @classmethod
     def from_dict(cls, d: dict) -> Evaluation:
-        bounds = d.get("interval")
+        bounds, hurdle = d.get("interval"), d.get("hurdle")
         return cls(tuple(TaskScore.from_dict(s) for s in d["scores"]),
                    _nan_if_none(d["aggregate"]), d["status"], float(d["seconds"]),
                    d.get("error"), None if bounds is None else (float(bounds[0]),
-                                                                float(bounds[1])))
+                                                                float(bounds[1])),
+                   None if hurdle is None else Hurdle(
+                       hurdle["task"], _nan_if_none(hurdle["score"]),
+                       float(hurdle["threshold"]), bool(hurdle["passed"]),
+                       bool(hurdle.get("audit", False))))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,8 +198,8 @@ class LogRecord:
     """One line of ``evaluations.jsonl``: the child (``seq``, ``program`` text,
     ``fingerprint``, ``parent`` fingerprint, ``mutation``), its search-task result (``status``,
     ``score``, per task ``scores``, ``lr``, ``losses``, ``task_status``), its held-out result
-    (None unless the funnel passed it), and where and how long (``seconds``, ``worker``,
-    ``time``: :data:`TIMING_FIELDS`)."""
+    (None unless the funnel passed it), where and how long (``seconds``, ``worker``,
+    ``time``: :data:`TIMING_FIELDS`), and the hurdle it met (``Hurdle.to_dict``; schema 3)."""
 
     seq: int
     program: str
@@ -191,6 +222,7 @@ class LogRecord:
     held_out_status: str | None = None
     interval: list[float] | None = None
     held_out_interval: list[float] | None = None
+    hurdle: dict | None = None
 
     @property
     def search_score(self) -> float:
@@ -218,13 +250,14 @@ class LogRecord:
             error=search.error,
             held_out_status=held.status if held is not None and held.status != OK else None,
             interval=_bounds(search.interval),
-            held_out_interval=_bounds(held.interval) if held is not None else None)
+            held_out_interval=_bounds(held.interval) if held is not None else None,
+            hurdle=search.hurdle.to_dict() if search.hurdle is not None else None)
 
     def to_json(self) -> dict:
-        """The object of the log line (``error``, ``held_out_status`` and the intervals only
-        when set)."""
+        """The object of the log line (``error``, ``held_out_status``, the intervals and the
+        ``hurdle`` only when set)."""
         out = dataclasses.asdict(self)
-        for key in ("error", "held_out_status", "interval", "held_out_interval"):
+        for key in ("error", "held_out_status", "interval", "held_out_interval", "hurdle"):
             if out[key] is None:
                 del out[key]
         return out

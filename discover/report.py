@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
 
 from discover.errors import UserError
 from discover.progress import format_score
-from discover.records import OK, HallEntry
+from discover.records import OK, REJECTED, HallEntry
 from discover.rundir import BEST_DIR, HALL_OF_FAME_FILE, LOG_FILE, STATE_FILE, RunFiles, load
 from discover.rundir.files import write_bytes_atomic
 from discover.stats import format_interval
@@ -64,7 +65,8 @@ def cost(run: RunFiles) -> dict:
     hits, evaluated = counters.get("cache_hits"), counters.get("evaluations")
     return {
         "evaluations": len(run.log),
-        "failed": sum(r.status != OK for r in run.log),
+        "failed": sum(r.status not in (OK, REJECTED) for r in run.log),
+        "rejected": sum(r.status == REJECTED for r in run.log),
         "held_out": sum(r.held_out_score is not None for r in run.log),
         "worker_seconds": sum(per_worker.values()),
         "per_worker": dict(sorted(per_worker.items())),
@@ -76,6 +78,50 @@ def cost(run: RunFiles) -> dict:
         "elapsed_seconds": (run.state or {}).get("elapsed_seconds"),
         "invocations": (run.state or {}).get("invocations"),
     }
+
+
+def hurdle_outcomes(run: RunFiles) -> dict | None:
+    """What the hurdles did (None when no record met one): children ``met``, ``rejected``;
+    the worker seconds a rejected child took against a full evaluation (means) and the
+    ``saved_seconds`` estimate (rejected x the difference); ``audits`` that the hurdle would
+    have rejected, and of those the ``false_rejections``: a full search score at most the
+    median full score of the children that passed."""
+    met = [r for r in run.log if r.hurdle is not None]
+    if not met:
+        return None
+    rejected = [r for r in met if r.status == REJECTED]
+    full = [r for r in run.log if r.status != REJECTED and r.scores]
+    passed = [r.search_score for r in met if r.hurdle["passed"] and r.status == OK]
+    audited = [r for r in met if r.hurdle.get("audit") and not r.hurdle["passed"]
+               and r.status == OK]
+    typical = statistics.median(passed) if passed else None
+    false = [r for r in audited if typical is not None and r.search_score <= typical]
+    full_seconds = statistics.fmean(r.seconds for r in full) if full else None
+    rejected_seconds = statistics.fmean(r.seconds for r in rejected) if rejected else None
+    saved = (len(rejected) * (full_seconds - rejected_seconds)
+             if full_seconds is not None and rejected_seconds is not None else None)
+    return {"met": len(met), "rejected": len(rejected), "full_seconds": full_seconds,
+            "rejected_seconds": rejected_seconds, "saved_seconds": saved,
+            "audits": len(audited), "false_rejections": len(false),
+            "passed_median": typical}
+
+
+def mutation_success(run: RunFiles) -> list[tuple[str, int, int]]:
+    """Per mutation kind (chains as ``a+b``): ``(kind, children evaluated, children better
+    than their parent)``, the parent's search score taken from its own record in the log;
+    most children first.  Children whose parent has no record (or starts) are left out."""
+    first: dict[str, float] = {}
+    for record in sorted(run.log, key=lambda r: r.seq):
+        first.setdefault(record.fingerprint, record.search_score)
+    counts: dict[str, list[int]] = {}
+    for record in run.log:
+        kind = (record.mutation or {}).get("kind")
+        if kind in (None, "start") or record.parent not in first:
+            continue
+        tally = counts.setdefault(kind, [0, 0])
+        tally[0] += 1
+        tally[1] += record.search_score < first[record.parent]
+    return sorted(((k, n, b) for k, (n, b) in counts.items()), key=lambda t: (-t[1], t[0]))
 
 
 def ranked_programs(run: RunFiles) -> tuple[list[HallEntry], str]:
@@ -198,7 +244,7 @@ def write_report(run_dir: str, *, curves: bool = True, top: int = 3,
     run = load(run_dir)
     entries, source = ranked_programs(run)
     figures = _Figures(run)
-    search = [r.score if r.status == OK else None for r in run.log]
+    search = [r.score if r.status in (OK, REJECTED) else None for r in run.log]
     if run.log:
         held = [(i, r.held_out_score) for i, r in enumerate(run.log, 1)
                 if r.held_out_score is not None]
@@ -207,7 +253,8 @@ def write_report(run_dir: str, *, curves: bool = True, top: int = 3,
         figures.draw("fitness", "fitness_figure", search, held, medians)
         rows = [row for row in run.logbook
                 if all(k in row for k in ("evaluations", "cache_hits", "invalid"))]
-        figures.draw("rates", "rates_figure", [r.status != OK for r in run.log], rows)
+        figures.draw("rates", "rates_figure", [r.status not in (OK, REJECTED) for r in run.log],
+                     rows)
     curve_data: dict[str, list[dict]] = {}
     if not curves:
         run.notes.append("Training curves were not computed (--no-curves).")
@@ -282,6 +329,7 @@ def render(run: RunFiles, entries: list[HallEntry], source: str, figures: dict[s
     lines += _hall_of_fame(run, entries, source)
     lines += ["## Configuration", "", "```json", json.dumps(run.config, indent=1), "```", ""]
     lines += _cost_section(cost(run))
+    lines += _search_section(run)
     if run.notes:
         lines += ["## Missing or incomplete", ""] + [f"- {note}" for note in run.notes] + [""]
     return "\n".join(lines)
@@ -381,6 +429,31 @@ def _hall_of_fame(run: RunFiles, entries: list[HallEntry], source: str) -> list[
     return lines
 
 
+def _search_section(run: RunFiles) -> list[str]:
+    """Mutation kinds' success rates and, when the campaign had hurdles, what they did."""
+    lines = ["## Mutations", "", ("Children better than their parent (search score), by the "
+             "mutation that made them:"), "", ("| mutation | children | better than parent | "
+             "rate |"), "|---|---:|---:|---:|"]
+    rows = mutation_success(run)
+    lines += [f"| {k} | {n} | {b} | {100 * b / n:.1f}% |" for k, n, b in rows] or \
+        ["| - | 0 | 0 | - |"]
+    lines.append("")
+    h = hurdle_outcomes(run)
+    if h is None:
+        return lines
+    saved = ("-" if h["saved_seconds"] is None else
+             f"{h['saved_seconds']:.0f} s ({h['rejected_seconds']:.2f} s a rejected child "
+             f"against {h['full_seconds']:.2f} s a full evaluation)")
+    lines += ["## Hurdles", "", "| quantity | value |", "|---|---|",
+              f"| children that met a hurdle | {h['met']} |",
+              f"| stopped at it | {h['rejected']} |",
+              f"| worker time saved (estimate) | {saved} |",
+              f"| audited children the hurdle would have stopped | {h['audits']} |",
+              (f"| of those, false rejections (full search score at most the median of the "
+               f"children that passed) | {h['false_rejections']} |"), ""]
+    return lines
+
+
 def _cost_section(c: dict) -> list[str]:
     def count(value) -> str:
         return "-" if value is None else str(value)
@@ -392,6 +465,7 @@ def _cost_section(c: dict) -> list[str]:
     lines = ["## Cost", "", "| quantity | value |", "|---|---|",
              f"| evaluations | {c['evaluations']} |",
              f"| failed evaluations | {c['failed']} |",
+             f"| children stopped at the hurdle | {c['rejected']} |",
              f"| evaluations also scored on held-out tasks | {c['held_out']} |",
              f"| cache hits (children that reused a known score) | {count(c['cache_hits'])} |",
              f"| cache hit rate | {'-' if rate is None else f'{100 * rate:.1f}%'} |",

@@ -92,6 +92,11 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "a child with its parent's fingerprint is mutated again"),
     Variant("resample", {"mutation_weights": {"resample": 1.0}},
             "constants are also resampled from the vocabulary (weight 1, as a perturbation)"),
+    Variant("hurdles", {"hurdle_percentile": 25.0},
+            "hurdle on the first search task at the 25th percentile of recent scores "
+            "(AutoML-Zero's: about the best quarter goes on)"),
+    Variant("hurdles50", {"hurdle_percentile": 50.0},
+            "hurdle at the median of recent first-task scores"),
 )}
 
 

@@ -7,6 +7,7 @@ modules import it as ``helpers``.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import signal
@@ -144,6 +145,17 @@ class StandInPool:
             return JobResult(Evaluation.failed("stand-in failure"), None, seconds, seconds,
                              "w0")
         search = self.evaluation(job.program, self.spec.tasks)
+        if job.hurdle is not None:  # the first task is the hurdle, as in discover.evaluate
+            from discover.records import REJECTED, REJECTED_SCORE, Hurdle
+
+            first = search.scores[0]
+            met = Hurdle(first.task, first.score, job.hurdle, first.score <= job.hurdle,
+                         job.audit)
+            if not met.passed and not job.audit:
+                return JobResult(Evaluation((first,), REJECTED_SCORE, REJECTED, 0.01,
+                                            hurdle=met), None, seconds / 4, seconds / 4,
+                                 f"w{job.seq % 2}")
+            search = dataclasses.replace(search, hurdle=met)
         held = None
         if search.aggregate <= job.threshold:
             held = self.evaluation(job.program[::-1], self.spec.held_out_tasks)

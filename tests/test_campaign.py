@@ -173,6 +173,51 @@ def test_one_worker_is_deterministic_and_resume_continues_exactly(tmp_path, pool
     assert strip_timing(tmp_path / "c") == strip_timing(tmp_path / "a")
 
 
+def test_hurdles_and_the_new_mutations_resume_exactly(tmp_path):
+    """Hurdles (with audits), ``mutate_until_changed`` and resampling on the serial pool: a
+    campaign stopped and resumed logs what one uninterrupted run logs, and every hurdle is the
+    percentile of the first-task scores told before it (a reference computation)."""
+    import numpy as np
+
+    from discover.pool import SerialPool
+    from discover.resolve import resolve_tasks
+
+    config = resolve_tasks(CampaignConfig(
+        tasks=("quadratic", "rosenbrock_2d"), held_out_tasks=(), population_size=8, lr_grid=2,
+        max_statements=20, time_limit=120.0, checkpoint_every=4, progress_seconds=0, seed=13,
+        workers=0, max_evals=40, hurdle_percentile=50.0, hurdle_window=6,
+        hurdle_audit_every=4, mutate_until_changed=True,
+        mutation_weights={"resample": 1.0, "constant": 1.0}))
+    serial = SerialPool(WorkerSpec.from_config(config))
+    run(tmp_path / "whole", serial, create=config)
+    run(tmp_path / "stopped", serial, create=config.replace(max_evals=17))
+    run(tmp_path / "stopped", serial, max_evals=40)
+    log = strip_timing(tmp_path / "whole")
+    assert strip_timing(tmp_path / "stopped") == log
+
+    log.sort(key=lambda r: r["seq"])
+    firsts: list[float] = []
+    rejected = audited = 0
+    for r in log:
+        expected = float(np.percentile(firsts[-6:], 50.0)) if len(firsts) >= 6 else None
+        met = r.get("hurdle")
+        assert (met is None) == (expected is None), r["seq"]
+        if met is not None:
+            assert met["threshold"] == pytest.approx(expected, rel=1e-12)
+            assert met["passed"] == (met["score"] <= met["threshold"])
+            assert met["audit"] == (r["seq"] % 4 == 3)
+            if not met["passed"] and not met["audit"]:
+                rejected += 1
+                assert r["status"] == "rejected" and r["score"] == 1.0
+                assert list(r["scores"]) == ["quadratic"]
+            else:
+                assert sorted(r["scores"]) == ["quadratic", "rosenbrock_2d"]
+            audited += met["audit"] and not met["passed"]
+        firsts.append(r["scores"]["quadratic"])
+    assert rejected > 0 and audited > 0
+    assert any(r["mutation"]["kind"] == "resample" for r in log)
+
+
 def test_held_out_margin_keeps_the_funnel_to_the_front_of_the_search(tmp_path, pool):
     """With one worker each job is submitted after the previous result is told, so the funnel
     of every candidate is known: held-out tasks exactly when the search score is within the

@@ -19,6 +19,7 @@ from discover.evaluate import (
     cached_evaluator,
     evaluate,
 )
+from discover.records import REJECTED, REJECTED_SCORE, Hurdle
 from programs import parse
 from tasks.base import WORST_SCORE, normalized_score
 from tasks.train import OptaxTrainer, lr_grid
@@ -258,3 +259,23 @@ def test_lr_grid_is_half_decades_around_the_default():
     g = lr_grid(0.1, 4)
     np.testing.assert_allclose(g[1:] / g[:-1], 10 ** 0.5, rtol=1e-5)
     np.testing.assert_allclose(np.sqrt(g[0] * g[-1]), 0.1, rtol=1e-5)
+
+
+def test_the_first_task_is_a_hurdle_that_stops_or_passes_without_changing_scores(evaluator):
+    plain = evaluator.evaluate(CANDIDATE)
+    first = plain.scores[0]
+    passed = evaluator.evaluate(CANDIDATE, hurdle=first.score)  # at the hurdle: passes
+    assert passed.scores == plain.scores and passed.aggregate == plain.aggregate
+    assert passed.hurdle == Hurdle(TASKS[0], first.score, first.score, True, False)
+
+    stopped = evaluator.evaluate(CANDIDATE, hurdle=first.score - 1e-3)
+    assert stopped.status == REJECTED and stopped.aggregate == REJECTED_SCORE
+    assert stopped.scores == (first,)  # the first task alone, as scored without a hurdle
+    assert not stopped.hurdle.passed and stopped.interval is None
+
+    audited = evaluator.evaluate(CANDIDATE, hurdle=first.score - 1e-3, audit=True)
+    assert audited.scores == plain.scores and audited.status == plain.status
+    assert audited.hurdle == Hurdle(TASKS[0], first.score, first.score - 1e-3, False, True)
+
+    diverging = evaluator.evaluate(DIVERGING, hurdle=10.0)  # not ok on the first task: stops
+    assert diverging.status == REJECTED and not diverging.hurdle.passed

@@ -271,3 +271,25 @@ def test_start_programs(start):
     named = start_programs(start)
     assert [n for n, _ in named] == list(start)
     assert all(programs.check.check(p).ok for _, p in named)
+
+
+def test_the_hurdle_is_a_percentile_of_recent_first_task_scores_and_is_checkpointed():
+    import numpy as np
+
+    evo = started(evolution(population_size=4, hurdle_percentile=25.0, hurdle_window=30,
+                            hurdle_audit_every=7))
+    told = [0.0]  # the start child's first-task score
+    for i in range(40):
+        assert evo.hurdle() == (None if len(told) < 20 else
+                                pytest.approx(np.percentile(told[-30:], 25.0)))
+        child = evo.breed()
+        score = round(0.37 * i % 1.0, 4)
+        tell(evo, child, score, status="ok" if i % 3 else "rejected")
+        told.append(score)
+    assert evo.counters["rejected"] == 14 and evo.counters["failed"] == 0
+    assert [s for s in range(30) if evo.audits(s)] == [6, 13, 20, 27]
+    clone = evolution(population_size=4, hurdle_percentile=25.0, hurdle_window=30,
+                      hurdle_audit_every=7)
+    clone.load_state_dict(json.loads(json.dumps(evo.state_dict())))
+    assert clone.hurdle() == evo.hurdle() and list(clone.hurdle_scores) == told[-30:]
+    assert evolution().hurdle() is None  # off by default

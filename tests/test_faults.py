@@ -325,10 +325,15 @@ def test_workers_that_keep_dying_stop_the_campaign_with_its_jobs_saved(tmp_path,
 
 
 # -- the driver dies -----------------------------------------------------------------------
-DRIVER_CONFIG = {"tasks": ["quadratic"], "held_out_tasks": [], "population_size": 50,
-                 "start": list(CONFIG.start), "mutation_weights": CONFIG.mutation_weights,
+DRIVER_CONFIG = {"tasks": ["quadratic", "rosenbrock_2d"], "held_out_tasks": [],
+                 "population_size": 50, "start": list(CONFIG.start),
+                 "mutation_weights": {**CONFIG.mutation_weights, "resample": 1.0},
                  "lr_grid": 2, "checkpoint_every": 1, "progress_seconds": 0.2,
-                 "time_limit": 120.0, "seed": 3}
+                 "time_limit": 120.0, "seed": 3,
+                 # the search-power features are in the checkpoint too: hurdles (with their
+                 # recent scores), audits, mutate-until-changed
+                 "hurdle_percentile": 50.0, "hurdle_window": 6, "hurdle_audit_every": 5,
+                 "mutate_until_changed": True}
 
 
 def test_driver_killed_at_random_moments_then_resumed(tmp_path):
@@ -379,4 +384,6 @@ def test_driver_killed_at_random_moments_then_resumed(tmp_path):
     assert final.returncode == 0, final.stderr
     log = check_complete_log(run_dir)
     assert len(log) == done + 10
+    # the features in the checkpoint were at work: hurdles met, children stopped at them
+    assert any(r.get("hurdle") for r in log) and any(r["status"] == "rejected" for r in log)
     assert not [p for p in os.listdir(run_dir) if p.endswith(".tmp")]

@@ -12,9 +12,12 @@ import pytest
 
 from discover import records, rundir
 from discover.records import (
+    REJECTED,
+    REJECTED_SCORE,
     SCHEMA_VERSION,
     Evaluation,
     HallEntry,
+    Hurdle,
     JobResult,
     LogRecord,
     SchemaError,
@@ -29,7 +32,7 @@ from tasks.base import WORST_SCORE
 PINNED_LOG_FIELDS = [
     "seq", "program", "fingerprint", "parent", "mutation", "status", "score", "scores", "lr",
     "losses", "task_status", "held_out_score", "held_out_scores", "held_out_lr", "seconds",
-    "worker", "time", "error", "held_out_status", "interval", "held_out_interval",
+    "worker", "time", "error", "held_out_status", "interval", "held_out_interval", "hurdle",
 ]
 PINNED_HALL_FIELDS = [
     "rank", "program", "original_program", "fingerprint", "search_score", "held_out_score",
@@ -41,7 +44,7 @@ PINNED_STATE_KEYS = ["version", "log_count", "fingerprint_version", "elapsed_sec
 
 
 def test_versions_and_fields_are_pinned():
-    assert SCHEMA_VERSION == 2 and rundir.STATE_VERSION == 3
+    assert SCHEMA_VERSION == 3 and rundir.STATE_VERSION == 3
     assert [f.name for f in dataclasses.fields(LogRecord)] == PINNED_LOG_FIELDS
     assert [f.name for f in dataclasses.fields(HallEntry)] == PINNED_HALL_FIELDS
 
@@ -73,6 +76,24 @@ def test_a_log_line_is_exactly_this_json():
         "time": 12.346, "held_out_interval": [-0.125, 1.0]}
     line = json.dumps(record.to_json(), allow_nan=False)
     assert LogRecord.from_json(json.loads(line)) == record
+
+
+def test_a_child_stopped_at_the_hurdle_is_this_json_and_reads_back():
+    first = TaskScore("quadratic", 0.75, 0.5, 0.1, "ok", (0.75,), windows=1)
+    search = Evaluation((first,), REJECTED_SCORE, REJECTED, 0.25,
+                        hurdle=Hurdle("quadratic", 0.75, 0.5, False))
+    record = LogRecord.from_result(3, "p", "ab" * 8, None, {"kind": "op", "detail": "x"},
+                                   JobResult(search, None, 0.25, 0.25, "w"), 1.0)
+    line = record.to_json()
+    assert (line["status"], line["score"], line["scores"]) == ("rejected", 1.0,
+                                                                {"quadratic": 0.75})
+    assert line["hurdle"] == {"task": "quadratic", "score": 0.75, "threshold": 0.5,
+                              "passed": False, "audit": False}
+    assert LogRecord.from_json(json.loads(json.dumps(line, allow_nan=False))) == record
+    assert Evaluation.from_dict(json.loads(json.dumps(search.to_dict()))) == search
+    # a record of schema 2 (no hurdle) reads back with none
+    del line["hurdle"]
+    assert LogRecord.from_json(line).hurdle is None
 
 
 def test_failures_and_timeouts_are_records_with_their_reason():
@@ -136,6 +157,7 @@ def test_a_checkpoint_has_the_pinned_keys(tmp_path):
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert sorted(state) == sorted(PINNED_STATE_KEYS)
     assert state["version"] == rundir.STATE_VERSION and state["fingerprint_version"] == "fp2"
+    # hurdle_scores was added within version 3: a state without it reads as no recent scores
     assert sorted(state["evolution"]) == sorted(
         ["next_seq", "counters", "population", "pending", "waiting", "starts", "cache",
-         "hall_of_fame", "best", "logbook", "rng"])
+         "hall_of_fame", "best", "logbook", "rng", "hurdle_scores"])

@@ -115,6 +115,36 @@ def test_cost_section_sums_the_evaluation_log(full_run):
     assert cost["invalid children rejected before evaluation"] == str(counters["invalid"])
 
 
+def test_mutation_and_hurdle_sections_recount_the_log(tmp_path):
+    config = CONFIG.replace(tasks=["quadratic", "logistic"], max_evals=60,
+                            hurdle_percentile=40.0, hurdle_window=10, hurdle_audit_every=3)
+    run_dir = make_run(tmp_path / "run", config)
+    text = Path(write_report(run_dir, say=lambda line: None)).read_text(encoding="utf-8")
+    log = [json.loads(line) for line in Path(run_dir, "evaluations.jsonl").read_text()
+           .splitlines()]
+    first = {}
+    for r in sorted(log, key=lambda r: r["seq"]):
+        first.setdefault(r["fingerprint"], r["score"] if r["score"] is not None else 2.0)
+    kinds = {}
+    for r in log:
+        if r["mutation"].get("kind") not in (None, "start") and r["parent"] in first:
+            mine = r["score"] if r["score"] is not None else 2.0
+            n, b = kinds.get(r["mutation"]["kind"], (0, 0))
+            kinds[r["mutation"]["kind"]] = (n + 1, b + (mine < first[r["parent"]]))
+    rows = section(text, "Mutations")
+    for kind, (n, b) in kinds.items():
+        assert f"| {kind} | {n} | {b} | {100 * b / n:.1f}% |" in rows
+    met = [r for r in log if "hurdle" in r]
+    rejected = [r for r in met if r["status"] == "rejected"]
+    audits = [r for r in met if r["hurdle"]["audit"] and not r["hurdle"]["passed"]]
+    assert rejected and audits
+    hurdles = section(text, "Hurdles")
+    assert f"| children that met a hurdle | {len(met)} |" in hurdles
+    assert f"| stopped at it | {len(rejected)} |" in hurdles
+    assert f"| audited children the hurdle would have stopped | {len(audits)} |" in hurdles
+    assert f"| children stopped at the hurdle | {len(rejected)} |" in section(text, "Cost")
+
+
 def test_curves_compare_the_top_programs_with_tuned_baselines(full_run):
     run_dir, text = full_run
     hof = rundir.read_json(os.path.join(run_dir, rundir.HALL_OF_FAME_FILE))
