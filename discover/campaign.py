@@ -138,7 +138,7 @@ class Campaign:
             if child is None:
                 child = Individual(programs.parse(record.program), record.fingerprint,
                                    seq=record.seq, parent=record.parent,
-                                   mutation=record.mutation)
+                                   mutation=record.mutation, island=record.island or 0)
             evolution.adopt(child)
             evolution.tell(child, record)
         meta = {"elapsed_seconds": saved["elapsed_seconds"],
@@ -208,7 +208,8 @@ class Campaign:
                     child = in_flight.pop(job.seq)
                     record = LogRecord.from_result(child.seq, str(child.program),
                                                    child.fingerprint, child.parent,
-                                                   child.mutation, result, time.time())
+                                                   child.mutation, result, time.time(),
+                                                   self._island_of(child))
                     self._finish(child, record, stats)
                     stats["worker_seconds"] += result.seconds
                     stats["worker_cpu"] += result.cpu_seconds
@@ -264,6 +265,13 @@ class Campaign:
                              (loop_end - loop_start) if loop_start else 0.0,
                              stats["worker_seconds"], stats["worker_cpu"], warm_up, n_workers,
                              faults)
+
+    def _island_of(self, child: Individual) -> int | None:
+        """The island logged for ``child``: None with one island, and for a start program
+        (it joins every island)."""
+        if self.config.islands == 1 or child.mutation.get("kind") == "start":
+            return None
+        return child.island
 
     def _unfinished(self, queue: list, in_flight: dict) -> list[Individual]:
         """Children bred and not logged, by ``seq``: what a checkpoint saves as pending."""

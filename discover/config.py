@@ -106,6 +106,18 @@ class CampaignConfig:
     plateau_evals: int | None = 2000
     """Restart the population from the best program after this many evaluations without a
     better search score; None: never."""
+    islands: int = 1
+    """Populations evolving apart (FunSearch), each ``population_size / islands`` strong;
+    children are bred for each island in turn and join it; the fingerprint cache, the best
+    program and the hall of fame are shared."""
+    migration_every: int | None = 100
+    """With islands: every this many evaluations the best ``migrants`` of each island replace
+    the worst of the next one in a ring (DEAP's ``tools.migRing``); None: never."""
+    migrants: int = 1
+    reset_every: int | None = None
+    """With islands: every this many evaluations the weaker half of the islands (by their best
+    score) restart from copies of the best member of an island of the stronger half; None:
+    never."""
     hurdle_percentile: float | None = None
     """Hurdles (AutoML-Zero): a child is first scored on the first search task (put the
     cheapest first; the default search set begins with digits_mlp_s) and goes on to the others
@@ -348,6 +360,12 @@ def _validate(c: CampaignConfig) -> None:
     need(1 <= c.hall_of_fame_size <= MAX_POPULATION, "hall_of_fame_size",
          f"must be >= 1 and <= {MAX_POPULATION}")
     need(c.plateau_evals is None or c.plateau_evals >= 1, "plateau_evals", "must be >= 1")
+    need(1 <= c.islands <= c.population_size // 2 or c.islands == 1, "islands",
+         "must be 1, or at most population_size / 2 (two members an island)")
+    need(c.migration_every is None or c.migration_every >= 1, "migration_every", "must be >= 1")
+    need(1 <= c.migrants <= max(1, c.population_size // c.islands - 1), "migrants",
+         "must be >= 1 and below the members of an island")
+    need(c.reset_every is None or c.reset_every >= 1, "reset_every", "must be >= 1")
     need(c.hurdle_percentile is None or 0 < c.hurdle_percentile <= 100, "hurdle_percentile",
          "must be in (0, 100]")
     need(1 <= c.hurdle_window <= MAX_POPULATION, "hurdle_window",

@@ -53,11 +53,12 @@ class Fitness(base.Fitness):
 class Individual:
     """A program with its fitness and its lineage."""
 
-    __slots__ = ("fingerprint", "fitness", "mutation", "parent", "program", "seq")
+    __slots__ = ("fingerprint", "fitness", "island", "mutation", "parent", "program", "seq")
 
     def __init__(self, program: programs.Program, fingerprint: str, *, seq: int | None = None,
                  parent: str | None = None, mutation: dict | None = None,
-                 score: float | None = None):
+                 score: float | None = None, island: int = 0):
+        self.island = island            # the island it was bred for (0 with one island)
         self.program = program
         self.fingerprint = fingerprint
         self.seq = seq                  # the evaluation that scored it (None: a cache hit)
@@ -73,19 +74,20 @@ class Individual:
 
     def copy(self) -> Individual:
         twin = Individual(self.program, self.fingerprint, seq=self.seq, parent=self.parent,
-                          mutation=dict(self.mutation))
+                          mutation=dict(self.mutation), island=self.island)
         twin.fitness.values = self.fitness.values
         return twin
 
     def to_dict(self) -> dict:
         return {"program": str(self.program), "fingerprint": self.fingerprint, "seq": self.seq,
                 "parent": self.parent, "mutation": self.mutation,
-                "score": self.score if self.fitness.valid else None}
+                "score": self.score if self.fitness.valid else None, "island": self.island}
 
     @classmethod
     def from_dict(cls, data: dict) -> Individual:
         return cls(programs.parse(data["program"]), data["fingerprint"], seq=data["seq"],
-                   parent=data["parent"], mutation=data["mutation"], score=data["score"])
+                   parent=data["parent"], mutation=data["mutation"], score=data["score"],
+                   island=int(data.get("island", 0)))
 
 
 class _Ranked:
@@ -158,7 +160,12 @@ class AgingEvolution:
         self.toolbox.register("fingerprint", lambda program, probed=None:
                               program.fingerprint(probed))
 
-        self.population: collections.deque[Individual] = collections.deque()
+        self.islands: list[collections.deque[Individual]] = [
+            collections.deque() for _ in range(config.islands)]
+        self.capacity = [self.population_size // config.islands
+                         + (i < self.population_size % config.islands)
+                         for i in range(config.islands)]   # members each island keeps
+        self.next_island = 0                      # the island the next child is bred for
         self.cache: dict[str, dict] = {}          # fingerprint -> score, held_out_score, status
         self.in_flight: dict[str, int] = {}       # fingerprint -> seq being evaluated
         self.waiting: dict[str, list[Individual]] = {}  # duplicates of an in-flight child
@@ -174,13 +181,13 @@ class AgingEvolution:
         self.next_seq = 0
         self.starts: dict[int, int] = {}          # seq of a start child -> copies to add
         self.best: Individual | None = None
-        self.twin_cap = max(2, self.population_size // 10)
+        self.twin_cap = max(2, min(self.capacity) // 10)
         self.hurdle_scores: collections.deque[float] = collections.deque(
             maxlen=config.hurdle_window)          # first-task scores of recent children
         self.counters = {"evaluations": 0, "cache_hits": 0, "invalid": 0, "unchanged": 0,
                          "failed": 0, "rejected": 0, "restarts": 0, "since_improvement": 0,
                          "twins_dropped": 0, "neutral": 0,
-                         "neutral_steps": 0}
+                         "neutral_steps": 0, "migrations": 0, "resets": 0}
 
     # -- start ----------------------------------------------------------------------------
     def initial_children(self, named: Sequence[tuple[str, programs.Program]]) -> list[Individual]:
@@ -192,15 +199,17 @@ class AgingEvolution:
             if all(fp != d[1] for d in distinct):
                 distinct.append((name, fp, program))
         children = []
+        size = min(self.capacity)  # every island gets the same share of each start program
         for i, (name, fp, program) in enumerate(distinct):
             child = self._new_child(program, fp, None, {"kind": "start", "detail": name})
-            copies = self.population_size // len(distinct)
-            self.starts[child.seq] = max(1, copies + (i < self.population_size % len(distinct)))
+            copies = size // len(distinct)
+            self.starts[child.seq] = max(1, copies + (i < size % len(distinct)))
             children.append(child)
         return children
 
-    def _new_child(self, program, fp, parent, mutation) -> Individual:
-        child = Individual(program, fp, seq=self.next_seq, parent=parent, mutation=mutation)
+    def _new_child(self, program, fp, parent, mutation, island: int = 0) -> Individual:
+        child = Individual(program, fp, seq=self.next_seq, parent=parent, mutation=mutation,
+                           island=island)
         self.next_seq += 1
         self.in_flight[fp] = child.seq
         return child
@@ -208,11 +217,22 @@ class AgingEvolution:
     # -- breeding -------------------------------------------------------------------------
     def breed(self) -> Individual | None:
         """The next child to evaluate, or None when there is no parent to breed from (or the
-        neighbourhood of the population is exhausted for now)."""
+        neighbourhood of every island is exhausted for now).  Islands take turns; one whose
+        neighbourhood is exhausted passes its turn to the next."""
+        for offset in range(len(self.islands)):
+            island = (self.next_island + offset) % len(self.islands)
+            child = self._breed_on(island)
+            if child is not None:
+                self.next_island = (island + 1) % len(self.islands)
+                return child
+        return None
+
+    def _breed_on(self, island: int) -> Individual | None:
+        """A child of a parent of ``island`` (see :meth:`breed`), or None."""
         for attempt in range(self.MAX_BREED_ATTEMPTS):
-            if not self.population:
+            if not self.islands[island]:
                 return None
-            parent = self.toolbox.select(list(self.population))
+            parent = self.toolbox.select(list(self.islands[island]))
             outcome, program, applied, fp = self._vary(parent, attempt)
             if outcome != "child":
                 self.counters[outcome] += 1
@@ -222,14 +242,15 @@ class AgingEvolution:
                 "detail": "; ".join(a["detail"] for a in applied)}
             if fp in self.cache or fp in self.in_flight:
                 self.counters["cache_hits"] += 1
-                twin = Individual(program, fp, parent=parent.fingerprint, mutation=detail)
+                twin = Individual(program, fp, parent=parent.fingerprint, mutation=detail,
+                                  island=island)
                 if fp in self.cache:
                     twin.fitness.values = (self.cache[fp]["score"],)
                     self._admit_twin(twin)
                 else:
                     self.waiting.setdefault(fp, []).append(twin)
                 continue
-            return self._new_child(program, fp, parent.fingerprint, detail)
+            return self._new_child(program, fp, parent.fingerprint, detail, island)
         return None
 
     def _vary(self, parent: Individual, attempt: int) -> tuple[str, programs.Program, list, str]:
@@ -274,8 +295,14 @@ class AgingEvolution:
         first = record.scores.get(self.config.tasks[0]) if self.config.tasks else None
         if self.config.hurdle_percentile is not None and first is not None:
             self.hurdle_scores.append(first)
-        copies = self.starts.pop(child.seq, 1)
-        for _ in range(copies):
+        if child.seq in self.starts:  # a start program: its share of every island
+            copies = self.starts.pop(child.seq)
+            for island in range(len(self.islands)):
+                for _ in range(copies):
+                    twin = child.copy()
+                    twin.island = island
+                    self._join(twin)
+        else:
             self._join(child.copy())
         for twin in self.waiting.pop(child.fingerprint, []):
             twin.fitness.values = (score,)
@@ -284,16 +311,18 @@ class AgingEvolution:
         if ranked and record.status == OK:
             self.hall_of_fame.update([_Ranked(record, self.funnel)])
         self._track_best(child)
+        self._islands_exchange()
 
     def _join(self, individual: Individual) -> None:
-        """Aging: the newcomer joins, the oldest leaves."""
-        self.population.append(individual)
-        while len(self.population) > self.population_size:
-            self.population.popleft()
+        """Aging: the newcomer joins its island, the island's oldest leaves."""
+        island = self.islands[individual.island]
+        island.append(individual)
+        while len(island) > self.capacity[individual.island]:
+            island.popleft()
 
     def _admit_twin(self, twin: Individual) -> None:
         """A cache-hit child joins unless it adds no structure or its fingerprint is at cap."""
-        same = [ind for ind in self.population if ind.fingerprint == twin.fingerprint]
+        same = [ind for ind in self.islands[twin.island] if ind.fingerprint == twin.fingerprint]
         if len(same) >= self.twin_cap or any(ind.program == twin.program for ind in same):
             self.counters["twins_dropped"] += 1
             return
@@ -310,13 +339,56 @@ class AgingEvolution:
             self.restart()
 
     def restart(self) -> None:
-        """Plateau: the whole population becomes copies of the best program so far."""
+        """Plateau: every island becomes copies of the best program so far."""
         if self.best is None:
             return
-        self.population = collections.deque(self.best.copy()
-                                            for _ in range(self.population_size))
+        for i, size in enumerate(self.capacity):
+            self.islands[i] = collections.deque(self._copy_to(self.best, i) for _ in range(size))
         self.counters["restarts"] += 1
         self.counters["since_improvement"] = 0
+
+    @staticmethod
+    def _copy_to(individual: Individual, island: int) -> Individual:
+        twin = individual.copy()
+        twin.island = island
+        return twin
+
+    def _islands_exchange(self) -> None:
+        """Every ``migration_every`` evaluations the best ``migrants`` of each island replace
+        the worst of the next (DEAP's ``tools.migRing``); every ``reset_every`` evaluations
+        the weaker half of the islands (by their best score) restart from copies of the best
+        of an island of the stronger half (FunSearch's reset)."""
+        config, done = self.config, self.counters["evaluations"]
+        if len(self.islands) < 2 or any(not island for island in self.islands):
+            return
+        if config.migration_every and done % config.migration_every == 0:
+            tools.migRing(self.islands, config.migrants,
+                          selection=lambda pop, k: [ind.copy() for ind in tools.selBest(pop, k)],
+                          replacement=tools.selWorst)
+            for i, island in enumerate(self.islands):  # immigrants belong to their new island
+                for ind in island:
+                    ind.island = i
+            self.counters["migrations"] += 1
+        if config.reset_every and done % config.reset_every == 0:
+            order = sorted(range(len(self.islands)),
+                           key=lambda i: min(ind.score for ind in self.islands[i]))
+            strong, weak = order[:(len(order) + 1) // 2], order[(len(order) + 1) // 2:]
+            for i in weak:
+                donor = self.islands[strong[self.selection_rng.randrange(len(strong))]]
+                best = tools.selBest(list(donor), 1)[0]
+                self.islands[i] = collections.deque(self._copy_to(best, i)
+                                                    for _ in range(self.capacity[i]))
+            self.counters["resets"] += 1
+
+    @property
+    def population(self) -> list[Individual]:
+        """Every member, island after island (each island oldest first)."""
+        return [ind for island in self.islands for ind in island]
+
+    def island_best(self) -> list[float | None]:
+        """The best score of each island now (None for an empty island)."""
+        return [min(ind.score for ind in island) if island else None
+                for island in self.islands]
 
     # -- records --------------------------------------------------------------------------
     def record(self) -> dict:
@@ -324,6 +396,8 @@ class AgingEvolution:
         row = {k: self.counters[k] for k in ("evaluations", "cache_hits", "invalid", "restarts")}
         if self.population:
             row.update({k: float(v) for k, v in self.stats.compile(self.population).items()})
+        if len(self.islands) > 1:
+            row["island_best"] = self.island_best()
         self.logbook.record(**row)
         return row
 
@@ -387,6 +461,7 @@ class AgingEvolution:
             "hall_of_fame": [r.to_json() for r in self.hall_of_fame_records()],
             "best": self.best.to_dict() if self.best else None,
             "hurdle_scores": list(self.hurdle_scores),
+            "next_island": self.next_island,
             "logbook": list(self.logbook),
             "rng": {"mutation": _jsonable(self.mutation_rng.bit_generator.state),
                     "selection": _jsonable(self.selection_rng.getstate())},
@@ -396,8 +471,14 @@ class AgingEvolution:
         """Restore from :meth:`state_dict`; returns the pending children (to evaluate)."""
         self.next_seq = state["next_seq"]
         self.counters.update(state["counters"])
-        self.population = collections.deque(Individual.from_dict(d)
-                                            for d in state["population"])
+        self.islands = [collections.deque() for _ in self.capacity]
+        for data in state["population"]:
+            member = Individual.from_dict(data)
+            if not 0 <= member.island < len(self.islands):
+                raise ValueError(f"state: a member of island {member.island}, but the "
+                                 f"configuration has {len(self.islands)} island(s)")
+            self.islands[member.island].append(member)
+        self.next_island = int(state.get("next_island", 0)) % len(self.islands)
         self.waiting = {fp: [Individual.from_dict(d) for d in twins]
                         for fp, twins in state["waiting"].items()}
         self.starts = {int(seq): n for seq, n in state["starts"].items()}

@@ -287,3 +287,19 @@ def search_power_figure(curves: dict[str, dict[str, np.ndarray]],
         _evaluation_panel(ax, n, "evaluations", "best search score so far (0 = tuned adam)")
     fig.tight_layout()
     return _png(fig)
+
+
+def islands_figure(islands: dict[int, tuple[list[int], list[float]]]) -> bytes:
+    """Best search score so far of each island against evaluations (log order)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    n = 1
+    for island, (xs, ys) in islands.items():
+        ax.step(xs, ys, where="post", lw=1.5, label=f"island {island}")
+        n = max(n, xs[-1] if xs else 1)
+    ax.axhline(0.0, color="black", lw=0.8, ls="--")
+    ax.set_title("Best search score so far, per island")
+    _evaluation_panel(ax, n, "evaluations (in the order results arrived)",
+                      "score (0 = tuned adam, lower is better)")
+    fig.tight_layout()
+    return _png(fig)

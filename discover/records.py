@@ -199,7 +199,8 @@ class LogRecord:
     ``fingerprint``, ``parent`` fingerprint, ``mutation``), its search-task result (``status``,
     ``score``, per task ``scores``, ``lr``, ``losses``, ``task_status``), its held-out result
     (None unless the funnel passed it), where and how long (``seconds``, ``worker``,
-    ``time``: :data:`TIMING_FIELDS`), and the hurdle it met (``Hurdle.to_dict``; schema 3)."""
+    ``time``: :data:`TIMING_FIELDS`), the hurdle it met (``Hurdle.to_dict``) and, in a
+    campaign with islands, its ``island`` (both schema 3)."""
 
     seq: int
     program: str
@@ -223,6 +224,7 @@ class LogRecord:
     interval: list[float] | None = None
     held_out_interval: list[float] | None = None
     hurdle: dict | None = None
+    island: int | None = None
 
     @property
     def search_score(self) -> float:
@@ -231,7 +233,8 @@ class LogRecord:
 
     @classmethod
     def from_result(cls, seq: int, program: str, fingerprint: str, parent: str | None,
-                    mutation: dict, result: JobResult, time: float) -> LogRecord:
+                    mutation: dict, result: JobResult, time: float,
+                    island: int | None = None) -> LogRecord:
         search, held = result.search, result.held_out
         tasks = search.scores
         return cls(
@@ -251,13 +254,15 @@ class LogRecord:
             held_out_status=held.status if held is not None and held.status != OK else None,
             interval=_bounds(search.interval),
             held_out_interval=_bounds(held.interval) if held is not None else None,
-            hurdle=search.hurdle.to_dict() if search.hurdle is not None else None)
+            hurdle=search.hurdle.to_dict() if search.hurdle is not None else None,
+            island=island)
 
     def to_json(self) -> dict:
-        """The object of the log line (``error``, ``held_out_status``, the intervals and the
-        ``hurdle`` only when set)."""
+        """The object of the log line (``error``, ``held_out_status``, the intervals, the
+        ``hurdle`` and the ``island`` only when set)."""
         out = dataclasses.asdict(self)
-        for key in ("error", "held_out_status", "interval", "held_out_interval", "hurdle"):
+        for key in ("error", "held_out_status", "interval", "held_out_interval", "hurdle",
+                    "island"):
             if out[key] is None:
                 del out[key]
         return out

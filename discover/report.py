@@ -106,6 +106,22 @@ def hurdle_outcomes(run: RunFiles) -> dict | None:
             "passed_median": typical}
 
 
+def island_progress(run: RunFiles) -> dict[int, tuple[list[int], list[float]]]:
+    """With islands: per island, the evaluation numbers (log order) of its children and its
+    best search score so far at each; empty for a campaign of one island."""
+    out: dict[int, tuple[list[int], list[float]]] = {}
+    best: dict[int, float] = {}
+    for n, record in enumerate(run.log, 1):
+        if record.island is None or record.status != OK:
+            continue
+        best[record.island] = min(best.get(record.island, record.search_score),
+                                  record.search_score)
+        xs, ys = out.setdefault(record.island, ([], []))
+        xs.append(n)
+        ys.append(best[record.island])
+    return dict(sorted(out.items()))
+
+
 def mutation_success(run: RunFiles) -> list[tuple[str, int, int]]:
     """Per mutation kind (chains as ``a+b``): ``(kind, children evaluated, children better
     than their parent)``, the parent's search score taken from its own record in the log;
@@ -255,6 +271,9 @@ def write_report(run_dir: str, *, curves: bool = True, top: int = 3,
                 if all(k in row for k in ("evaluations", "cache_hits", "invalid"))]
         figures.draw("rates", "rates_figure", [r.status not in (OK, REJECTED) for r in run.log],
                      rows)
+        islands = island_progress(run)
+        if islands:
+            figures.draw("islands", "islands_figure", islands)
     curve_data: dict[str, list[dict]] = {}
     if not curves:
         run.notes.append("Training curves were not computed (--no-curves).")
@@ -329,7 +348,7 @@ def render(run: RunFiles, entries: list[HallEntry], source: str, figures: dict[s
     lines += _hall_of_fame(run, entries, source)
     lines += ["## Configuration", "", "```json", json.dumps(run.config, indent=1), "```", ""]
     lines += _cost_section(cost(run))
-    lines += _search_section(run)
+    lines += _search_section(run, figures)
     if run.notes:
         lines += ["## Missing or incomplete", ""] + [f"- {note}" for note in run.notes] + [""]
     return "\n".join(lines)
@@ -429,7 +448,7 @@ def _hall_of_fame(run: RunFiles, entries: list[HallEntry], source: str) -> list[
     return lines
 
 
-def _search_section(run: RunFiles) -> list[str]:
+def _search_section(run: RunFiles, figures: dict[str, str]) -> list[str]:
     """Mutation kinds' success rates and, when the campaign had hurdles, what they did."""
     lines = ["## Mutations", "", ("Children better than their parent (search score), by the "
              "mutation that made them:"), "", ("| mutation | children | better than parent | "
@@ -438,6 +457,17 @@ def _search_section(run: RunFiles) -> list[str]:
     lines += [f"| {k} | {n} | {b} | {100 * b / n:.1f}% |" for k, n, b in rows] or \
         ["| - | 0 | 0 | - |"]
     lines.append("")
+    islands = island_progress(run)
+    if islands:
+        counters = run.counters
+        lines += ["## Islands", ""]
+        lines += _figure(figures, "islands", "Best search score so far of each island's "
+                         "children (evaluations in log order).")
+        lines += ["| island | children scored | best search score |", "|---:|---:|---:|"]
+        lines += [f"| {i} | {len(xs)} | {format_score(ys[-1])} |"
+                  for i, (xs, ys) in islands.items()]
+        lines += ["", (f"Migrations: {counters.get('migrations', '-')}; resets of the weaker "
+                  f"half: {counters.get('resets', '-')} (`{STATE_FILE}`)."), ""]
     h = hurdle_outcomes(run)
     if h is None:
         return lines

@@ -293,3 +293,42 @@ def test_the_hurdle_is_a_percentile_of_recent_first_task_scores_and_is_checkpoin
     clone.load_state_dict(json.loads(json.dumps(evo.state_dict())))
     assert clone.hurdle() == evo.hurdle() and list(clone.hurdle_scores) == told[-30:]
     assert evolution().hurdle() is None  # off by default
+
+
+def test_islands_breed_in_turn_migrate_in_a_ring_and_reset_the_weaker_half():
+    evo = started(evolution(population_size=12, islands=3, migration_every=6, migrants=1,
+                            reset_every=12, start=("adam", "sgd")), score=0.5)
+    assert evo.capacity == [4, 4, 4] and [len(i) for i in evo.islands] == [4, 4, 4]
+    assert all(sorted(str(m.program) for m in island).count(str(ADAM)) == 2
+               for island in evo.islands)  # every island gets its share of each start
+    scores = iter([0.3, 0.1, 0.4, 0.2, 0.05, 0.6, 0.7, 0.8, 0.9, 0.15, 0.25, 0.35])
+    for n in range(3, 13):  # the 2 starts were evaluations 1 and 2
+        child = evo.breed()
+        assert child.island == (n - 3) % 3  # bred for each island in turn
+        before = [list(island) for island in evo.islands]
+        tell(evo, child, next(scores))
+        if n == 6:  # migration: each island's best replaces the worst of the next one
+            arrived = [list(island) for island in evo.islands]
+            for i in range(3):
+                joined = before[i] + [child] if child.island == i else before[i]
+                best = min(joined, key=lambda m: m.score)
+                worst_next = max((before[(i + 1) % 3] + [child]) if child.island == (i + 1) % 3
+                                 else before[(i + 1) % 3], key=lambda m: m.score)
+                assert any(m.fingerprint == best.fingerprint and m.island == (i + 1) % 3
+                           for m in arrived[(i + 1) % 3])
+                assert worst_next.score > best.score
+            assert evo.counters["migrations"] == 1
+        if n == 12:  # reset: the weakest island restarts from the best of a stronger one
+            assert evo.counters["resets"] == 1
+            bests = evo.island_best()
+            weakest = max(range(3), key=lambda i: bests[i])
+            assert len({m.fingerprint for m in evo.islands[weakest]}) == 1
+            assert all(m.island == i for i, island in enumerate(evo.islands) for m in island)
+    state = json.loads(json.dumps(evo.state_dict()))
+    clone = evolution(population_size=12, islands=3, migration_every=6, migrants=1,
+                      reset_every=12, start=("adam", "sgd"))
+    clone.load_state_dict(state)
+    assert [[m.to_dict() for m in i] for i in clone.islands] == \
+        [[m.to_dict() for m in i] for i in evo.islands]
+    for a, b in itertools.islice(zip(iter(evo.breed, None), iter(clone.breed, None)), 6):
+        assert (a.program, a.island, a.seq) == (b.program, b.island, b.seq)

@@ -33,6 +33,7 @@ PINNED_LOG_FIELDS = [
     "seq", "program", "fingerprint", "parent", "mutation", "status", "score", "scores", "lr",
     "losses", "task_status", "held_out_score", "held_out_scores", "held_out_lr", "seconds",
     "worker", "time", "error", "held_out_status", "interval", "held_out_interval", "hurdle",
+    "island",
 ]
 PINNED_HALL_FIELDS = [
     "rank", "program", "original_program", "fingerprint", "search_score", "held_out_score",
@@ -157,7 +158,8 @@ def test_a_checkpoint_has_the_pinned_keys(tmp_path):
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert sorted(state) == sorted(PINNED_STATE_KEYS)
     assert state["version"] == rundir.STATE_VERSION and state["fingerprint_version"] == "fp2"
-    # hurdle_scores was added within version 3: a state without it reads as no recent scores
+    # hurdle_scores and next_island were added within version 3: a state without them reads
+    # as no recent scores and island 0 next
     assert sorted(state["evolution"]) == sorted(
         ["next_seq", "counters", "population", "pending", "waiting", "starts", "cache",
-         "hall_of_fame", "best", "logbook", "rng", "hurdle_scores"])
+         "hall_of_fame", "best", "logbook", "rng", "hurdle_scores", "next_island"])

@@ -27,6 +27,7 @@ from discover.cli import main
 from discover.config import CampaignConfig
 from discover.errors import UserError
 from discover.pool import WorkerSpec
+from discover.progress import format_score
 from discover.report import write_report
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
@@ -115,9 +116,10 @@ def test_cost_section_sums_the_evaluation_log(full_run):
     assert cost["invalid children rejected before evaluation"] == str(counters["invalid"])
 
 
-def test_mutation_and_hurdle_sections_recount_the_log(tmp_path):
+def test_mutation_hurdle_and_island_sections_recount_the_log(tmp_path):
     config = CONFIG.replace(tasks=["quadratic", "logistic"], max_evals=60,
-                            hurdle_percentile=40.0, hurdle_window=10, hurdle_audit_every=3)
+                            hurdle_percentile=40.0, hurdle_window=10, hurdle_audit_every=3,
+                            islands=2, migration_every=10, reset_every=25)
     run_dir = make_run(tmp_path / "run", config)
     text = Path(write_report(run_dir, say=lambda line: None)).read_text(encoding="utf-8")
     log = [json.loads(line) for line in Path(run_dir, "evaluations.jsonl").read_text()
@@ -143,6 +145,12 @@ def test_mutation_and_hurdle_sections_recount_the_log(tmp_path):
     assert f"| stopped at it | {len(rejected)} |" in hurdles
     assert f"| audited children the hurdle would have stopped | {len(audits)} |" in hurdles
     assert f"| children stopped at the hurdle | {len(rejected)} |" in section(text, "Cost")
+    islands = section(text, "Islands")
+    assert "![islands](report/islands.png)" in islands
+    png_links(run_dir, islands)
+    for island in (0, 1):
+        mine = [r["score"] for r in log if r.get("island") == island and r["status"] == "ok"]
+        assert f"| {island} | {len(mine)} | {format_score(min(mine))} |" in islands
 
 
 def test_curves_compare_the_top_programs_with_tuned_baselines(full_run):
