@@ -94,6 +94,11 @@ class CampaignConfig:
     """Most state slots a program may have."""
     mutation_weights: dict[str, float] | None = None
     """Relative weight of each mutation kind; None: the defaults of ``programs.mutate``."""
+    adaptive_mutation_window: int | None = None
+    """Mutation weights that follow success: each kind's weight becomes its configured weight
+    times (successes + 1) / (children + 2) over the last this-many children told, a success
+    being a child that scores better than its parent (so structure mutations gain weight when
+    constant tweaks stop paying).  None: fixed weights."""
     mutate_until_changed: bool = False
     """A child that computes what its parent computes (same fingerprint: a dead statement, a
     slot nothing reads yet) is mutated again, up to ``NEUTRAL_STEPS`` times, instead of being
@@ -366,6 +371,8 @@ def _validate(c: CampaignConfig) -> None:
     need(1 <= c.migrants <= max(1, c.population_size // c.islands - 1), "migrants",
          "must be >= 1 and below the members of an island")
     need(c.reset_every is None or c.reset_every >= 1, "reset_every", "must be >= 1")
+    need(c.adaptive_mutation_window is None or c.adaptive_mutation_window >= 1,
+         "adaptive_mutation_window", "must be >= 1")
     need(c.hurdle_percentile is None or 0 < c.hurdle_percentile <= 100, "hurdle_percentile",
          "must be in (0, 100]")
     need(1 <= c.hurdle_window <= MAX_POPULATION, "hurdle_window",

@@ -145,7 +145,9 @@ class AgingEvolution:
         seeds = np.random.SeedSequence(config.seed).spawn(2)
         self.mutation_rng = np.random.default_rng(seeds[0])
         self.selection_rng = random.Random(int(seeds[1].generate_state(1)[0]))
-        self.mutation_config = mutation_config(config)
+        self.mutation_config = self.base_mutation_config = mutation_config(config)
+        self.mutation_outcomes: collections.deque[tuple[str, bool]] = collections.deque(
+            maxlen=config.adaptive_mutation_window or 1)  # (kind, better than its parent)
 
         self.toolbox = base.Toolbox()
         self.toolbox.register("select", tournament, tournsize=self.tournament_size,
@@ -307,11 +309,35 @@ class AgingEvolution:
         for twin in self.waiting.pop(child.fingerprint, []):
             twin.fitness.values = (score,)
             self._admit_twin(twin)
+        self._learn_mutation(child, score)
         ranked = record.held_out_score is not None or not self.funnel
         if ranked and record.status == OK:
             self.hall_of_fame.update([_Ranked(record, self.funnel)])
         self._track_best(child)
         self._islands_exchange()
+
+    def _learn_mutation(self, child: Individual, score: float) -> None:
+        """With ``adaptive_mutation_window``: note whether ``child`` beat its parent (by its
+        first mutation kind) and re-weight the mutations."""
+        parent = self.cache.get(child.parent) if child.parent else None
+        if self.config.adaptive_mutation_window is None or parent is None:
+            return
+        kind = child.mutation.get("kind", "").split("+")[0]
+        if kind in mutations.KINDS:
+            self.mutation_outcomes.append((kind, bool(score < parent["score"])))
+            self._reweight()
+
+    def _reweight(self) -> None:
+        base = self.base_mutation_config.weights
+        tally = {k: [0, 0] for k in mutations.KINDS}
+        for kind, better in self.mutation_outcomes:
+            tally[kind][0] += 1
+            tally[kind][1] += better
+        weights = mutations.MutationWeights(**{k: base.of(k) * (b + 1) / (n + 2)
+                                               for k, (n, b) in tally.items()})
+        self.mutation_config = dataclasses.replace(self.base_mutation_config, weights=weights)
+        self.toolbox.register("mutate", mutations.mutate, rng=self.mutation_rng,
+                              config=self.mutation_config)
 
     def _join(self, individual: Individual) -> None:
         """Aging: the newcomer joins its island, the island's oldest leaves."""
@@ -462,6 +488,7 @@ class AgingEvolution:
             "best": self.best.to_dict() if self.best else None,
             "hurdle_scores": list(self.hurdle_scores),
             "next_island": self.next_island,
+            "mutation_outcomes": [list(o) for o in self.mutation_outcomes],
             "logbook": list(self.logbook),
             "rng": {"mutation": _jsonable(self.mutation_rng.bit_generator.state),
                     "selection": _jsonable(self.selection_rng.getstate())},
@@ -479,6 +506,11 @@ class AgingEvolution:
                                  f"configuration has {len(self.islands)} island(s)")
             self.islands[member.island].append(member)
         self.next_island = int(state.get("next_island", 0)) % len(self.islands)
+        self.mutation_outcomes.clear()
+        self.mutation_outcomes.extend((str(k), bool(b))
+                                      for k, b in state.get("mutation_outcomes", []))
+        if self.config.adaptive_mutation_window is not None:
+            self._reweight()
         self.waiting = {fp: [Individual.from_dict(d) for d in twins]
                         for fp, twins in state["waiting"].items()}
         self.starts = {int(seq): n for seq, n in state["starts"].items()}

@@ -97,6 +97,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "(AutoML-Zero's: about the best quarter goes on)"),
     Variant("hurdles50", {"hurdle_percentile": 50.0},
             "hurdle at the median of recent first-task scores"),
+    Variant("adaptive", {"adaptive_mutation_window": 100},
+            "mutation weights follow each kind's success over the last 100 children"),
     Variant("islands", {"islands": 4, "migration_every": 50, "reset_every": 200},
             "4 islands, ring migration of the best every 50 evaluations, the weaker half "
             "reset from the stronger every 200"),

@@ -332,3 +332,30 @@ def test_islands_breed_in_turn_migrate_in_a_ring_and_reset_the_weaker_half():
         [[m.to_dict() for m in i] for i in evo.islands]
     for a, b in itertools.islice(zip(iter(evo.breed, None), iter(clone.breed, None)), 6):
         assert (a.program, a.island, a.seq) == (b.program, b.island, b.seq)
+
+
+def test_adaptive_mutation_weights_follow_each_kinds_success_and_are_checkpointed():
+    from programs.mutate import KINDS, MutationConfig
+
+    evo = started(evolution(population_size=6, adaptive_mutation_window=12), score=0.5)
+    outcomes = []
+    for _ in range(20):
+        child = evo.breed()
+        kind = child.mutation["kind"].split("+")[0]
+        parent = evo.cache[child.parent]["score"]
+        score = parent - 0.1 if kind in ("op", "insert") else parent + 0.1
+        tell(evo, child, score)
+        outcomes.append((kind, score < parent))
+    base = MutationConfig().weights
+    recent = outcomes[-12:]
+    for k in KINDS:
+        n = sum(kind == k for kind, _ in recent)
+        b = sum(kind == k and better for kind, better in recent)
+        assert evo.mutation_config.weights.of(k) == pytest.approx(base.of(k) * (b + 1) / (n + 2))
+    assert evo.mutation_config.weights.resample == 0.0  # a kind that is off stays off
+    clone = evolution(population_size=6, adaptive_mutation_window=12)
+    clone.load_state_dict(json.loads(json.dumps(evo.state_dict())))
+    assert clone.mutation_config == evo.mutation_config
+    fixed = started(evolution(population_size=6), score=0.5)
+    tell(fixed, fixed.breed(), 0.1)
+    assert fixed.mutation_config == MutationConfig(max_statements=20)  # off by default

@@ -334,7 +334,7 @@ DRIVER_CONFIG = {"tasks": ["quadratic", "rosenbrock_2d"], "held_out_tasks": [],
                  # recent scores), audits, mutate-until-changed
                  "hurdle_percentile": 50.0, "hurdle_window": 6, "hurdle_audit_every": 5,
                  "mutate_until_changed": True, "islands": 2, "migration_every": 7,
-                 "reset_every": 15}
+                 "reset_every": 15, "adaptive_mutation_window": 10}
 
 
 def test_driver_killed_at_random_moments_then_resumed(tmp_path):

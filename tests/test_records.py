@@ -158,8 +158,9 @@ def test_a_checkpoint_has_the_pinned_keys(tmp_path):
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert sorted(state) == sorted(PINNED_STATE_KEYS)
     assert state["version"] == rundir.STATE_VERSION and state["fingerprint_version"] == "fp2"
-    # hurdle_scores and next_island were added within version 3: a state without them reads
-    # as no recent scores and island 0 next
+    # hurdle_scores, next_island and mutation_outcomes were added within version 3: a state
+    # without them reads as no recent scores, island 0 next and no outcomes
     assert sorted(state["evolution"]) == sorted(
         ["next_seq", "counters", "population", "pending", "waiting", "starts", "cache",
-         "hall_of_fame", "best", "logbook", "rng", "hurdle_scores", "next_island"])
+         "hall_of_fame", "best", "logbook", "rng", "hurdle_scores", "next_island",
+         "mutation_outcomes"])
