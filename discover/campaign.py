@@ -433,7 +433,9 @@ class Campaign:
                 str(evo.best.program.pruned()) if evo.best else None),
             seconds=seconds, loop_seconds=loop_seconds, worker_seconds=worker_seconds,
             worker_cpu_seconds=worker_cpu,
-            warm_up_seconds=warm_up, workers=workers, **faults)
+            warm_up_seconds=warm_up, workers=workers, rejected=evo.counters["rejected"],
+            neutral_steps=evo.counters["neutral_steps"], islands=self.config.islands,
+            migrations=evo.counters["migrations"], resets=evo.counters["resets"], **faults)
 
     def close(self) -> None:
         self.files.close()

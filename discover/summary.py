@@ -44,6 +44,11 @@ class Summary:
     workers_lost: int = 0      # actors that died (or never started) and were replaced
     requeued: int = 0          # evaluations re-queued because their worker died
     timeouts: int = 0          # evaluations cancelled at eval_timeout (logged as "timeout")
+    rejected: int = 0          # children stopped at the hurdle (status "rejected")
+    neutral_steps: int = 0     # extra mutations of children with their parent's function
+    islands: int = 1
+    migrations: int = 0
+    resets: int = 0            # weaker islands reset from the stronger
 
     @property
     def evaluations_per_second(self) -> float:
@@ -63,6 +68,12 @@ class Summary:
                (f"cache hits: {self.cache_hits} ({100 * self.cache_hit_rate:.1f}% of "
                 f"children needing a score); invalid children rejected: {self.invalid}; "
                 f"failed evaluations: {self.failed}; restarts: {self.restarts}"),
+               *([f"hurdle: {self.rejected} child(ren) stopped after the first search task"]
+                 if self.rejected else []),
+               *([f"neutral children mutated again: {self.neutral_steps}"]
+                 if self.neutral_steps else []),
+               *([(f"islands: {self.islands}; migrations: {self.migrations}; "
+                   f"resets: {self.resets}")] if self.islands > 1 else []),
                *([(f"faults: {self.workers_lost} worker(s) lost and replaced, "
                    f"{self.requeued} evaluation(s) re-queued, {self.timeouts} timeout(s) "
                    f"(see {EVENTS_FILE})")]

@@ -33,3 +33,13 @@ def test_the_summary_claims_only_what_the_interval_supports():
     assert held_out_claim((0.0, 0.0)).startswith("within noise of adam")
     # the default campaign's find, adam with eps 5e-9: ahead on every seed, by too little
     assert held_out_claim((-2e-6, -1e-6)).startswith("within noise of adam")
+
+
+def test_the_summary_names_hurdles_neutral_steps_and_islands_only_when_used():
+    plain = "\n".join(BASE.lines())
+    assert "hurdle" not in plain and "islands" not in plain and "neutral" not in plain
+    used = "\n".join(dataclasses.replace(BASE, rejected=7, neutral_steps=3, islands=4,
+                                         migrations=2, resets=1).lines())
+    assert "hurdle: 7 child(ren) stopped after the first search task" in used
+    assert "neutral children mutated again: 3" in used
+    assert "islands: 4; migrations: 2; resets: 1" in used
