@@ -44,6 +44,9 @@ BUCKETS, MAX_SLOTS = (32, 64), 4
 the bucket, and only a few baselines need more than 32 statements)."""
 CHUNK = 4
 RESAMPLES = 2000
+SUBSET_MIN, SPLITS, TOP_SUBSETS = 3, 500, 8
+"""Task subsets considered (at least 3 tasks), random halves for the out-of-sample check, and
+subsets listed."""
 
 
 # -- the panel -------------------------------------------------------------------------------
@@ -228,6 +231,44 @@ def main() -> None:
     write_tables(args, kept, dropped, tiers, tier_tasks, search_scores, target_scores)
 
 
+def choose_tasks(search_scores, rows, task_names, y, target) -> tuple[list[str], dict]:
+    """The search-task subsets that rank the panel most like the target tier, and whether
+    choosing one beats keeping every task out of sample (``discover.task_selection``)."""
+    from discover.task_selection import split_half_selection, subset_correlations
+
+    x = np.array([[search_scores[t][name].score for t in task_names] for name, _, _ in rows])
+    chosen, rhos = subset_correlations(x, y, SUBSET_MIN)
+    order = np.argsort(-rhos, kind="stable")
+    full = chosen.index(tuple(range(len(task_names))))
+    halves = split_half_selection(x, y, SUBSET_MIN, SPLITS, np.random.default_rng(0))
+    gain_low, gain_high = np.percentile(halves.gain, [2.5, 97.5])
+
+    def names(c):
+        return ", ".join(task_names[i] for i in c)
+
+    lines = [(f"Subsets of at least {SUBSET_MIN} search tasks, by Spearman rho of their median "
+             f"with the tier-{target} median (all {len(task_names)} tasks: "
+             f"{rhos[full]:+.3f}, rank {int(np.where(order == full)[0][0]) + 1} of "
+             f"{len(chosen)}):"), "", "| subset | tasks | rho |", "|---|---|---|"]
+    lines += [f"| {len(chosen[i])} tasks | {names(chosen[i])} | {rhos[i]:+.3f} |"
+              for i in order[:TOP_SUBSETS]]
+    lines += ["", (f"Out of sample ({SPLITS} random halves of the panel: the best subset chosen "
+              f"on one half, measured on the other): chosen subset rho median "
+              f"{np.median(halves.selected):+.3f}, all tasks {np.median(halves.full):+.3f}; "
+              f"gain median {np.median(halves.gain):+.3f}, 95% of splits in "
+              f"[{gain_low:+.3f}, {gain_high:+.3f}], positive in "
+              f"{np.mean(halves.gain > 0):.0%}.")]
+    selection = {"subsets": [{"tasks": [task_names[i] for i in chosen[j]],
+                              "rho": float(rhos[j])} for j in order[:TOP_SUBSETS]],
+                 "all_tasks_rho": float(rhos[full]),
+                 "split_half": {"selected_median": float(np.median(halves.selected)),
+                                "full_median": float(np.median(halves.full)),
+                                "gain_median": float(np.median(halves.gain)),
+                                "gain_95": [float(gain_low), float(gain_high)],
+                                "gain_positive": float(np.mean(halves.gain > 0))}}
+    return lines, selection
+
+
 def write_tables(args, rows, dropped, tiers, tier_tasks, search_scores, target_scores) -> None:
     from discover.rundir.files import write_json_atomic, write_text_atomic
 
@@ -251,6 +292,9 @@ def write_tables(args, rows, dropped, tiers, tier_tasks, search_scores, target_s
         rho, (low, high) = spearman(x, y), spearman_interval(x, y)
         summary[label] = {"rho": rho, "interval": [low, high]}
         lines.append(f"| {label} | {rho:+.3f} | [{low:+.3f}, {high:+.3f}] |")
+    selection_lines, selection = choose_tasks(search_scores, rows, tier_tasks["search"], y,
+                                              target)
+    lines += ["", *selection_lines]
     lines += ["", f"| program | kind | search median | tier-{target} median |", "|---|---|---|---|"]
     x = predictors[0][1]
     for (name, kind, _), a, b in sorted(zip(rows, x, y), key=lambda r: r[2]):
@@ -264,7 +308,7 @@ def write_tables(args, rows, dropped, tiers, tier_tasks, search_scores, target_s
                          for t in tier_tasks[tier]}} for name, kind, p in rows]
     write_json_atomic(os.path.join(args.out, "results.json"),
                       {"seeds": args.seeds, "tiers": tier_tasks, "correlations": summary,
-                       "dropped": dropped, "programs": programs_json})
+                       "dropped": dropped, "selection": selection, "programs": programs_json})
     print(text)
 
 
