@@ -264,7 +264,7 @@ def search_power_figure(curves: dict[str, dict[str, np.ndarray]],
     """Best search score so far against evaluations, one panel per target: for each variant
     the median over seeds (line) and the quartiles (band).  ``curves[target][variant]`` is
     [seeds, evaluations] (NaN where a run has no score yet); ``references[target]`` are
-    horizontal lines (a tuned baseline's search score)."""
+    horizontal lines (a tuned baseline's search score, scored as the searches score)."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(6.0 * len(curves), 4.0), squeeze=False)
     for ax, (target, variants) in zip(axes[0], curves.items()):
@@ -282,7 +282,7 @@ def search_power_figure(curves: dict[str, dict[str, np.ndarray]],
         for j, (name, value) in enumerate((references or {}).get(target, {}).items()):
             color, style = BASELINE_STYLES.get(name, (("tab:red", "tab:olive", "tab:cyan")[j % 3],
                                                       ":"))
-            ax.axhline(value, color=color, ls=style, lw=1, label=f"tuned {name}")
+            ax.axhline(value, color=color, ls=style, lw=1, label=f"{name} (its search score)")
         ax.set_title(f"target: {target}")
         _evaluation_panel(ax, n, "evaluations", "best search score so far (0 = tuned adam)")
     fig.tight_layout()

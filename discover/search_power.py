@@ -86,6 +86,10 @@ class Variant:
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("default", {}, "the campaign defaults"),
+    Variant("population20", {"population_size": 20},
+            "a population of 20 instead of 100 (stronger selection for small budgets)"),
+    Variant("population20_tournament5", {"population_size": 20, "tournament_size": 5},
+            "a population of 20 and tournaments of 5"),
     Variant("restarts", {"plateau_evals": 100},
             "restart from the best after 100 evaluations without improvement"),
     Variant("until_changed", {"mutate_until_changed": True},
@@ -164,6 +168,25 @@ def search(path: str, config: CampaignConfig) -> int:
     finally:
         campaign.close()
     return len(load(path).log)
+
+
+def search_scores(config: CampaignConfig, names: Sequence[str]) -> dict[str, float]:
+    """The search score of each named baseline as the searches of ``config`` score a program
+    (their tasks, seeds and rate grid, tuning walks from adam's rates): the level a curve of
+    best search score so far must pass, on the curve's own footing."""
+    import programs
+    from discover import compile_cache
+    from discover.pool import Job, WorkerSpec
+    from discover.resolve import resolve_tasks
+
+    compile_cache.enable()
+    pool = _pool(WorkerSpec.from_config(resolve_tasks(config)))
+    out = {}
+    for i, name in enumerate(names):
+        pool.submit(Job(i, str(programs.BASELINES[name])))
+        [(_, result)] = pool.wait()
+        out[name] = float(result.search.aggregate)
+    return out
 
 
 # -- judging ----------------------------------------------------------------------------------

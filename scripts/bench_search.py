@@ -9,7 +9,8 @@ in ``<out>/judge_cache.json``.  Then each search is judged with the yardstick
 rate with its 95% interval and the median evaluations and CPU seconds to success are printed
 and written to ``<out>/table.md`` (with the command), ``runs.csv`` (one row a search),
 ``curves.csv`` and ``curves.png`` (best search score so far against evaluations: median and
-quartiles over seeds), ``outcomes.json``.
+quartiles over seeds; the references drawn at their search scores, as the searches score a
+program: one seed, the search's rate grid), ``outcomes.json``.
 
     .venv/bin/python scripts/bench_search.py [--targets momentum,adam]
         [--variants default,restarts] [--seeds 5] [--budget 300] [--jobs 2]
@@ -154,8 +155,10 @@ def main() -> int:
                  if np.isfinite(b)]
     write_text_atomic(os.path.join(args.out, "curves.csv"), csv_text(
         ["target", "variant", "seed", "evaluation", "best_search_score"], rows))
+    levels = {t.name: sp.search_scores(next(c for k, c in configs.items() if k[0] == t.name),
+                                       t.references) for t in targets}
     write_bytes_atomic(os.path.join(args.out, "curves.png"),
-                       plots.search_power_figure(curves, references))
+                       plots.search_power_figure(curves, levels))
     print(table)
     return 0
 

@@ -111,6 +111,11 @@ def test_a_search_resumes_to_a_larger_budget_as_if_never_stopped(tmp_path):
     assert sp.search(whole, config(8)) == 8
     assert _log(stopped) == _log(whole)
     assert len({program for _, program, _ in _log(whole)}) > 1  # it searched
+    # the curves' reference levels: scored as the search scored its start (sgd's program)
+    levels = sp.search_scores(config(8), ["sgd", "adam"])
+    assert _log(whole)[0][1] == str(programs.BASELINES["sgd"]).replace("def sgd(", "def scratch(")
+    assert levels["sgd"] == pytest.approx(_log(whole)[0][2], abs=1e-12)
+    assert levels["adam"] == pytest.approx(0.0, abs=1e-9)
 
     before = _files(stopped)
     with pytest.raises(UserError, match="another configuration.*seed"):
