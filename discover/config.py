@@ -103,6 +103,12 @@ class CampaignConfig:
     """A child that computes what its parent computes (same fingerprint: a dead statement, a
     slot nothing reads yet) is mutated again, up to ``NEUTRAL_STEPS`` times, instead of being
     counted as a cache hit and drifting into the population (the Lion search's rule)."""
+    fingerprint_cache: bool = True
+    """A child whose fingerprint was already evaluated (or is being evaluated) takes its twin's
+    score without an evaluation (AutoML-Zero's functional-equivalence cache).  False, for the
+    ablation only: every child is evaluated and counts against ``max_evals``, repeats too
+    (the log then holds a fingerprint more than once, with the same score: evaluation is
+    deterministic)."""
 
     # -- evolution ------------------------------------------------------------------------
     population_size: int = 100

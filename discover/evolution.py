@@ -242,7 +242,7 @@ class AgingEvolution:
             detail = applied[0] if len(applied) == 1 else {
                 "kind": "+".join(a["kind"] for a in applied),
                 "detail": "; ".join(a["detail"] for a in applied)}
-            if fp in self.cache or fp in self.in_flight:
+            if self.config.fingerprint_cache and (fp in self.cache or fp in self.in_flight):
                 self.counters["cache_hits"] += 1
                 twin = Individual(program, fp, parent=parent.fingerprint, mutation=detail,
                                   island=island)

@@ -90,6 +90,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "a population of 20 instead of 100 (stronger selection for small budgets)"),
     Variant("population20_tournament5", {"population_size": 20, "tournament_size": 5},
             "a population of 20 and tournaments of 5"),
+    Variant("no_cache", {"fingerprint_cache": False},
+            "no fingerprint cache: a child computing a known function is evaluated again, "
+            "at the cost of an evaluation"),
     Variant("restarts", {"plateau_evals": 100},
             "restart from the best after 100 evaluations without improvement"),
     Variant("until_changed", {"mutate_until_changed": True},
@@ -150,7 +153,8 @@ def search(path: str, config: CampaignConfig) -> int:
     config = resolve_tasks(config)
     compile_cache.enable()
     if os.path.exists(os.path.join(path, CONFIG_FILE)):
-        saved = read_json(os.path.join(path, CONFIG_FILE))
+        # settings added since the run was made read as their defaults
+        saved = CampaignConfig.from_dict(read_json(os.path.join(path, CONFIG_FILE))).to_dict()
         wanted = config.to_dict()
         differs = sorted(k for k in wanted if k != "max_evals" and saved.get(k) != wanted[k])
         if differs:

@@ -141,3 +141,28 @@ def test_the_judge_agrees_with_discover_bench(tmp_path):
 
     itself = judge.judge(programs.BASELINES["sgd"], sp.TARGETS["momentum"])
     assert itself.differences["sgd"] == 0.0 and not itself.success
+
+
+def test_without_the_fingerprint_cache_repeats_are_evaluated_again_identically(tmp_path):
+    target, variant = sp.TARGETS["momentum"], sp.VARIANTS["no_cache"]
+    base = {"population_size": 3, "eval_seeds": [0]}
+
+    def config(budget):
+        return sp.campaign_config(target, variant, 5, budget, (TASK,), base)
+
+    stopped, whole = str(tmp_path / "stopped"), str(tmp_path / "whole")
+    assert sp.search(stopped, config(6)) == 6
+    assert sp.search(stopped, config(14)) == 14
+    assert sp.search(whole, config(14)) == 14
+    assert _log(stopped) == _log(whole)
+    from discover.rundir import load
+
+    run = load(whole)
+    by_fingerprint: dict[str, list[float]] = {}
+    for record in run.log:
+        by_fingerprint.setdefault(record.fingerprint, []).append(record.score)
+    repeats = {fp: s for fp, s in by_fingerprint.items() if len(s) > 1}
+    assert repeats, "a search of 14 from a population of 3 repeats some function"
+    for scores in repeats.values():  # the same function, evaluated again: the same score
+        assert np.ptp(scores) == 0.0
+    assert run.counters["cache_hits"] == 0
