@@ -83,7 +83,8 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=300, help="evaluations per search")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tasks", help="search tasks (default: the search set)")
-    parser.add_argument("--judge-seeds", default="0,1,2")
+    parser.add_argument("--judge-seeds", default="1,2,3",
+                        help="the judge's training seeds (default: none the searches used)")
     parser.add_argument("--base", default="{}", help="campaign settings for every search (JSON)")
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "search_power"))
     args = parser.parse_args()
@@ -123,13 +124,19 @@ def main() -> int:
     command = "python scripts/bench_search.py " + " ".join(sys.argv[1:])
     import programs
 
+    search_seeds = sorted({s for c in configs.values() for s in c.eval_seeds})
+    shared = sorted(set(search_seeds) & set(judge_seeds))
+    overlap = (f"the searches trained on seed(s) {', '.join(map(str, search_seeds))}: "
+               + ("held out from the judge" if not shared else
+                  f"seed(s) {', '.join(map(str, shared))} shared, an in-sample judgement"))
     references = {t.name: {name: float(np.median([np.mean(s) for s in
                                                   judge.seed_scores(programs.BASELINES[name])]))
                            for name in t.references} for t in targets}
     lines = [f"# Search power\n\n`{command.strip()}`\n",
              "Targets: " + "; ".join(f"**{t.name}**: {t.description}" for t in targets) + ".",
-             f"Judged on {', '.join(judge_tasks)} with seeds {args.judge_seeds} (wide-grid "
-             f"tuning, 95% interval, effect beyond {sp.MIN_EFFECT}). Success rate interval: "
+             f"Judged on {', '.join(judge_tasks)} with seeds {args.judge_seeds} ({overlap}; "
+             f"wide-grid tuning, 95% interval, effect beyond {sp.MIN_EFFECT}). Success rate "
+             f"interval: "
              f"Clopper-Pearson 95%. Variants: " + "; ".join(f"**{v.name}**: {v.description}"
                                                            for v in variants) + ".", "",
              sp.summary_table(summaries, args.budget),
