@@ -106,6 +106,44 @@ def test_open_runs_its_checks_before_writing_anything(tmp_path):
         RunDir.open(str(tmp_path / "nowhere"))
 
 
+def test_a_run_directory_open_in_another_process_is_refused_and_left_untouched(tmp_path):
+    import subprocess
+    import sys
+
+    from discover.campaign import Campaign
+    from discover.config import CampaignConfig
+
+    config = CampaignConfig(tasks=("quadratic",), held_out_tasks=(), population_size=4,
+                            workers=0, progress_seconds=0)
+    path = tmp_path / "run"
+    Campaign.create(config, str(path)).close()
+    (path / ".state.json.123.tmp").write_text("a live temporary of the other campaign")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from discover.rundir import RunDir; "
+         f"r = RunDir.open({str(path)!r}); print('open', flush=True); sys.stdin.read(); "
+         "r.close()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        (path / ".hall.json.9.tmp").write_text("written after the holder opened it")
+        before = {p.name: p.read_bytes() for p in path.iterdir()}
+        with pytest.raises(UserError, match="in use: another campaign has it open"):
+            RunDir.open(str(path))
+        with pytest.raises(UserError, match="in use"):
+            Campaign.open(str(path))
+        assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0
+    RunDir.open(str(path)).close()  # the lock went with the holder
+    first = RunDir.open(str(path))  # and within one process, too
+    with pytest.raises(UserError, match="in use"):
+        RunDir.open(str(path))
+    first.close()
+    RunDir.open(str(path)).close()
+
+
 def test_events_are_appended_one_line_each(tmp_path):
     files = RunDir.create(str(tmp_path / "run"), fill)
     files.event({"event": "worker_lost", "worker": "actor-0"})

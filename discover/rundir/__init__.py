@@ -15,6 +15,10 @@ Contract:
 * :meth:`RunDir.checkpoint` makes the log durable, then replaces ``state.json`` and
   ``hall_of_fame.json`` atomically; :meth:`RunDir.write_best` writes ``best/``;
   :meth:`RunDir.event` appends one durable line to ``events.jsonl``.
+* A writable :class:`RunDir` holds an exclusive lock on its directory (``flock`` on the
+  directory itself, so no file is added) until :meth:`RunDir.close`; a second campaign on
+  the same directory, in this process or another, is a ``UserError`` before anything is read
+  or written.  The kernel drops the lock of a killed process.
 * :func:`load` reads a run directory as it is (finished, interrupted or still running) for
   the report: only a missing directory or ``config.json`` is an error; whatever else is
   missing or does not match the schema is a note.
@@ -22,6 +26,7 @@ Contract:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -61,9 +66,11 @@ __all__ = [
 class RunDir:
     """An open run directory (its log open for appending until :meth:`close`)."""
 
-    def __init__(self, path: str, *, writable: bool = True):
-        """``writable`` False: a read-only view (no log opened, nothing touched)."""
+    def __init__(self, path: str, *, writable: bool = True, lock: int | None = None):
+        """``writable`` False: a read-only view (no log opened, nothing touched, no lock);
+        ``lock``: the directory's lock, taken already (:func:`lock_directory`)."""
         self.path = path
+        self._lock = (lock if lock is not None else lock_directory(path)) if writable else None
         self.log = EvaluationLog(self.file(LOG_FILE)) if writable else None
         self._events = None  # events.jsonl, opened at the first event
 
@@ -108,14 +115,21 @@ class RunDir:
         """Reopen ``path`` to resume it (see the module docstring).  ``check(run_dir)`` runs
         after the validation and before anything is written (a resume's own checks: its
         budget); what it raises leaves the directory untouched."""
-        problems = validate_run_dir(path)
-        if problems:
-            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-            raise UserError(problems[0] + more)
-        if check is not None:
-            check(cls(path, writable=False))
-        remove_stale_temporaries(path)
-        return cls(path)
+        # Locked first: a campaign running there may be mid-write (its temporaries are live).
+        lock = lock_directory(path) if os.path.isdir(path) else None
+        try:
+            problems = validate_run_dir(path)
+            if problems:
+                more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+                raise UserError(problems[0] + more)
+            if check is not None:
+                check(cls(path, writable=False))
+            remove_stale_temporaries(path)
+            return cls(path, lock=lock)
+        except BaseException:
+            if lock is not None:
+                os.close(lock)
+            raise
 
     # -- reading ----------------------------------------------------------------------------
     def config_data(self) -> dict:
@@ -162,6 +176,22 @@ class RunDir:
         if self._events is not None:
             self._events.close()
             self._events = None
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
+
+
+def lock_directory(path: str) -> int:
+    """A descriptor of ``path`` holding its exclusive lock; a UserError when another open
+    run directory (any process) holds it."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"run directory {path} is in use: another campaign has it open (wait "
+                        f"for it to stop, or stop it, then resume)") from None
+    return fd
 
 
 def remove_stale_temporaries(path: str) -> None:
