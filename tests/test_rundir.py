@@ -119,9 +119,9 @@ def test_a_run_directory_open_in_another_process_is_refused_and_left_untouched(t
     Campaign.create(config, str(path)).close()
     (path / ".state.json.123.tmp").write_text("a live temporary of the other campaign")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from discover.rundir import RunDir; "
+        [sys.executable, "-c", ("import sys; from discover.rundir import RunDir; "
          f"r = RunDir.open({str(path)!r}); print('open', flush=True); sys.stdin.read(); "
-         "r.close()"],
+         "r.close()")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
