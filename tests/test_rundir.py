@@ -81,7 +81,8 @@ def test_the_log_appends_records_and_drops_a_torn_last_line(tmp_path):
     assert rundir.read_records(path)[0].score == 0.5
 
 
-def test_open_runs_its_checks_before_writing_anything(tmp_path):
+def made_run(tmp_path, temporary: str):
+    """A new serial campaign's run directory, with a temporary file holding ``temporary``."""
     from discover.campaign import Campaign
     from discover.config import CampaignConfig
 
@@ -89,7 +90,12 @@ def test_open_runs_its_checks_before_writing_anything(tmp_path):
                             workers=0, progress_seconds=0)
     path = tmp_path / "run"
     Campaign.create(config, str(path)).close()
-    (path / ".state.json.123.tmp").write_text("left by a killed writer")
+    (path / ".state.json.123.tmp").write_text(temporary)
+    return path
+
+
+def test_open_runs_its_checks_before_writing_anything(tmp_path):
+    path = made_run(tmp_path, "left by a killed writer")
     before = {p.name: p.read_bytes() for p in path.iterdir()}
 
     def refuse(view: RunDir) -> None:
@@ -111,13 +117,8 @@ def test_a_run_directory_open_in_another_process_is_refused_and_left_untouched(t
     import sys
 
     from discover.campaign import Campaign
-    from discover.config import CampaignConfig
 
-    config = CampaignConfig(tasks=("quadratic",), held_out_tasks=(), population_size=4,
-                            workers=0, progress_seconds=0)
-    path = tmp_path / "run"
-    Campaign.create(config, str(path)).close()
-    (path / ".state.json.123.tmp").write_text("a live temporary of the other campaign")
+    path = made_run(tmp_path, "a live temporary of the other campaign")
     holder = subprocess.Popen(
         [sys.executable, "-c", ("import sys; from discover.rundir import RunDir; "
          f"r = RunDir.open({str(path)!r}); print('open', flush=True); sys.stdin.read(); "
