@@ -99,7 +99,10 @@ def main() -> int:
     except (UserError, ValueError) as err:
         print(f"bench_search: {err}", file=sys.stderr)
         return 2
-    work = [(sp.run_path(args.out, *key), config.to_dict()) for key, config in configs.items()]
+    # variant by variant, so that a benchmark stopped early has whole variants for every target
+    order = {v.name: i for i, v in enumerate(variants)}
+    work = [(sp.run_path(args.out, *key), config.to_dict())
+            for key, config in sorted(configs.items(), key=lambda item: order[item[0][1]])]
     print(f"{len(work)} searches of {args.budget} evaluations; {args.jobs} jobs", flush=True)
     run_searches(work, args.jobs)
 
