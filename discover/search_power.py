@@ -232,6 +232,7 @@ class Judge:
         self.engines = {t: TaskEngine(t, self.seeds, lr_grid, *JUDGE_BUCKET, self.cache)
                         for t in self.task_names}
         self._seed_scores: dict[str, list[np.ndarray]] = {}
+        self._at_limit: dict[str, list[str]] = {}
 
     def seed_scores(self, program) -> list[np.ndarray]:
         """Per task, the program's per-seed scores against tuned adam (wide tuning)."""
@@ -241,14 +242,21 @@ class Judge:
 
         fingerprint = program.fingerprint()
         if fingerprint not in self._seed_scores:
-            out = []
+            out, limited = [], []
             for name, engine in self.engines.items():
                 tunings = {BASELINE: engine.tune(programs.BASELINES[BASELINE]),
                            "program": engine.tune(program)}
                 score = task_scores(name, tunings, engine.initial_losses())["program"]
                 out.append(np.asarray(score.seed_scores, np.float64))
-            self._seed_scores[fingerprint] = out
+                limited += [name] if score.at_limit else []
+            self._seed_scores[fingerprint], self._at_limit[fingerprint] = out, limited
         return self._seed_scores[fingerprint]
+
+    def at_limit(self, program) -> list[str]:
+        """The tasks where ``program``'s best rate is at the limit of the wide grid (the
+        tuning could not bracket it, so its score there may be too pessimistic)."""
+        self.seed_scores(program)
+        return self._at_limit[program.fingerprint()]
 
     def judge(self, program, target: Target) -> Judgement:
         import programs

@@ -75,6 +75,19 @@ def csv_text(header: list[str], rows: list[list]) -> str:
     return buffer.getvalue()
 
 
+def limits_sentence(judge, names) -> str:
+    """Which references' tuned rates sit at the wide grid's limit, task by task."""
+    import programs
+
+    names = sorted(set(names))
+    limited = {n: judge.at_limit(programs.BASELINES[n]) for n in names}
+    if not any(limited.values()):
+        return (f"No reference's tuned rate ({', '.join(names)}) is at the wide grid's limit "
+                "on any judged task.")
+    return "Tuned rates at the wide grid's limit: " + "; ".join(
+        f"{n} on {', '.join(t)}" for n, t in limited.items() if t) + "."
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", default="momentum,adam")
@@ -144,7 +157,8 @@ def main() -> int:
                                                            for v in variants) + ".", "",
              sp.summary_table(summaries, args.budget),
              "Judged search-set scores of the references (median over tasks, 0 = tuned adam): "
-             + ", ".join(f"{n} {v:+.3f}" for r in references.values() for n, v in r.items()),
+             + ", ".join(f"{n} {v:+.3f}" for r in references.values() for n, v in r.items())
+             + ". " + limits_sentence(judge, ["adam", *{n for r in references.values() for n in r}]),
              "", "![best so far](curves.png)", ""]
     table = "\n".join(lines)
     write_text_atomic(os.path.join(args.out, "table.md"), table)

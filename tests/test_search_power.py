@@ -130,7 +130,12 @@ def test_the_judge_agrees_with_discover_bench(tmp_path):
     verdict = judge.judge(momentum, sp.TARGETS["momentum"])
     contenders = [Contender(n, programs.BASELINES[n]) for n in ("sgd", "signsgd")]
     contenders.append(Contender("momentum", momentum, user=True))
+    # a step 100,000 times too short: its best rate is beyond the grid's limit
+    tiny = programs.parse("def tiny(g, lr):\n    u = g * lr\n    u = u * 1e-05\n    return u\n")
+    contenders.append(Contender("tiny", tiny, user=True))
     result = bench_run(contenders, [TASK], seeds, str(tmp_path / "bench"))
+    assert result.scores["tiny"][TASK].at_limit and not result.scores["momentum"][TASK].at_limit
+    assert judge.at_limit(tiny) == [TASK] and judge.at_limit(momentum) == []
     for reference in ("sgd", "signsgd"):
         assert verdict.differences[reference] == pytest.approx(
             result.difference("momentum", reference), abs=1e-12)
