@@ -14,7 +14,7 @@ program: one seed, the search's rate grid), ``outcomes.json``.
 
     .venv/bin/python scripts/bench_search.py [--targets momentum,adam]
         [--variants default,restarts] [--seeds 5] [--budget 300] [--jobs 2]
-        [--tasks a,b] [--base '{"population_size": 50}'] [--out results/search_power]
+        [--tasks a,b] [--judge-tasks B] [--base '{"population_size": 50}'] [--out results/search_power]
 """
 
 from __future__ import annotations
@@ -75,6 +75,21 @@ def csv_text(header: list[str], rows: list[list]) -> str:
     return buffer.getvalue()
 
 
+def judged_tasks(text: str | None, config) -> list[str]:
+    """``--judge-tasks``: a tier's tasks (``B``, ``C``), named tasks, or the searches'."""
+    import tasks
+    from discover.resolve import resolve_tasks
+
+    if not text:
+        return list(resolve_tasks(config).tasks)
+    if text in tasks.TIERS:
+        return tasks.names(text)
+    names = text.split(",")
+    for name in names:
+        tasks.get(name)  # a ValueError naming the known tasks
+    return names
+
+
 def limits_sentence(judge, names) -> str:
     """Which references' tuned rates sit at the wide grid's limit, task by task."""
     import programs
@@ -96,6 +111,9 @@ def main() -> int:
     parser.add_argument("--budget", type=int, default=300, help="evaluations per search")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tasks", help="search tasks (default: the search set)")
+    parser.add_argument("--judge-tasks",
+                        help="the judge's tasks: names, or a tier (B, C); default: the "
+                             "searches' tasks")
     parser.add_argument("--judge-seeds", default="1,2,3",
                         help="the judge's training seeds (default: none the searches used)")
     parser.add_argument("--base", default="{}", help="campaign settings for every search (JSON)")
@@ -109,6 +127,7 @@ def main() -> int:
         configs = {(t.name, v.name, k): sp.campaign_config(t, v, k, args.budget, task_names,
                                                             base)
                    for t in targets for v in variants for k in range(args.seeds)}
+        judge_tasks = judged_tasks(args.judge_tasks, next(iter(configs.values())))
     except (UserError, ValueError) as err:
         print(f"bench_search: {err}", file=sys.stderr)
         return 2
@@ -120,11 +139,9 @@ def main() -> int:
     run_searches(work, args.jobs)
 
     from discover import compile_cache, plots
-    from discover.resolve import resolve_tasks
     from discover.rundir.files import write_bytes_atomic, write_text_atomic
 
     compile_cache.enable()
-    judge_tasks = resolve_tasks(next(iter(configs.values()))).tasks
     judge_seeds = tuple(int(s) for s in args.judge_seeds.split(","))
     judge = sp.Judge(judge_tasks, judge_seeds, os.path.join(args.out, sp.JUDGE_CACHE))
     outcomes = []

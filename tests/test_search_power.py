@@ -4,6 +4,8 @@ are checked against their textbook definitions."""
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ from discover.bench import Contender
 from discover.bench import run as bench_run
 from discover.errors import UserError
 from discover.records import LogRecord
-from tests.helpers import job_result
+from tests.helpers import ROOT, job_result
 
 TASK = "digits_mlp_s"
 
@@ -171,3 +173,15 @@ def test_without_the_fingerprint_cache_repeats_are_evaluated_again_identically(t
     for scores in repeats.values():  # the same function, evaluated again: the same score
         assert np.ptp(scores) == 0.0
     assert run.counters["cache_hits"] == 0
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--judge-tasks", "B,no_such_task"], "unknown task 'B'"),
+    (["--variants", "default,no_such_variant"], "no_such_variant"),
+])
+def test_bench_search_refuses_bad_flags_before_it_writes_anything(tmp_path, flags, words):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_search.py"),
+                           *flags, "--out", str(out)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, check=False)
+    assert done.returncode == 2 and words in done.stderr and not out.exists()
