@@ -66,17 +66,24 @@ def test_the_traced_run_of_a_builtin_task_is_kept_and_gives_the_same_losses(tmp_
     """The export cache (tasks.train.use_export_cache): a second process loads the traced run
     instead of tracing it; the losses equal a plain traced run's to the bit; a user's task is
     never exported; a damaged entry is a miss and is written again."""
-    def start(cache: str) -> dict:
+    def launch(cache: str) -> subprocess.Popen:
         env = dict(os.environ, DISCOVER_COMPILE_CACHE=cache)
-        out = subprocess.run([sys.executable, "-c", TRACED], check=False, capture_output=True,
-                             text=True, cwd=ROOT, env=env, timeout=300)
-        assert out.returncode == 0, out.stderr[-3000:]
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return subprocess.Popen([sys.executable, "-c", TRACED], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
 
-    reference = start("")  # no cache: traced as always
-    assert not reference["exported"]
+    def result(process: subprocess.Popen) -> dict:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        return json.loads(out.strip().splitlines()[-1])
+
+    def start(cache: str) -> dict:
+        return result(launch(cache))
+
     cache = str(tmp_path / "xla")
-    first, second = start(cache), start(cache)
+    plain, cold = launch(""), launch(cache)  # two cores: the reference beside the first start
+    reference, first = result(plain), result(cold)  # no cache: traced as always; then written
+    assert not reference["exported"]
+    second = start(cache)
     traced = tmp_path / "xla-traced"
     (entry,) = os.listdir(traced)
     assert first["exported"] and second["exported"] and not first["user"]
