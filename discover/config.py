@@ -99,6 +99,10 @@ class CampaignConfig:
     times (successes + 1) / (children + 2) over the last this-many children told, a success
     being a child that scores better than its parent (so structure mutations gain weight when
     constant tweaks stop paying).  None: fixed weights."""
+    wired_slot_probability: float = 0.0
+    """Probability that a new state slot is read at once: one later reader of the slot
+    recurrence's input reads the slot instead (``programs.mutate``: momentum from sgd in one
+    mutation instead of two).  0: a new slot is dead until an ``operand`` mutation reads it."""
     mutate_until_changed: bool = False
     """A child that computes what its parent computes (same fingerprint: a dead statement, a
     slot nothing reads yet) is mutated again, up to ``NEUTRAL_STEPS`` times, instead of being
@@ -364,6 +368,7 @@ def _validate(c: CampaignConfig) -> None:
     need(c.mutation_weights is None or (all(w >= 0 for w in c.mutation_weights.values())
                                         and sum(c.mutation_weights.values()) > 0),
          "mutation_weights", "must be >= 0 with a positive sum")
+    need(0 <= c.wired_slot_probability <= 1, "wired_slot_probability", "must be in [0, 1]")
     need(1 <= c.population_size <= MAX_POPULATION, "population_size",
          f"must be >= 1 and <= {MAX_POPULATION}")
     need(1 <= c.tournament_size <= c.population_size, "tournament_size",

@@ -118,7 +118,8 @@ def tournament(individuals: Sequence, tournsize: int, rng: random.Random,
 def mutation_config(config: CampaignConfig) -> mutations.MutationConfig:
     """The search space of ``config`` as a ``programs.mutate.MutationConfig``."""
     changes: dict[str, Any] = {"max_statements": config.max_statements,
-                               "max_slots": config.max_slots}
+                               "max_slots": config.max_slots,
+                               "wired_slot_probability": config.wired_slot_probability}
     if config.ops is not None:
         changes["ops"] = tuple(config.ops)
     if config.mutation_weights is not None:

@@ -97,6 +97,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "restart from the best after 100 evaluations without improvement"),
     Variant("until_changed", {"mutate_until_changed": True},
             "a child with its parent's fingerprint is mutated again"),
+    Variant("wired_slots", {"wired_slot_probability": 1.0},
+            "a new state slot is read at once by a later reader of its recurrence's input"),
     Variant("resample", {"mutation_weights": {"resample": 1.0}},
             "constants are also resampled from the vocabulary (weight 1, as a perturbation)"),
     Variant("hurdles", {"hurdle_percentile": 25.0},

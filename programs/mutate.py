@@ -28,13 +28,18 @@ The primitives (``kind``):
   constant) at a random position.  Nothing reads it yet, so
   the child behaves like its parent (same fingerprint: no evaluation is spent on it); later
   ``operand`` mutations make other statements read it.  This is how a search that starts from
-  plain sgd can grow momentum or second-moment state.
+  plain sgd can grow momentum or second-moment state.  With probability
+  ``wired_slot_probability`` one later reader of ``x`` (a statement reading the value ``x``
+  has there) reads ``mK`` instead, in the same mutation: ``u = g * lr`` with
+  ``m1 = interp(g, m1, 0.9)`` becomes ``u = m1 * lr``, momentum in one step instead of two
+  (the first of which changes nothing the cache can see).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import keyword
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -77,6 +82,9 @@ class MutationConfig:
     constant_probability: float = 0.2
     constants: tuple[float, ...] = (0.5, 0.9, 0.99, 0.999, 1.0, 2.0, 1e-8)
     new_name_probability: float = 0.5
+    wired_slot_probability: float = 0.0
+    """Probability that a ``slot`` mutation also makes one later reader of the recurrence's
+    input read the new slot instead (a child that computes something new); 0: always dead."""
     perturb_sigma: float = 1.0
     constant_digits: int = 6
 
@@ -312,9 +320,30 @@ def add_slot(program: Program, rng: np.random.Generator,
         stmt = Statement(slot, _pick(rng, unary), (slot,))
     body = list(program.body)
     body.insert(position, stmt)
+    detail = f"slot {slot}: insert '{_text(stmt)}' at {position}"
+    source = stmt.args[0]
+    if (isinstance(source, str) and config.wired_slot_probability > 0
+            and rng.random() < config.wired_slot_probability):
+        readers = _readers(body, position + 1, source)
+        if readers:
+            i, k = _pick(rng, readers)
+            s = body[i]
+            body[i] = Statement(s.target, s.op, s.args[:k] + (slot,) + s.args[k + 1:])
+            detail += f", read by '{_text(body[i])}' at {i} instead of {source}"
     child = dataclasses.replace(program, params=(*program.params, slot), body=tuple(body),
                                 outputs=(*program.outputs, slot)).checked()
-    return Mutation(child, "slot", f"slot {slot}: insert '{_text(stmt)}' at {position}")
+    return Mutation(child, "slot", detail)
+
+
+def _readers(body: Sequence[Statement], start: int, name: str) -> list[tuple[int, int]]:
+    """``(statement, operand)`` positions from ``start`` on that read the value ``name`` has
+    at ``start`` (up to and including the first statement that assigns ``name`` again)."""
+    out = []
+    for i in range(start, len(body)):
+        out += [(i, k) for k, a in enumerate(body[i].args) if a == name]
+        if body[i].target == name:
+            break
+    return out
 
 
 PRIMITIVES = {

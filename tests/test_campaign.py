@@ -175,7 +175,7 @@ def test_one_worker_is_deterministic_and_resume_continues_exactly(tmp_path, pool
 
 def test_hurdles_islands_and_the_new_mutations_resume_exactly(tmp_path):
     """Hurdles (with audits), islands (migration, resets), ``mutate_until_changed``,
-    resampling and adaptive mutation weights on the serial pool: a
+    resampling, wired slots and adaptive mutation weights on the serial pool: a
     campaign stopped and resumed logs what one uninterrupted run logs, and every hurdle is the
     percentile of the first-task scores told before it (a reference computation)."""
     import numpy as np
@@ -188,8 +188,8 @@ def test_hurdles_islands_and_the_new_mutations_resume_exactly(tmp_path):
         max_statements=20, time_limit=120.0, checkpoint_every=4, progress_seconds=0, seed=13,
         workers=0, max_evals=40, hurdle_percentile=50.0, hurdle_window=6,
         hurdle_audit_every=4, mutate_until_changed=True,
-        mutation_weights={"resample": 1.0, "constant": 1.0},
-        islands=2, migration_every=5, reset_every=13, adaptive_mutation_window=10))
+        mutation_weights={"resample": 1.0, "constant": 1.0, "slot": 1.0},
+        wired_slot_probability=1.0, islands=2, migration_every=5, reset_every=13, adaptive_mutation_window=10))
     serial = SerialPool(WorkerSpec.from_config(config))
     run(tmp_path / "whole", serial, create=config)
     run(tmp_path / "stopped", serial, create=config.replace(max_evals=17))
@@ -218,6 +218,8 @@ def test_hurdles_islands_and_the_new_mutations_resume_exactly(tmp_path):
         firsts.append(r["scores"]["quadratic"])
     assert rejected > 0 and audited > 0
     assert any(r["mutation"]["kind"] == "resample" for r in log)
+    assert any(", read by" in r["mutation"]["detail"] for r in log
+               if "slot" in r["mutation"]["kind"])
     bred = [r["island"] for r in log if r["mutation"]["kind"] != "start"]
     assert set(bred) == {0, 1} and all("island" not in r for r in log
                                        if r["mutation"]["kind"] == "start")

@@ -41,6 +41,7 @@ def test_lists_become_tuples_and_ints_floats():
     ({"tasks": []}, ["'tasks'", "at least one"]),
     ({"start": ["adam", "adam"]}, ["'start'", "repeat"]),
     ({"name": "../escape"}, ["'name'"]),
+    ({"wired_slot_probability": 1.5}, ["'wired_slot_probability'", "[0, 1]"]),
 ])
 def test_bad_values_name_the_key(data, words):
     with pytest.raises(UserError) as info:

@@ -218,6 +218,55 @@ def test_slot_then_operand_grows_momentum_from_sgd():
     pytest.fail("no seed grew momentum from sgd in two mutations")
 
 
+def test_a_wired_slot_grows_momentum_from_sgd_in_one_mutation():
+    """With ``wired_slot_probability`` 1 the slot's recurrence input is read through the
+    slot at once: momentum is one mutation from sgd, and a new slot is never dead while a
+    later statement reads its input."""
+    sgd = parse("def sgd(g, lr):\n    u = g * lr\n    return u\n")
+    momentum = parse("def sgd(g, lr, m1):\n    m1 = interp(g, m1, 0.9)\n"
+                     "    u = m1 * lr\n    return u, m1\n")
+    config = MutationConfig(ops=("interp", "mul"), constants=(0.9,),
+                            wired_slot_probability=1.0)
+    dead = dataclasses.replace(config, wired_slot_probability=0.0)
+    found = False
+    for seed in range(300):
+        child = add_slot(sgd, np.random.default_rng(seed), config).program
+        unwired = add_slot(sgd, np.random.default_rng(seed), dead).program
+        assert unwired.fingerprint() == sgd.fingerprint()
+        source = child.body[[s.target for s in child.body].index("m1")].args[0]
+        read_later = isinstance(source, str) and child.body[0].target == "m1"  # u reads it
+        assert (child != unwired) == read_later, (seed, str(child))
+        found |= child == momentum
+    assert found, "no seed grew momentum from sgd in one mutation"
+
+
+def test_a_wired_slot_replaces_one_read_of_the_value_its_recurrence_took():
+    """Over many seeds: a wired child differs from the dead child of the same draws in one
+    operand, which read the recurrence's input ``x``, now reads the slot, and lies after the
+    slot's statement with no reassignment of ``x`` in between."""
+    p = parse("def f(g, lr, m):\n    a = sign(g)\n    b = a * 2.0\n    a = abs(b)\n"
+              "    u = a * lr\n    m = interp(u, m, 0.9)\n    return u, m\n")
+    config = MutationConfig(wired_slot_probability=1.0, constant_probability=0.0)
+    wired = 0
+    for seed in range(400):
+        child = add_slot(p, np.random.default_rng(seed), config).program
+        r = np.random.default_rng(seed)
+        dead = add_slot(p, r, dataclasses.replace(config, wired_slot_probability=0.0)).program
+        if child == dead:
+            continue
+        wired += 1
+        slot = child.params[-1]
+        position = [s.target for s in child.body].index(slot)
+        x = child.body[position].args[0]
+        changed = [(i, k) for i, (c, d) in enumerate(zip(child.body, dead.body))
+                   for k, (a, b) in enumerate(zip(c.args, d.args)) if a != b]
+        assert len(changed) == 1
+        (i, k), = changed
+        assert dead.body[i].args[k] == x and child.body[i].args[k] == slot and i > position
+        assert all(s.target != x for s in dead.body[position + 1:i])
+    assert wired > 50
+
+
 def test_delete_reroutes_readers_and_outputs():
     p = parse("def f(g, lr, m):\n    a = sign(g)\n    m = a * 2.0\n    return a, m\n")
     for seed in range(30):
