@@ -320,6 +320,8 @@ class RunOutcome:
     program: str | None
     judgement: dict | None
     judged: int
+    best_is_stateful: bool = False
+    counters: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -330,7 +332,8 @@ def judge_run(path: str, target: Target, variant: str, seed: int, judge: Judge) 
     import programs
     from discover.rundir import load
 
-    log = sorted(load(path).log, key=lambda r: r.seq)
+    files = load(path)
+    log = sorted(files.log, key=lambda r: r.seq)
     parsed: dict[str, object] = {}
 
     def program(record: LogRecord):
@@ -350,10 +353,14 @@ def judge_run(path: str, target: Target, variant: str, seed: int, judge: Judge) 
 
     index = first_success(candidates, passes)
     seconds = np.cumsum([r.seconds for r in log]) if log else np.zeros(0)
-    ok = [r.search_score for r in log if r.status == OK]
+    ok = [r for r in log if r.status == OK]
+    best = min(ok, key=lambda r: r.search_score) if ok else None
     common = {"target": target.name, "variant": variant, "seed": seed, "evaluations": len(log),
-                  "cpu_seconds": float(seconds[-1]) if len(seconds) else 0.0,
-                  "best_search_score": min(ok) if ok else math.nan, "judged": len(judgements)}
+              "cpu_seconds": float(seconds[-1]) if len(seconds) else 0.0,
+              "best_search_score": best.search_score if best else math.nan,
+              "judged": len(judgements),
+              "best_is_stateful": best is not None and stateful(program(best)),
+              "counters": {k: v for k, v in files.counters.items() if isinstance(v, int)}}
     if index is None:
         last = candidates[-1][1] if candidates else None
         verdict = judgements.get(last.fingerprint) if last is not None else None
@@ -426,6 +433,31 @@ def summary_table(summaries: Sequence[Summary], budget: int) -> str:
         lines.append(f"| {s.target} | {s.variant} | {s.successes}/{s.runs} | {s.rate:.0%} | "
                      f"[{s.rate_interval[0]:.0%}, {s.rate_interval[1]:.0%}] | {evals} | {cpu} |")
     return "\n".join(lines) + f"\n\nBudget: {budget} evaluations a search.\n"
+
+
+DIAGNOSTICS = ("cache_hits", "twins_dropped", "invalid", "neutral_steps", "rejected",
+               "restarts", "migrations", "resets")
+"""Campaign counters (``AgingEvolution`` checkpoint) shown per variant, as a median a run."""
+
+
+def diagnostics_table(outcomes: Sequence[RunOutcome]) -> str:
+    """Per (target, variant), over its runs: the median best search score, how many runs'
+    best program has live state, and the median of each of :data:`DIAGNOSTICS` (columns
+    that are zero everywhere left out)."""
+    groups: dict[tuple[str, str], list[RunOutcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.target, o.variant), []).append(o)
+    shown = [k for k in DIAGNOSTICS if any(o.counters.get(k) for o in outcomes)]
+    lines = ["| target | variant | median best search score | best program stateful | "
+             + " | ".join(f"median {k.replace('_', ' ')}" for k in shown) + " |",
+             "|---|---|---:|---:|" + "---:|" * len(shown)]
+    for (target, variant), runs in groups.items():
+        medians = [f"{np.median([o.counters.get(k, 0) for o in runs]):g}" for k in shown]
+        lines.append(f"| {target} | {variant} | "
+                     f"{np.median([o.best_search_score for o in runs]):.4f} | "
+                     f"{sum(o.best_is_stateful for o in runs)}/{len(runs)} | "
+                     + " | ".join(medians) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def outcomes_json(outcomes: Sequence[RunOutcome]) -> str:

@@ -173,6 +173,10 @@ def main() -> int:
              f"Clopper-Pearson 95%. Variants: " + "; ".join(f"**{v.name}**: {v.description}"
                                                            for v in variants) + ".", "",
              sp.summary_table(summaries, args.budget),
+             ("What the searches did (medians over a variant's runs; counters of the campaign: "
+              "children that were cache hits, twins dropped at the cap, invalid children, "
+              "re-mutations of neutral children, hurdle rejections, restarts, island "
+              "migrations and resets):"), "", sp.diagnostics_table(outcomes),
              "Judged search-set scores of the references (median over tasks, 0 = tuned adam): "
              + ", ".join(f"{n} {v:+.3f}" for r in references.values() for n, v in r.items())
              + ". " + limits_sentence(judge, ["adam", *{n for r in references.values() for n in r}]),

@@ -75,6 +75,19 @@ def test_the_success_rate_interval_is_clopper_pearson():
             assert summary.median_evaluations is None
 
 
+def test_the_diagnostics_table_shows_each_variants_medians_and_leaves_out_zero_counters():
+    def outcome(variant, seed, best, stateful, hits):
+        return sp.RunOutcome("momentum", variant, seed, 10, 1.0, best, False, None, None, None,
+                             None, 0, stateful, {"cache_hits": hits, "restarts": 0})
+
+    runs = [outcome("default", 0, 0.08, False, 830), outcome("default", 1, 0.04, True, 4700),
+            outcome("default", 2, 0.05, True, 1000), outcome("wired", 0, 0.02, True, 7)]
+    header, rule, *rows = sp.diagnostics_table(runs).splitlines()
+    assert header.count("|") == rule.count("|") == 6 and "restarts" not in header
+    assert rows == ["| momentum | default | 0.0500 | 2/3 | 1000 |",
+                    "| momentum | wired | 0.0200 | 1/1 | 7 |"]
+
+
 def test_stateful_means_state_reaches_the_update():
     assert sp.stateful(programs.BASELINES["momentum"])
     assert not sp.stateful(programs.BASELINES["sgd"])
