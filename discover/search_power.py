@@ -49,6 +49,8 @@ from discover.records import OK, LogRecord
 from discover.stats import MIN_EFFECT, aggregate, interval
 
 RUNS_DIR = "runs"
+FIRST_CHUNK = 50
+"""Evaluations a CPU-budgeted search runs before it sizes the rest (``search_for_cpu``)."""
 JUDGE_CACHE = "judge_cache.json"
 JUDGE_BUCKET = (32, 4)
 """Statements and slots of the judge's compiled engine (every baseline and every program a
@@ -204,6 +206,40 @@ def stateful(program) -> bool:
     return len(without_unread_slots(simplify(program)).slots) > 0
 
 
+def cpu_seconds_logged(path: str) -> tuple[int, float]:
+    """The evaluations logged in run directory ``path`` and their summed seconds."""
+    from discover.rundir import load
+
+    log = load(path).log
+    return len(log), float(sum(r.seconds for r in log))
+
+
+def search_for_cpu(path: str, config: CampaignConfig, cpu_seconds: float) -> int:
+    """Run (or resume) the campaign of ``config`` in ``path`` until its evaluations have
+    taken ``cpu_seconds`` (summed per-evaluation seconds: one thread, so CPU time) or it
+    reaches ``config.max_evals``; returns the evaluations logged.  The budget is reached in
+    a few extensions of one search (``search`` to a larger budget continues it as if it
+    had never stopped), each sized from the mean seconds an evaluation so far."""
+    done = search(path, config.replace(max_evals=min(config.max_evals, FIRST_CHUNK)))
+    while done < config.max_evals:
+        done, used = cpu_seconds_logged(path)
+        if used >= cpu_seconds:
+            break
+        more = math.ceil((cpu_seconds - used) / max(used / max(done, 1), 1e-3)) + 1
+        done = search(path, config.replace(max_evals=min(config.max_evals, done + more)))
+    return done
+
+
+def within_cpu(log: Sequence[LogRecord], cpu_seconds: float | None) -> list[LogRecord]:
+    """The records in evaluation (``seq``) order up to the last whose summed seconds are
+    at most ``cpu_seconds`` (all of them when None)."""
+    ordered = sorted(log, key=lambda r: r.seq)
+    if cpu_seconds is None:
+        return ordered
+    total = np.cumsum([r.seconds for r in ordered])
+    return ordered[:int(np.searchsorted(total, cpu_seconds, side="right"))]
+
+
 @dataclasses.dataclass(frozen=True)
 class Judgement:
     """A program against a target's references: per reference the median over tasks of the
@@ -327,13 +363,15 @@ class RunOutcome:
         return dataclasses.asdict(self)
 
 
-def judge_run(path: str, target: Target, variant: str, seed: int, judge: Judge) -> RunOutcome:
-    """Read the run directory ``path`` and judge it (see :func:`first_success`)."""
+def judge_run(path: str, target: Target, variant: str, seed: int, judge: Judge,
+              cpu_seconds: float | None = None) -> RunOutcome:
+    """Read the run directory ``path`` and judge it (see :func:`first_success`), on its
+    evaluations within ``cpu_seconds`` if given (:func:`within_cpu`)."""
     import programs
     from discover.rundir import load
 
     files = load(path)
-    log = sorted(files.log, key=lambda r: r.seq)
+    log = within_cpu(files.log, cpu_seconds)
     parsed: dict[str, object] = {}
 
     def program(record: LogRecord):
@@ -374,12 +412,12 @@ def judge_run(path: str, target: Target, variant: str, seed: int, judge: Judge) 
                       judgement=judgements[record.fingerprint].to_dict())
 
 
-def best_so_far(path: str, budget: int) -> np.ndarray:
+def best_so_far(path: str, budget: int, cpu_seconds: float | None = None) -> np.ndarray:
     """The run's best search score after each of its first ``budget`` evaluations (NaN before
-    the first that succeeded, and past the end of the log)."""
+    the first that succeeded, and past the end of the log or of ``cpu_seconds``)."""
     from discover.rundir import load
 
-    log = sorted(load(path).log, key=lambda r: r.seq)[:budget]
+    log = within_cpu(load(path).log, cpu_seconds)[:budget]
     out = np.full(budget, math.nan)
     best = math.inf
     for i, record in enumerate(log):
@@ -424,7 +462,8 @@ def summarize(outcomes: Sequence[RunOutcome]) -> list[Summary]:
     return out
 
 
-def summary_table(summaries: Sequence[Summary], budget: int) -> str:
+def summary_table(summaries: Sequence[Summary], budget: int | str) -> str:
+    """The success table; ``budget`` (evaluations, or a text) is stated under it."""
     lines = [("| target | variant | successes | rate | 95% interval | median evaluations to "
              "success | median CPU s to success |"), "|---|---|---:|---:|---|---:|---:|"]
     for s in summaries:
@@ -432,7 +471,8 @@ def summary_table(summaries: Sequence[Summary], budget: int) -> str:
         cpu = "-" if s.median_cpu_seconds is None else f"{s.median_cpu_seconds:.0f}"
         lines.append(f"| {s.target} | {s.variant} | {s.successes}/{s.runs} | {s.rate:.0%} | "
                      f"[{s.rate_interval[0]:.0%}, {s.rate_interval[1]:.0%}] | {evals} | {cpu} |")
-    return "\n".join(lines) + f"\n\nBudget: {budget} evaluations a search.\n"
+    budget = f"{budget} evaluations" if isinstance(budget, int) else budget
+    return "\n".join(lines) + f"\n\nBudget: {budget} a search.\n"
 
 
 DIAGNOSTICS = ("cache_hits", "twins_dropped", "invalid", "neutral_steps", "rejected",

@@ -13,7 +13,7 @@ quartiles over seeds; the references drawn at their search scores, as the search
 program: one seed, the search's rate grid), ``outcomes.json``.
 
     .venv/bin/python scripts/bench_search.py [--targets momentum,adam]
-        [--variants default,restarts] [--seeds 5] [--budget 300] [--jobs 2]
+        [--variants default,restarts] [--seeds 5] [--budget 300] [--cpu-budget S] [--jobs 2]
         [--tasks a,b] [--judge-tasks B] [--base '{"population_size": 50}'] [--out results/search_power]
 """
 
@@ -48,19 +48,22 @@ def _names(text: str, known: dict, what: str) -> list:
     return [known[n] for n in names]
 
 
-def _search(path: str, config_data: dict) -> tuple[str, int, float]:
+def _search(path: str, config_data: dict, cpu_seconds: float | None
+            ) -> tuple[str, int, float]:
     from discover.config import CampaignConfig
 
     started = time.time()
-    done = sp.search(path, CampaignConfig.from_dict(config_data))
+    config = CampaignConfig.from_dict(config_data)
+    done = (sp.search(path, config) if cpu_seconds is None
+            else sp.search_for_cpu(path, config, cpu_seconds))
     return path, done, time.time() - started
 
 
-def run_searches(work: list[tuple[str, dict]], jobs: int) -> None:
+def run_searches(work: list[tuple[str, dict]], jobs: int, cpu_seconds: float | None) -> None:
     started = time.time()
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(_search, path, data) for path, data in work]
+        futures = [pool.submit(_search, path, data, cpu_seconds) for path, data in work]
         for i, future in enumerate(concurrent.futures.as_completed(futures), 1):
             path, done, seconds = future.result()
             print(f"  [{i}/{len(work)}] {os.path.relpath(path)}: {done} evaluations "
@@ -109,6 +112,9 @@ def main() -> int:
     parser.add_argument("--variants", default="default")
     parser.add_argument("--seeds", type=int, default=5, help="searches per (target, variant)")
     parser.add_argument("--budget", type=int, default=300, help="evaluations per search")
+    parser.add_argument("--cpu-budget", type=float,
+                        help="CPU seconds a search (summed evaluation seconds); --budget "
+                             "then caps its evaluations")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tasks", help="search tasks (default: the search set)")
     parser.add_argument("--judge-tasks",
@@ -128,6 +134,8 @@ def main() -> int:
                                                             base)
                    for t in targets for v in variants for k in range(args.seeds)}
         judge_tasks = judged_tasks(args.judge_tasks, next(iter(configs.values())))
+        if args.cpu_budget is not None and not args.cpu_budget > 0:
+            raise UserError("--cpu-budget must be > 0 seconds")
     except (UserError, ValueError) as err:
         print(f"bench_search: {err}", file=sys.stderr)
         return 2
@@ -135,8 +143,10 @@ def main() -> int:
     order = {v.name: i for i, v in enumerate(variants)}
     work = [(sp.run_path(args.out, *key), config.to_dict())
             for key, config in sorted(configs.items(), key=lambda item: order[item[0][1]])]
-    print(f"{len(work)} searches of {args.budget} evaluations; {args.jobs} jobs", flush=True)
-    run_searches(work, args.jobs)
+    budget = (f"{args.budget} evaluations" if args.cpu_budget is None else
+              f"{args.cpu_budget:g} CPU seconds (at most {args.budget} evaluations)")
+    print(f"{len(work)} searches of {budget}; {args.jobs} jobs", flush=True)
+    run_searches(work, args.jobs, args.cpu_budget)
 
     from discover import compile_cache, plots
     from discover.rundir.files import write_bytes_atomic, write_text_atomic
@@ -147,7 +157,7 @@ def main() -> int:
     outcomes = []
     for (target, variant, seed) in configs:
         outcome = sp.judge_run(sp.run_path(args.out, target, variant, seed),
-                               sp.TARGETS[target], variant, seed, judge)
+                               sp.TARGETS[target], variant, seed, judge, args.cpu_budget)
         print(f"  judged {target}/{variant}/seed{seed}: "
               f"{'success at ' + str(outcome.evaluations_to_success) if outcome.success else 'no success'}"
               f" ({outcome.judged} programs judged)", flush=True)
@@ -172,7 +182,7 @@ def main() -> int:
              f"interval: "
              f"Clopper-Pearson 95%. Variants: " + "; ".join(f"**{v.name}**: {v.description}"
                                                            for v in variants) + ".", "",
-             sp.summary_table(summaries, args.budget),
+             sp.summary_table(summaries, budget),
              ("What the searches did (medians over a variant's runs; counters of the campaign: "
               "children that were cache hits, twins dropped at the cap, invalid children, "
               "re-mutations of neutral children, hurdle rejections, restarts, island "
@@ -194,7 +204,8 @@ def main() -> int:
     curves: dict = {}
     rows = []
     for (target, variant, seed) in configs:
-        best = sp.best_so_far(sp.run_path(args.out, target, variant, seed), args.budget)
+        best = sp.best_so_far(sp.run_path(args.out, target, variant, seed), args.budget,
+                              args.cpu_budget)
         curves.setdefault(target, {}).setdefault(variant, []).append(best)
         rows += [[target, variant, seed, i + 1, f"{b:.6g}"] for i, b in enumerate(best)
                  if np.isfinite(b)]

@@ -2,6 +2,7 @@
 campaigns that resume, the judge is the yardstick of ``discover bench``, and the statistics
 are checked against their textbook definitions."""
 
+import dataclasses
 import hashlib
 import os
 import subprocess
@@ -88,6 +89,15 @@ def test_the_diagnostics_table_shows_each_variants_medians_and_leaves_out_zero_c
                     "| momentum | wired | 0.0200 | 1/1 | 7 |"]
 
 
+def test_within_cpu_keeps_the_evaluations_whose_summed_seconds_fit():
+    log = [dataclasses.replace(_record(k, 0.1, "u = g"), seconds=t)
+           for k, t in ((2, 3.0), (0, 1.0), (3, 4.0), (1, 2.0))]
+    assert [r.seq for r in sp.within_cpu(log, 6.0)] == [0, 1, 2]
+    assert [r.seq for r in sp.within_cpu(log, 5.9)] == [0, 1]
+    assert [r.seq for r in sp.within_cpu(log, 0.5)] == []
+    assert [r.seq for r in sp.within_cpu(log, None)] == [0, 1, 2, 3]
+
+
 def test_stateful_means_state_reaches_the_update():
     assert sp.stateful(programs.BASELINES["momentum"])
     assert not sp.stateful(programs.BASELINES["sgd"])
@@ -136,6 +146,23 @@ def test_a_search_resumes_to_a_larger_budget_as_if_never_stopped(tmp_path):
     with pytest.raises(UserError, match="another configuration.*seed"):
         sp.search(stopped, config(8, seed=4))
     assert _files(stopped) == before
+
+
+def test_a_cpu_budgeted_search_runs_until_its_seconds_are_spent(tmp_path, monkeypatch):
+    monkeypatch.setattr(sp, "FIRST_CHUNK", 3)
+    config = sp.campaign_config(sp.TARGETS["momentum"], sp.VARIANTS["default"], 5, 500,
+                                (TASK,), {"population_size": 4, "eval_seeds": [0]})
+    path = str(tmp_path / "run")
+    sp.search(path, config.replace(max_evals=3))
+    first, spent = sp.cpu_seconds_logged(path)
+    budget = 4 * spent  # about 12 evaluations: more than one extension is needed
+    done = sp.search_for_cpu(path, config, budget)
+    assert sp.cpu_seconds_logged(path)[0] == done
+    assert first == 3 < done < 500 and sp.cpu_seconds_logged(path)[1] >= budget
+    assert sp.search_for_cpu(path, config, budget) == done  # spent: left alone
+    whole = str(tmp_path / "whole")
+    sp.search(whole, config.replace(max_evals=done))
+    assert _log(path) == _log(whole)  # the extensions continue one search
 
 
 def test_the_judge_agrees_with_discover_bench(tmp_path):
@@ -191,6 +218,7 @@ def test_without_the_fingerprint_cache_repeats_are_evaluated_again_identically(t
 @pytest.mark.parametrize("flags, words", [
     (["--judge-tasks", "B,no_such_task"], "unknown task 'B'"),
     (["--variants", "default,no_such_variant"], "no_such_variant"),
+    (["--cpu-budget", "0"], "--cpu-budget must be > 0"),
 ])
 def test_bench_search_refuses_bad_flags_before_it_writes_anything(tmp_path, flags, words):
     out = tmp_path / "out"
