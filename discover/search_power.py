@@ -101,6 +101,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
             "a child with its parent's fingerprint is mutated again"),
     Variant("wired_slots", {"wired_slot_probability": 1.0},
             "a new state slot is read at once by a later reader of its recurrence's input"),
+    Variant("structure", {"mutate_until_changed": True, "wired_slot_probability": 1.0,
+                          "mutation_weights": {"slot": 1.0}},
+            "structure first: until_changed, wired slots and the slot mutation at weight 1 "
+            "(0.3 by default)"),
     Variant("resample", {"mutation_weights": {"resample": 1.0}},
             "constants are also resampled from the vocabulary (weight 1, as a perturbation)"),
     Variant("hurdles", {"hurdle_percentile": 25.0},
