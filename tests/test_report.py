@@ -117,7 +117,7 @@ def test_cost_section_sums_the_evaluation_log(full_run):
 
 
 def test_mutation_hurdle_and_island_sections_recount_the_log(tmp_path):
-    config = CONFIG.replace(tasks=["quadratic", "logistic"], max_evals=60,
+    config = CONFIG.replace(tasks=["quadratic", "logistic"], max_evals=40,
                             hurdle_percentile=40.0, hurdle_window=10, hurdle_audit_every=3,
                             islands=2, migration_every=10, reset_every=25)
     run_dir = make_run(tmp_path / "run", config)
