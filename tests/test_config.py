@@ -107,3 +107,24 @@ def test_help(command, capsys):
         main([command, "--help"])
     assert info.value.code == 0
     assert "usage: discover " + command in capsys.readouterr().out
+
+
+def test_the_readmes_example_configuration_loads_and_sets_what_it_says(tmp_path):
+    """README.md's annotated configuration file is a valid one: every key exists, every value
+    passes the checks, and the values read back are the ones written."""
+    import dataclasses
+    import re
+    import tomllib
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    text = re.search(r"of `discover\.config\.CampaignConfig`:\n\n```toml\n(.*?)```", readme,
+                     re.DOTALL).group(1)
+    (tmp_path / "example.toml").write_text(text)
+    config = load_config(tmp_path / "example.toml")
+    written = tomllib.loads(text)
+    fields = {f.name for f in dataclasses.fields(CampaignConfig)}
+    assert set(written) <= fields
+    for key, value in written.items():
+        got = getattr(config, key)
+        assert (list(got) if isinstance(got, tuple) else got) == value, key
