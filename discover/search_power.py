@@ -442,6 +442,7 @@ class Summary:
     rate_interval: tuple[float, float]
     median_evaluations: float | None
     median_cpu_seconds: float | None
+    median_cpu_per_search: float = math.nan
 
     @property
     def rate(self) -> float:
@@ -462,19 +463,22 @@ def summarize(outcomes: Sequence[RunOutcome]) -> list[Summary]:
         out.append(Summary(
             target, variant, len(runs), len(won), (float(ci.low), float(ci.high)),
             float(np.median([o.evaluations_to_success for o in won])) if won else None,
-            float(np.median([o.cpu_seconds_to_success for o in won])) if won else None))
+            float(np.median([o.cpu_seconds_to_success for o in won])) if won else None,
+            float(np.median([o.cpu_seconds for o in runs]))))
     return out
 
 
 def summary_table(summaries: Sequence[Summary], budget: int | str) -> str:
     """The success table; ``budget`` (evaluations, or a text) is stated under it."""
     lines = [("| target | variant | successes | rate | 95% interval | median evaluations to "
-             "success | median CPU s to success |"), "|---|---|---:|---:|---|---:|---:|"]
+             "success | median CPU s to success | median CPU s a search |"),
+             "|---|---|---:|---:|---|---:|---:|---:|"]
     for s in summaries:
         evals = "-" if s.median_evaluations is None else f"{s.median_evaluations:g}"
         cpu = "-" if s.median_cpu_seconds is None else f"{s.median_cpu_seconds:.0f}"
         lines.append(f"| {s.target} | {s.variant} | {s.successes}/{s.runs} | {s.rate:.0%} | "
-                     f"[{s.rate_interval[0]:.0%}, {s.rate_interval[1]:.0%}] | {evals} | {cpu} |")
+                     f"[{s.rate_interval[0]:.0%}, {s.rate_interval[1]:.0%}] | {evals} | {cpu} | "
+                     f"{s.median_cpu_per_search:.0f} |")
     budget = f"{budget} evaluations" if isinstance(budget, int) else budget
     return "\n".join(lines) + f"\n\nBudget: {budget} a search.\n"
 

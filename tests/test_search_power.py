@@ -59,7 +59,7 @@ def test_improvements_are_the_running_best_among_eligible_records_in_evaluation_
 
 def test_the_success_rate_interval_is_clopper_pearson():
     def outcome(seed, success):
-        return sp.RunOutcome("adam", "default", seed, 10, 1.0, 0.0, success,
+        return sp.RunOutcome("adam", "default", seed, 10, 1.0 + seed, 0.0, success,
                              5 + seed if success else None, 0.5 * seed if success else None,
                              None, None, 1)
 
@@ -70,6 +70,7 @@ def test_the_success_rate_interval_is_clopper_pearson():
         high = 1.0 if k == n else stats.beta.ppf(1 - alpha / 2, k + 1, n - k)
         assert summary.successes == k and summary.runs == n
         assert summary.rate_interval == pytest.approx((low, high), abs=1e-9)
+        assert summary.median_cpu_per_search == np.median([1.0 + i for i in range(n)])
         if k:
             assert summary.median_evaluations == np.median([5 + i for i in range(k)])
         else:
