@@ -12,10 +12,8 @@ import json
 import os
 import shutil
 import signal
-import threading
 
 import pytest
-from helpers import wait_until
 
 import programs
 from discover import rundir
@@ -102,28 +100,32 @@ def test_campaign_on_two_actors_then_resume(tmp_path, pool):
     assert sorted(seqs(run_dir)) == list(range(18))
 
 
-def test_ctrl_c_keeps_jobs_in_flight_for_resume(tmp_path, pool):
+def test_ctrl_c_keeps_jobs_in_flight_for_resume(tmp_path, pool, monkeypatch):
     run_dir = tmp_path / "run"
     # No evaluation budget: the campaign is surely running (up to its 60 s time limit) when
-    # the Ctrl-C comes, sent once results are being logged (an event, not a delay), so jobs
-    # are in flight on both workers.
+    # the Ctrl-C comes.  It comes from the campaign's own thread, between two waits for
+    # results, once results are being logged and a child is in flight on each worker: a
+    # signal from another thread could be handled after both evaluations (tiny tasks) had
+    # come back, leaving nothing in flight.
     campaign = Campaign.create(CONFIG.replace(max_evals=None), str(run_dir))
     log_path = str(run_dir / rundir.LOG_FILE)
+    real_wait = pool.wait
+    sent = []
 
-    def interrupt_once_logging():
-        # Both workers busy: a child in flight on each (a tiny population can starve the
-        # breeder for a moment, leaving a worker idle).
-        wait_until(lambda: len(rundir.read_log(log_path)) >= 3 and pool.busy() == 2, 60,
-                   "three logged results and both workers busy")
-        os.kill(os.getpid(), signal.SIGINT)
+    def wait_or_interrupt(timeout=None):
+        if not sent and pool.busy() == 2 and len(rundir.read_log(log_path)) >= 3:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)  # handled before os.kill returns to us
+            return []
+        return real_wait(timeout=timeout)
 
-    sender = threading.Thread(target=interrupt_once_logging, daemon=True)
-    sender.start()
+    monkeypatch.setattr(pool, "wait", wait_or_interrupt)
     try:
         summary = campaign.run(pool, progress=False)
     finally:
-        sender.join(timeout=60)
         campaign.close()
+        monkeypatch.undo()
+    assert sent
     assert summary.stopped == "interrupted"
     state = json.loads((run_dir / "state.json").read_text())
     pending = [c["seq"] for c in state["evolution"]["pending"]]
