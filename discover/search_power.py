@@ -66,12 +66,15 @@ class Target:
     references: tuple[str, ...]
     stateful: bool
     description: str
+    exemplars: tuple[str, ...] = ()
+    """Baselines of the class a success belongs to, judged by the same rule (the bar check:
+    can the target's own class meet it on the judge's tasks and seeds?)."""
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("momentum", (START_SCRATCH,), ("sgd", "signsgd"), True,
            "from `u = g * lr`: a program with live state that beats tuned sgd and tuned "
-           "signsgd beyond the interval"),
+           "signsgd beyond the interval", ("momentum", "nesterov")),
     Target("adam", ("adam",), ("adam",), False,
            "from adam: a program that beats tuned adam beyond the interval"),
 )}
@@ -506,6 +509,66 @@ def diagnostics_table(outcomes: Sequence[RunOutcome]) -> str:
                      f"{sum(o.best_is_stateful for o in runs)}/{len(runs)} | "
                      + " | ".join(medians) + " |")
     return "\n".join(lines) + "\n"
+
+
+def difference_cell(judgement: Judgement | dict, reference: str) -> str:
+    """``-0.012 [-0.030, +0.001]``: the median difference from ``reference`` and its 95%
+    interval ("no interval" with fewer than two seeds)."""
+    j = judgement.to_dict() if isinstance(judgement, Judgement) else judgement
+    bounds = j["intervals"].get(reference)
+    where = "no interval" if bounds is None else f"[{bounds[0]:+.3f}, {bounds[1]:+.3f}]"
+    return f"{j['differences'][reference]:+.3f} {where}"
+
+
+def one_line(program_text: str) -> str:
+    """A program's simplified body on one line: statements joined by ``; ``, the return
+    left out (its slots are the names assigned)."""
+    import programs
+    from programs.simplify import simplify, without_unread_slots
+
+    program = without_unread_slots(simplify(programs.parse(program_text)))
+    body = [line.strip() for line in str(program).splitlines()[1:]]
+    return "; ".join(line for line in body if line and not line.startswith("return"))
+
+
+def judgements_table(outcomes: Sequence[RunOutcome], targets: Mapping[str, Target]) -> str:
+    """Per search (one table per target): success, the program judged (the first success,
+    or the run's last improvement: the best eligible program), simplified on one line, and
+    its difference from each reference with the 95% interval; "-" for a run with nothing
+    eligible."""
+    tables = []
+    for name, target in targets.items():
+        runs = [o for o in outcomes if o.target == name]
+        if not runs:
+            continue
+        lines = [f"| {name}: variant | seed | success | program judged | "
+                 + " | ".join(f"vs {r}" for r in target.references) + " |",
+                 "|---|---:|---|---|" + "---|" * len(target.references)]
+        for o in runs:
+            cells = ([f"`{one_line(o.program)}`"] if o.program else ["-"]) + [
+                difference_cell(o.judgement, r) if o.judgement else "-"
+                for r in target.references]
+            lines.append(f"| {o.variant} | {o.seed} | {'yes' if o.success else 'no'} | "
+                         + " | ".join(cells) + " |")
+        tables.append("\n".join(lines) + "\n")
+    return "\n".join(tables)
+
+
+def bar_check(judge: Judge, target: Target) -> str:
+    """A sentence: the target's exemplars judged by its rule, each difference with its
+    interval, and whether the exemplar itself would count as a success."""
+    import programs
+
+    if not target.exemplars:
+        return ""
+    parts = []
+    for name in target.exemplars:
+        judgement = judge.judge(programs.BASELINES[name], target)
+        parts.append(f"{name} " + ", ".join(f"vs {r} {difference_cell(judgement, r)}"
+                                           for r in target.references)
+                     + (" (a success)" if judgement.success else " (not a success)"))
+    return (f"Bar check for **{target.name}**: the baselines of its class judged by the same "
+            "rule: " + "; ".join(parts) + ".")
 
 
 def outcomes_json(outcomes: Sequence[RunOutcome]) -> str:

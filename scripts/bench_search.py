@@ -187,6 +187,11 @@ def main() -> int:
               "children that were cache hits, twins dropped at the cap, invalid children, "
               "re-mutations of neutral children, hurdle rejections, restarts, island "
               "migrations and resets):"), "", sp.diagnostics_table(outcomes),
+             ("Each search's judged program (its first success, or its best eligible program "
+              "when none succeeded), simplified, and its median difference from each reference "
+              "over the judged tasks with the 95% interval (lower is better):"), "",
+             sp.judgements_table(outcomes, {t.name: t for t in targets}),
+             *[line for t in targets for line in (sp.bar_check(judge, t), "") if line],
              "Judged search-set scores of the references (median over tasks, 0 = tuned adam): "
              + ", ".join(f"{n} {v:+.3f}" for r in references.values() for n, v in r.items())
              + ". " + limits_sentence(judge, ["adam", *{n for r in references.values() for n in r}]),

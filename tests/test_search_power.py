@@ -90,6 +90,35 @@ def test_the_diagnostics_table_shows_each_variants_medians_and_leaves_out_zero_c
                     "| momentum | wired | 0.0200 | 1/1 | 7 |"]
 
 
+def test_the_judgements_table_shows_each_searchs_simplified_program_and_intervals():
+    judged = {"fingerprint": "f", "differences": {"sgd": -0.0123, "signsgd": 0.2},
+              "intervals": {"sgd": [-0.03, -0.006], "signsgd": None}, "stateful": True,
+              "success": False}
+    # a dead slot (m2) and a statement nothing reads: left out of the table
+    text = ("def scratch(g, lr, m1, m2):\n    m1 = interp(g, m1, 0.9)\n    v = square(g)\n"
+            "    m2 = min(m2, m2)\n    u = m1 * lr\n    return u, m1, m2\n")
+
+    def outcome(target, seed, program, judgement, success=False):
+        return sp.RunOutcome(target, "default", seed, 10, 1.0, 0.1, success, None, None,
+                             program, judgement, 1)
+
+    runs = [outcome("momentum", 0, text, judged), outcome("momentum", 1, None, None),
+            outcome("adam", 0, str(programs.BASELINES["adam"]),
+                    {**judged, "differences": {"adam": -0.02}, "intervals": {"adam": [-0.03, -0.01]}},
+                    success=True)]
+    momentum, adam = sp.judgements_table(runs, sp.TARGETS).split("\n\n")
+    header, _, first, second = momentum.strip().splitlines()
+    assert header == "| momentum: variant | seed | success | program judged | vs sgd | vs signsgd |"
+    assert first == ("| default | 0 | no | `m1 = interp(g, m1, 0.9); u = m1 * lr` | "
+                     "-0.012 [-0.030, -0.006] | +0.200 no interval |")
+    assert second == "| default | 1 | no | - | - | - |"
+    row = adam.strip().splitlines()[-1]
+    assert row.startswith("| default | 0 | yes | `") and row.endswith(" | -0.020 [-0.030, -0.010] |")
+    # adam has nothing to simplify: its 17 statements, in order
+    assert row.split("`")[1].split("; ") == [
+        line.strip() for line in str(programs.BASELINES["adam"]).splitlines()[1:-1]]
+
+
 def test_within_cpu_keeps_the_evaluations_whose_summed_seconds_fit():
     log = [dataclasses.replace(_record(k, 0.1, "u = g"), seconds=t)
            for k, t in ((2, 3.0), (0, 1.0), (3, 4.0), (1, 2.0))]
@@ -189,6 +218,15 @@ def test_the_judge_agrees_with_discover_bench(tmp_path):
 
     itself = judge.judge(programs.BASELINES["sgd"], sp.TARGETS["momentum"])
     assert itself.differences["sgd"] == 0.0 and not itself.success
+
+    # the bar check states discover bench's numbers for the target's exemplars
+    target = dataclasses.replace(sp.TARGETS["momentum"], exemplars=("momentum",))
+    cells = [f"vs {r} {result.difference('momentum', r):+.3f} "
+             f"[{result.interval('momentum', r)[0]:+.3f}, {result.interval('momentum', r)[1]:+.3f}]"
+             for r in ("sgd", "signsgd")]
+    assert sp.bar_check(judge, target).endswith(
+        "momentum " + ", ".join(cells) + (" (a success)." if beats else " (not a success)."))
+    assert sp.bar_check(judge, sp.TARGETS["adam"]) == ""
 
 
 def test_without_the_fingerprint_cache_repeats_are_evaluated_again_identically(tmp_path):
