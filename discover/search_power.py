@@ -249,10 +249,11 @@ def within_cpu(log: Sequence[LogRecord], cpu_seconds: float | None) -> list[LogR
 
 @dataclasses.dataclass(frozen=True)
 class Judgement:
-    """A program against a target's references: per reference the median over tasks of the
-    mean paired difference (program minus reference, lower is better) and its 95% interval;
-    ``success`` when every interval's upper end is below ``-MIN_EFFECT`` (and the program is
-    stateful where the target asks it)."""
+    """A program against a target's references (and, for information, its exemplars): per
+    baseline the median over tasks of the mean paired difference (program minus baseline,
+    lower is better) and its 95% interval; ``success`` when every reference's interval has
+    its upper end below ``-MIN_EFFECT`` (and the program is stateful where the target asks
+    it)."""
 
     fingerprint: str
     differences: dict[str, float]
@@ -308,13 +309,14 @@ class Judge:
 
         mine = self.seed_scores(program)
         differences, intervals = {}, {}
-        for name in target.references:
+        for name in (*target.references, *target.exemplars):
             theirs = self.seed_scores(programs.BASELINES[name])
             paired = [a - b for a, b in zip(mine, theirs)]
             differences[name] = aggregate(float(np.mean(d)) for d in paired)
             intervals[name] = interval(paired)
         live = stateful(program)
-        beats = all(b is not None and b[1] < -MIN_EFFECT for b in intervals.values())
+        beats = all(intervals[r] is not None and intervals[r][1] < -MIN_EFFECT
+                    for r in target.references)
         return Judgement(program.fingerprint(), differences, intervals, live,
                          beats and (live or not target.stateful))
 
@@ -515,6 +517,8 @@ def difference_cell(judgement: Judgement | dict, reference: str) -> str:
     """``-0.012 [-0.030, +0.001]``: the median difference from ``reference`` and its 95%
     interval ("no interval" with fewer than two seeds)."""
     j = judgement.to_dict() if isinstance(judgement, Judgement) else judgement
+    if reference not in j["differences"]:
+        return "-"  # judged before the target named this baseline
     bounds = j["intervals"].get(reference)
     where = "no interval" if bounds is None else f"[{bounds[0]:+.3f}, {bounds[1]:+.3f}]"
     return f"{j['differences'][reference]:+.3f} {where}"
@@ -534,20 +538,20 @@ def one_line(program_text: str) -> str:
 def judgements_table(outcomes: Sequence[RunOutcome], targets: Mapping[str, Target]) -> str:
     """Per search (one table per target): success, the program judged (the first success,
     or the run's last improvement: the best eligible program), simplified on one line, and
-    its difference from each reference with the 95% interval; "-" for a run with nothing
-    eligible."""
+    its difference from each reference, then each exemplar, with the 95% interval; "-" for a
+    run with nothing eligible."""
     tables = []
     for name, target in targets.items():
         runs = [o for o in outcomes if o.target == name]
         if not runs:
             continue
+        against = (*target.references, *target.exemplars)
         lines = [f"| {name}: variant | seed | success | program judged | "
-                 + " | ".join(f"vs {r}" for r in target.references) + " |",
-                 "|---|---:|---|---|" + "---|" * len(target.references)]
+                 + " | ".join(f"vs {r}" for r in against) + " |",
+                 "|---|---:|---|---|" + "---|" * len(against)]
         for o in runs:
             cells = ([f"`{one_line(o.program)}`"] if o.program else ["-"]) + [
-                difference_cell(o.judgement, r) if o.judgement else "-"
-                for r in target.references]
+                difference_cell(o.judgement, r) if o.judgement else "-" for r in against]
             lines.append(f"| {o.variant} | {o.seed} | {'yes' if o.success else 'no'} | "
                          + " | ".join(cells) + " |")
         tables.append("\n".join(lines) + "\n")
