@@ -67,7 +67,8 @@ class Contender:
 
 class Cache:
     """Validation losses by (fingerprint, task, rate, seed), and untrained losses by
-    (task, seed), in one JSON file; :meth:`save` writes it atomically."""
+    (task, seed), in one JSON file; :meth:`save` writes it atomically.  An entry is written
+    once and never replaced (see :meth:`TaskEngine.tune`)."""
 
     def __init__(self, path: str):
         self.path = path
@@ -165,7 +166,10 @@ class TaskEngine:
                 result = self.trainer().run(encoded[0], lrs=np.array(lrs, np.float32))
                 for row, values in zip(keys, result.valid_losses):
                     for k, x in zip(row, values):
-                        cache.losses[k] = float(x) if math.isfinite(x) else None
+                        # An entry already there is kept: a seed trained beside other seeds
+                        # can differ in the last float32 places (the seeds are one batch),
+                        # so the first value stays the one every later judgement reads.
+                        cache.losses.setdefault(k, float(x) if math.isfinite(x) else None)
                 cache.save()
                 self.trained += 1
             return np.array([[math.nan if cache.losses[k] is None else cache.losses[k]

@@ -15,6 +15,10 @@ program: one seed, the search's rate grid), ``outcomes.json``.
     .venv/bin/python scripts/bench_search.py [--targets momentum,adam]
         [--variants default,restarts] [--seeds 5] [--budget 300] [--cpu-budget S] [--jobs 2]
         [--tasks a,b] [--judge-tasks B] [--base '{"population_size": 50}'] [--out results/search_power]
+
+``--bar-check`` runs no search: it judges each target's exemplars (the baselines of the class a
+success belongs to) by the target's rule on the judge's tasks and seeds, prints whether they
+meet it, and writes nothing but the judge's cache.
 """
 
 from __future__ import annotations
@@ -106,6 +110,21 @@ def limits_sentence(judge, names) -> str:
         f"{n} on {', '.join(t)}" for n, t in limited.items() if t) + "."
 
 
+def bar_check_only(targets, judge_tasks: list[str], args) -> int:
+    """``--bar-check``: the bar check of every target, printed; the judge's runs cached."""
+    from discover import compile_cache
+
+    compile_cache.enable()
+    judge_seeds = tuple(int(s) for s in args.judge_seeds.split(","))
+    os.makedirs(args.out, exist_ok=True)
+    judge = sp.Judge(judge_tasks, judge_seeds, os.path.join(args.out, sp.JUDGE_CACHE))
+    print(f"Judged on {', '.join(judge_tasks)} with seeds {args.judge_seeds}.")
+    for target in targets:
+        print(sp.bar_check(judge, target) or f"{target.name}: no exemplars", flush=True)
+        judge.cache.save()
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", default="momentum,adam")
@@ -124,6 +143,8 @@ def main() -> int:
                         help="the judge's training seeds (default: none the searches used)")
     parser.add_argument("--base", default="{}", help="campaign settings for every search (JSON)")
     parser.add_argument("--out", default=os.path.join(ROOT, "results", "search_power"))
+    parser.add_argument("--bar-check", action="store_true",
+                        help="only judge the targets' exemplars by their rule (no search)")
     args = parser.parse_args()
     try:
         targets = _names(args.targets, sp.TARGETS, "targets")
@@ -139,6 +160,8 @@ def main() -> int:
     except (UserError, ValueError) as err:
         print(f"bench_search: {err}", file=sys.stderr)
         return 2
+    if args.bar_check:
+        return bar_check_only(targets, judge_tasks, args)
     # variant by variant, so that a benchmark stopped early has whole variants for every target
     order = {v.name: i for i, v in enumerate(variants)}
     work = [(sp.run_path(args.out, *key), config.to_dict())

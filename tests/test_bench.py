@@ -82,6 +82,27 @@ def test_a_second_bench_trains_nothing_and_an_interrupted_one_resumes(benched, c
         cache["losses"].keys()
 
 
+def test_a_bench_with_more_seeds_keeps_the_cached_runs_of_the_others(benched, tmp_path):
+    """A seed's run depends in the last float32 places on the seeds trained beside it (one
+    batch), so a cached run is never replaced: a later bench with another seed set reads
+    what the first one wrote, and its judgements do not depend on which ran first."""
+    out, argv = benched
+    cache = json.loads((out / bench.CACHE_FILE).read_text())
+    # a marked entry: were it trained again, its value would come back unmarked
+    marked = next(k for k in sorted(cache["losses"])
+                  if k.endswith("|0") and not k.startswith("untrained") and cache["losses"][k])
+    cache["losses"][marked] += 0.125
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / bench.CACHE_FILE).write_text(json.dumps(cache))
+    wider = [*argv[:argv.index("--seeds")], "--seeds", "0,1,2", "--baselines", "adam,sgd,lion",
+             "--out", str(tmp_path / "b")]
+    assert cli.main(wider) == 0
+    after = json.loads((tmp_path / "b" / bench.CACHE_FILE).read_text())["losses"]
+    assert {k: after[k] for k in cache["losses"]} == cache["losses"]
+    fingerprint, task, rate, _ = marked.split("|")
+    assert f"{fingerprint}|{task}|{rate}|2" in after  # seed 2 trained beside the kept ones
+
+
 def test_the_performance_profile_counts_tasks_within_tau(benched):
     out, _ = benched
     data = json.loads((out / "results.json").read_text())

@@ -272,3 +272,19 @@ def test_bench_search_refuses_bad_flags_before_it_writes_anything(tmp_path, flag
                            *flags, "--out", str(out)], capture_output=True, text=True,
                           cwd=ROOT, timeout=300, check=False)
     assert done.returncode == 2 and words in done.stderr and not out.exists()
+
+
+def test_bench_search_bar_check_prints_the_judges_sentence_and_runs_no_search(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "bench_search.py"),
+                           "--bar-check", "--targets", "momentum", "--judge-tasks", TASK,
+                           "--judge-seeds", "0,1", "--out", str(out)], capture_output=True,
+                          text=True, cwd=ROOT, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(os.listdir(out)) == [sp.JUDGE_CACHE]  # no run directory, no table
+    # the same judge on the script's cache trains nothing and states the same bar check
+    judge = sp.Judge([TASK], (0, 1), str(out / sp.JUDGE_CACHE))
+    sentence = sp.bar_check(judge, sp.TARGETS["momentum"])
+    assert judge.engines[TASK].trained == 0 and judge.engines[TASK].cached > 0
+    assert sentence.startswith("Bar check for **momentum**") and "nesterov vs sgd" in sentence
+    assert done.stdout.splitlines()[-1] == sentence
