@@ -144,7 +144,7 @@ class TaskEngine:
         keys = [Cache.key("untrained", self.task.name, 0.0, s) for s in self.seeds]
         if not all(k in self.cache.losses for k in keys):
             for k, x in zip(keys, self.trainer().initial_valid_losses()):
-                self.cache.losses[k] = float(x)
+                self.cache.losses.setdefault(k, float(x))
             self.cache.save()
         return np.array([self.cache.losses[k] for k in keys], np.float64)
 
