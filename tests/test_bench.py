@@ -141,3 +141,45 @@ def test_bad_input_is_one_line_and_the_cache_is_kept(tmp_path, capsys):
     assert "cache.json: not a bench cache" in capsys.readouterr().err
     assert cache.read_text() == '{"version": 99}'
     assert not os.path.exists(tmp_path / "table.md")
+
+
+def test_merged_caches_let_a_bench_elsewhere_train_nothing_and_bad_input_loses_nothing(
+        benched, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    out, argv = benched
+    script = os.path.join(ROOT, "scripts", "merge_bench_caches.py")
+    target = tmp_path / "elsewhere" / bench.CACHE_FILE
+    # one entry already there (its value must survive), one source a directory of caches
+    target.parent.mkdir()
+    first_key = min(json.loads((out / bench.CACHE_FILE).read_text())["losses"])
+    target.write_text(json.dumps({"version": bench.CACHE_VERSION, "losses": {first_key: 9.5}}))
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "a.json").write_text((out / bench.CACHE_FILE).read_text())
+
+    def merge(*paths):
+        return subprocess.run([sys.executable, script, str(target), *map(str, paths)],
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    bad = sources / "not_a_cache.json"
+    bad.write_text('{"rows": []}')
+    done = merge(sources)
+    assert done.returncode == 2 and "not_a_cache.json: not a bench cache" in done.stderr
+    assert json.loads(target.read_text())["losses"] == {first_key: 9.5}
+    bad.unlink()
+    done = merge(sources)
+    assert done.returncode == 0, done.stderr
+    cache = json.loads((out / bench.CACHE_FILE).read_text())["losses"]
+    merged = json.loads(target.read_text())["losses"]
+    assert merged == {**cache, first_key: 9.5}
+    assert done.stdout.startswith(f"{len(cache) - 1} entries added")
+    merged[first_key] = cache[first_key]  # the bench's own value back, then bench there
+    target.write_text(json.dumps({"version": bench.CACHE_VERSION, "losses": merged}))
+    elsewhere = [*argv[:argv.index("--out")], "--out", str(target.parent)]
+    assert cli.main(elsewhere) == 0
+    assert "0 windows of rates trained" in capsys.readouterr().out
+    assert (target.parent / "table.md").read_text() == (out / "table.md").read_text()
