@@ -23,7 +23,8 @@ def register(sub) -> None:
     p.add_argument("programs", nargs="*", metavar="PROGRAM_OR_RUN",
                    help="a program file (.opt) or a run directory (its best program)")
     p.add_argument("--tasks", metavar="a,b,...",
-                   help="the suite (default: tier C, the largest held-out tasks)")
+                   help="the suite: task names, or a tier (search, B, C) (default: tier C, "
+                        "the largest held-out tasks)")
     add_yardstick_options(p)
     p.add_argument("--baselines", metavar="a,b,...",
                    help="baselines beside the programs (default: all; adam always)")
@@ -53,9 +54,28 @@ def _contender(spec: str):
     return Contender(name, program, user=True)
 
 
+def suite(text: str | None) -> list[str]:
+    """``--tasks``: tier C when absent, a tier's tasks for a tier's name, else the named
+    tasks (each resolved: a registered name or a ``package.module:factory`` spec)."""
+    import tasks
+
+    if not text:
+        return tasks.tier_c_names()
+    if text in tasks.TIERS:
+        return tasks.names(text)
+    task_names = list(parse_list(text))
+    if not task_names:
+        raise UserError("--tasks names no task")
+    for name in task_names:
+        try:
+            tasks.resolve(name)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+    return task_names
+
+
 def run(args: argparse.Namespace) -> int:
     import programs
-    import tasks
     from discover import bench
 
     contenders = [_contender(spec) for spec in args.programs]
@@ -68,14 +88,7 @@ def run(args: argparse.Namespace) -> int:
         if name in taken:
             raise UserError(f"a program is called {name!r}, as a baseline: rename its file")
     contenders += [bench.Contender(n, programs.BASELINES[n]) for n in names]
-    task_names = list(parse_list(args.tasks)) if args.tasks else tasks.tier_c_names()
-    if not task_names:
-        raise UserError("--tasks names no task")
-    for name in task_names:
-        try:
-            tasks.resolve(name)
-        except ValueError as err:
-            raise UserError(str(err)) from None
+    task_names = suite(args.tasks)
     seeds, lr_grid = yardstick_options(args)
     from discover import compile_cache
 
