@@ -558,6 +558,38 @@ def judgements_table(outcomes: Sequence[RunOutcome], targets: Mapping[str, Targe
     return "\n".join(tables)
 
 
+def as_good_as(judgement: dict | None, exemplar: str) -> bool:
+    """Non-inferiority: the judged program's interval against ``exemplar`` lies below
+    ``+MIN_EFFECT`` (it is not worse than the exemplar by more than the effect, at 95%)."""
+    bounds = (judgement or {}).get("intervals", {}).get(exemplar)
+    return bounds is not None and bounds[1] < MIN_EFFECT
+
+
+def parity_table(outcomes: Sequence[RunOutcome], targets: Mapping[str, Target]) -> str:
+    """Per (target, variant) of a target with exemplars: the runs whose judged program is as
+    good as some exemplar (:func:`as_good_as`), with the Clopper-Pearson 95% interval, and
+    how many are as good as each; empty when no target has exemplars."""
+    from scipy import stats
+
+    groups: dict[tuple[str, str], list[RunOutcome]] = {}
+    for o in outcomes:
+        if targets[o.target].exemplars:
+            groups.setdefault((o.target, o.variant), []).append(o)
+    if not groups:
+        return ""
+    lines = ["| target | variant | as good as an exemplar | 95% interval | per exemplar |",
+             "|---|---|---:|---|---|"]
+    for (target, variant), runs in groups.items():
+        exemplars = targets[target].exemplars
+        good = sum(any(as_good_as(o.judgement, e) for e in exemplars) for o in runs)
+        ci = stats.binomtest(good, len(runs)).proportion_ci(0.95, method="exact")
+        each = ", ".join(f"{e} {sum(as_good_as(o.judgement, e) for o in runs)}"
+                         for e in exemplars)
+        lines.append(f"| {target} | {variant} | {good}/{len(runs)} | "
+                     f"[{ci.low:.0%}, {ci.high:.0%}] | {each} |")
+    return "\n".join(lines) + "\n"
+
+
 def bar_check(judge: Judge, target: Target) -> str:
     """A sentence: the target's exemplars judged by its rule, each difference with its
     interval, and whether the exemplar itself would count as a success."""

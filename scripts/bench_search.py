@@ -198,6 +198,11 @@ def main() -> int:
     references = {t.name: {name: float(np.median([np.mean(s) for s in
                                                   judge.seed_scores(programs.BASELINES[name])]))
                            for name in t.references} for t in targets}
+    parity = sp.parity_table(outcomes, {t.name: t for t in targets})
+    parity_lines = [("Searches whose judged program is as good as one of the target's "
+                     "exemplars (non-inferior: its interval against the exemplar below "
+                     f"+{sp.MIN_EFFECT}), a rediscovery even where the bar is above the "
+                     "exemplar (see the bar check):"), "", parity] if parity else []
     lines = [f"# Search power\n\n`{command.strip()}`\n",
              "Targets: " + "; ".join(f"**{t.name}**: {t.description}" for t in targets) + ".",
              f"Judged on {', '.join(judge_tasks)} with seeds {args.judge_seeds} ({overlap}; "
@@ -214,6 +219,7 @@ def main() -> int:
               "when none succeeded), simplified, and its median difference from each reference "
               "over the judged tasks with the 95% interval (lower is better):"), "",
              sp.judgements_table(outcomes, {t.name: t for t in targets}),
+             *parity_lines,
              *[line for t in targets for line in (sp.bar_check(judge, t), "") if line],
              "Judged search-set scores of the references (median over tasks, 0 = tuned adam): "
              + ", ".join(f"{n} {v:+.3f}" for r in references.values() for n, v in r.items())

@@ -123,6 +123,30 @@ def test_the_judgements_table_shows_each_searchs_simplified_program_and_interval
         line.strip() for line in str(programs.BASELINES["adam"]).splitlines()[1:-1]]
 
 
+def test_the_parity_table_counts_judged_programs_not_worse_than_an_exemplar():
+    def outcome(variant, seed, momentum, nesterov):
+        intervals = {"sgd": [-0.02, 0.01], "signsgd": [-0.1, -0.05]}
+        intervals.update({k: b for k, b in (("momentum", momentum), ("nesterov", nesterov))
+                          if b is not None})
+        judgement = {"fingerprint": "f", "differences": {k: 0.0 for k in intervals},
+                     "intervals": intervals, "stateful": True, "success": False}
+        return sp.RunOutcome("momentum", variant, seed, 10, 1.0, 0.05, False, None, None,
+                             "def p(g, lr):\n    u = g * lr\n    return u\n", judgement, 1)
+
+    runs = [outcome("structure", 0, [-0.01, 0.004], [0.0, 0.03]),   # as good as momentum
+            outcome("structure", 1, [-0.01, 0.005], [-0.02, 0.001]),  # nesterov (0.005 is not below)
+            outcome("structure", 2, [0.01, 0.04], None),              # neither (nesterov not judged)
+            outcome("default", 0, None, None)]                        # judged before exemplars
+    adam_run = sp.RunOutcome("adam", "default", 0, 10, 1.0, 0.0, True, 5, 1.0, None,
+                             {"intervals": {"adam": [-0.03, -0.01]}}, 1)
+    _, _, structure, default = sp.parity_table(runs + [adam_run], sp.TARGETS).strip().splitlines()
+    low, high = stats.binomtest(2, 3).proportion_ci(0.95, method="exact")
+    assert structure == (f"| momentum | structure | 2/3 | [{low:.0%}, {high:.0%}] | "
+                         "momentum 1, nesterov 1 |")
+    assert default.startswith("| momentum | default | 0/1 | [0%, ")
+    assert sp.parity_table([adam_run], sp.TARGETS) == ""  # adam names no exemplar
+
+
 def test_within_cpu_keeps_the_evaluations_whose_summed_seconds_fit():
     log = [dataclasses.replace(_record(k, 0.1, "u = g"), seconds=t)
            for k, t in ((2, 3.0), (0, 1.0), (3, 4.0), (1, 2.0))]
