@@ -11,6 +11,10 @@ Contract:
   beats every one of its ``references`` (tuned baselines) by more than ``MIN_EFFECT`` beyond
   the 95% interval on the judge's tasks (``discover.stats.verdict``), and, when ``stateful``,
   keeps state that reaches its update (``programs.simplify``: at least one slot survives).
+  Its ``exemplars`` (baselines of the class a success belongs to) are compared with every
+  judged program, never required: :func:`bar_check` judges them by the target's rule, and
+  :func:`parity_table` counts the searches whose judged program is not worse than one of
+  them beyond ``MIN_EFFECT`` at 95% (non-inferiority).
 * A :class:`Variant` is a set of :class:`~discover.config.CampaignConfig` changes (a feature
   on or off).  :func:`campaign_config` is the one configuration of a (target, variant, seed):
   serial evaluation in this process (``workers`` 0), no funnel (the search set alone), no
