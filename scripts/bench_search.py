@@ -110,14 +110,20 @@ def limits_sentence(judge, names) -> str:
         f"{n} on {', '.join(t)}" for n, t in limited.items() if t) + "."
 
 
-def bar_check_only(targets, judge_tasks: list[str], args) -> int:
-    """``--bar-check``: the bar check of every target, printed; the judge's runs cached."""
+def open_judge(judge_tasks: list[str], args) -> sp.Judge:
+    """The judge of ``--judge-seeds`` on ``judge_tasks``, cached in ``<out>/judge_cache.json``
+    (persistent XLA compile cache on)."""
     from discover import compile_cache
 
     compile_cache.enable()
-    judge_seeds = tuple(int(s) for s in args.judge_seeds.split(","))
     os.makedirs(args.out, exist_ok=True)
-    judge = sp.Judge(judge_tasks, judge_seeds, os.path.join(args.out, sp.JUDGE_CACHE))
+    seeds = tuple(int(s) for s in args.judge_seeds.split(","))
+    return sp.Judge(judge_tasks, seeds, os.path.join(args.out, sp.JUDGE_CACHE))
+
+
+def bar_check_only(targets, judge_tasks: list[str], args) -> int:
+    """``--bar-check``: the bar check of every target, printed; the judge's runs cached."""
+    judge = open_judge(judge_tasks, args)
     print(f"Judged on {', '.join(judge_tasks)} with seeds {args.judge_seeds}.")
     for target in targets:
         print(sp.bar_check(judge, target) or f"{target.name}: no exemplars", flush=True)
@@ -171,12 +177,11 @@ def main() -> int:
     print(f"{len(work)} searches of {budget}; {args.jobs} jobs", flush=True)
     run_searches(work, args.jobs, args.cpu_budget)
 
-    from discover import compile_cache, plots
+    from discover import plots
     from discover.rundir.files import write_bytes_atomic, write_text_atomic
 
-    compile_cache.enable()
-    judge_seeds = tuple(int(s) for s in args.judge_seeds.split(","))
-    judge = sp.Judge(judge_tasks, judge_seeds, os.path.join(args.out, sp.JUDGE_CACHE))
+    judge = open_judge(judge_tasks, args)
+    judge_seeds = judge.seeds
     outcomes = []
     for (target, variant, seed) in configs:
         outcome = sp.judge_run(sp.run_path(args.out, target, variant, seed),
