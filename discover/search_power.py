@@ -80,7 +80,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            "from `u = g * lr`: a program with live state that beats tuned sgd and tuned "
            "signsgd beyond the interval", ("momentum", "nesterov")),
     Target("adam", ("adam",), ("adam",), False,
-           "from adam: a program that beats tuned adam beyond the interval"),
+           "from adam: a program that beats tuned adam beyond the interval", ("lookahead",)),
 )}
 
 

@@ -117,7 +117,8 @@ def test_the_judgements_table_shows_each_searchs_simplified_program_and_interval
                      "-0.012 [-0.030, -0.006] | +0.200 no interval | +0.000 [-0.010, +0.020] | - |")
     assert second == "| default | 1 | no | - | - | - | - | - |"
     row = adam.strip().splitlines()[-1]
-    assert row.startswith("| default | 0 | yes | `") and row.endswith(" | -0.020 [-0.030, -0.010] |")
+    assert row.startswith("| default | 0 | yes | `")
+    assert row.endswith(" | -0.020 [-0.030, -0.010] | - |")  # lookahead: not judged
     # adam has nothing to simplify: its 17 statements, in order
     assert row.split("`")[1].split("; ") == [
         line.strip() for line in str(programs.BASELINES["adam"]).splitlines()[1:-1]]
@@ -139,12 +140,17 @@ def test_the_parity_table_counts_judged_programs_not_worse_than_an_exemplar():
             outcome("default", 0, None, None)]                        # judged before exemplars
     adam_run = sp.RunOutcome("adam", "default", 0, 10, 1.0, 0.0, True, 5, 1.0, None,
                              {"intervals": {"adam": [-0.03, -0.01]}}, 1)
-    _, _, structure, default = sp.parity_table(runs + [adam_run], sp.TARGETS).strip().splitlines()
+    _, _, structure, default, _ = sp.parity_table(runs + [adam_run],
+                                                  sp.TARGETS).strip().splitlines()
     low, high = stats.binomtest(2, 3).proportion_ci(0.95, method="exact")
     assert structure == (f"| momentum | structure | 2/3 | [{low:.0%}, {high:.0%}] | "
                          "momentum 1, nesterov 1 |")
     assert default.startswith("| momentum | default | 0/1 | [0%, ")
-    assert sp.parity_table([adam_run], sp.TARGETS) == ""  # adam names no exemplar
+    no_exemplars = {"adam": dataclasses.replace(sp.TARGETS["adam"], exemplars=())}
+    assert sp.parity_table([adam_run], no_exemplars) == ""
+    # adam's exemplar (lookahead) is counted only where it was judged
+    assert sp.parity_table([adam_run], sp.TARGETS).strip().splitlines()[-1].startswith(
+        "| adam | default | 0/1 | [0%, ")
 
 
 def test_within_cpu_keeps_the_evaluations_whose_summed_seconds_fit():
@@ -257,7 +263,7 @@ def test_the_judge_agrees_with_discover_bench(tmp_path):
              for r in ("sgd", "signsgd")]
     assert sp.bar_check(judge, target).endswith(
         "momentum " + ", ".join(cells) + (" (a success)." if beats else " (not a success)."))
-    assert sp.bar_check(judge, sp.TARGETS["adam"]) == ""
+    assert sp.bar_check(judge, dataclasses.replace(sp.TARGETS["adam"], exemplars=())) == ""
 
 
 def test_without_the_fingerprint_cache_repeats_are_evaluated_again_identically(tmp_path):
