@@ -10,7 +10,9 @@ Contract:
 * A :class:`Target` names the start of the searches and what counts as success: a program that
   beats every one of its ``references`` (tuned baselines) by more than ``MIN_EFFECT`` beyond
   the 95% interval on the judge's tasks (``discover.stats.verdict``), and, when ``stateful``,
-  keeps state that reaches its update (``programs.simplify``: at least one slot survives).
+  keeps state that carries the gradients' history to its update (:func:`stateful`: after
+  simplification, a slot read by the update whose recurrence reads ``g`` or ``w``; a
+  schedule of the rate, such as a warm-up slot, does not count).
   Its ``exemplars`` (baselines of the class a success belongs to) are compared with every
   judged program, never required: :func:`bar_check` judges them by the target's rule, and
   :func:`parity_table` counts the searches whose judged program is not worse than one of
@@ -77,7 +79,8 @@ class Target:
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("momentum", (START_SCRATCH,), ("sgd", "signsgd"), True,
-           "from `u = g * lr`: a program with live state that beats tuned sgd and tuned "
+           "from `u = g * lr`: a program whose state carries the gradients' history (not a "
+           "schedule) and that beats tuned sgd and tuned "
            "signsgd beyond the interval", ("momentum", "nesterov")),
     Target("adam", ("adam",), ("adam",), False,
            "from adam: a program that beats tuned adam beyond the interval", ("lookahead",)),
@@ -211,10 +214,14 @@ def search_scores(config: CampaignConfig, names: Sequence[str]) -> dict[str, flo
 # -- judging ----------------------------------------------------------------------------------
 
 def stateful(program) -> bool:
-    """Whether state reaches the update: a slot survives simplification."""
-    from programs.simplify import simplify, without_unread_slots
+    """Whether the history of the gradients (or weights) reaches the update: after
+    simplification, a slot that the update reads (transitively) carries it
+    (``programs.simplify.history_slots``).  A slot that holds a schedule (never written, or
+    written from ``lr``, ``t`` and constants alone: a warm-up, a counter) is not state of
+    the momentum class."""
+    from programs.simplify import history_slots, simplify, without_unread_slots
 
-    return len(without_unread_slots(simplify(program)).slots) > 0
+    return len(history_slots(without_unread_slots(simplify(program)))) > 0
 
 
 def cpu_seconds_logged(path: str) -> tuple[int, float]:

@@ -79,6 +79,31 @@ def without_unread_slots(program: ProgramLike) -> ProgramLike:
     return dataclasses.replace(trimmed, body=live_statements(trimmed)).checked()
 
 
+HISTORY_INPUTS = frozenset({"g", "w"})
+"""The inputs that differ from run to run: a slot that never reads them (transitively) holds
+the same sequence in every run."""
+
+
+def history_slots(program: ProgramLike) -> tuple[str, ...]:
+    """The state slots of ``program`` that carry the history of the gradients or weights: a
+    slot whose next value reads ``g`` or ``w``, or a slot that does, at entry (transitively,
+    in slot order).  The others hold a schedule, the same sequence in every run (a slot never
+    written stays zeros; ``m = interp(lr, m, 0.9)`` is a warm-up of the rate; ``m = m + 1``
+    counts steps).  Apply it to a simplified program (:func:`simplify`,
+    :func:`without_unread_slots`) to ask what reaches the update."""
+    new_value = dict(zip(program.slots, program.outputs[1:]))
+    reads = {s: _entry_reads(program, [new_value[s]]) for s in program.slots}
+    carrying: set[str] = set()
+    grew = True
+    while grew:
+        grew = False
+        for slot in program.slots:
+            if slot not in carrying and reads[slot] & (HISTORY_INPUTS | carrying):
+                carrying.add(slot)
+                grew = True
+    return tuple(s for s in program.slots if s in carrying)
+
+
 @functools.lru_cache(maxsize=4096)  # eager JAX calls cost ~0.1 ms; searches repeat constants
 def fold(op: str, args: tuple[float, ...]) -> float:
     """``op`` applied to constant operands with its JAX definition in float32, as the shortest

@@ -162,12 +162,22 @@ def test_within_cpu_keeps_the_evaluations_whose_summed_seconds_fit():
     assert [r.seq for r in sp.within_cpu(log, None)] == [0, 1, 2, 3]
 
 
-def test_stateful_means_state_reaches_the_update():
+def test_stateful_means_the_gradients_history_reaches_the_update():
     assert sp.stateful(programs.BASELINES["momentum"])
     assert not sp.stateful(programs.BASELINES["sgd"])
     unread = programs.parse("def f(g, lr, m):\n    m = 0.9 * m\n    m = m + g\n"
                             "    u = g * lr\n    return u, m\n")
     assert not sp.stateful(unread)
+    # what searches for the momentum target found: schedules of the rate, not history
+    for body in ("m1 = interp(lr, m1, 0.99)\n    u = g * m1",    # a warm-up
+                 "m1 = lr + m1\n    u = clip(g, m1)",             # a growing clip
+                 "u = g / lr\n    u = interp(u, m1, 0.66)"):      # m1 never written: zeros
+        schedule = programs.parse(f"def f(g, lr, m1):\n    {body}\n    return u, m1\n")
+        assert not sp.stateful(schedule), body
+    remembers = programs.parse("def f(g, lr, m1, m2):\n    m2 = interp(m1, m2, 0.5)\n"
+                               "    m1 = interp(g, m1, 0.9)\n    u = m2 * lr\n"
+                               "    return u, m1, m2\n")
+    assert sp.stateful(remembers)  # through m1, read by m2's next value
 
 
 def _files(path: str) -> dict[str, str]:

@@ -270,3 +270,44 @@ def test_pruned_programs_compute_the_same_updates():
             assert pruned.pruned() == pruned
             dropped += len(p.slots) > len(pruned.slots)
     assert dropped > 0
+
+
+def test_history_slots_names_the_slots_that_remember_gradients():
+    from programs.simplify import history_slots
+
+    for name, program in programs.BASELINES.items():  # every baseline's slot remembers g or w
+        assert history_slots(program) == program.slots, name
+    # a warm-up of the rate, a counter and a slot never written: schedules, not history;
+    # b remembers g through a, so does c through b (slot order does not matter)
+    p = parse("def f(g, lr, t, c, warm, count, never, b, a):\n    c = interp(b, c, 0.5)\n"
+              "    warm = interp(lr, warm, 0.99)\n    count = count + 1.0\n"
+              "    a = interp(g, a, 0.9)\n    b = b + a\n    u = c * warm\n    u = u + never\n"
+              "    u = u * count\n    return u, c, warm, count, never, b, a\n")
+    assert history_slots(p) == ("c", "b", "a")
+
+
+def test_a_slot_outside_history_slots_is_the_same_whatever_the_gradients():
+    """The contract, checked by running programs: on the fingerprint's two input sets (same
+    weights, other gradients), every slot that history_slots leaves out takes the same
+    values at every step (and those it names mostly do not)."""
+    from programs.mutate import add_slot
+    from programs.simplify import history_slots
+
+    rng = np.random.default_rng(5)
+    config = MutationConfig(max_slots=4, constant_probability=0.4)
+    schedules = remembering = differ = 0
+    for name in ("sgd", "momentum", "adam", "lion"):
+        p = programs.BASELINES[name]
+        for _ in range(8):
+            p = (add_slot if rng.random() < 0.5 else mutate)(p, rng, config).program or p
+            kept = history_slots(p)
+            for case_a, case_b in zip(run_probes(p, 0), run_probes(p, 1)):
+                for k, slot in enumerate(p.slots):
+                    a, b = case_a[:, 1 + k], case_b[:, 1 + k]
+                    if slot not in kept:
+                        np.testing.assert_array_equal(a, b, err_msg=f"{slot} in\n{p}")
+                        schedules += 1
+                    else:
+                        remembering += 1
+                        differ += not np.array_equal(a, b, equal_nan=True)
+    assert schedules > 20 and differ > 0.5 * remembering
