@@ -86,8 +86,8 @@ the same sequence in every run."""
 
 def history_slots(program: ProgramLike) -> tuple[str, ...]:
     """The state slots of ``program`` that carry the history of the gradients or weights: a
-    slot whose next value reads ``g`` or ``w``, or a slot that does, at entry (transitively,
-    in slot order).  The others hold a schedule, the same sequence in every run (a slot never
+    slot whose next value reads ``g`` or ``w``, or reads at entry a slot that does
+    (transitively); returned in slot order.  The others hold a schedule, the same sequence in every run (a slot never
     written stays zeros; ``m = interp(lr, m, 0.9)`` is a warm-up of the rate; ``m = m + 1``
     counts steps).  Apply it to a simplified program (:func:`simplify`,
     :func:`without_unread_slots`) to ask what reaches the update."""
