@@ -3,14 +3,12 @@
 The update program (canonical text)::
 
     def discovered(g, lr, t, m, v):
-        tmp1 = 0.101984 * g
-        tmp2 = 0.673017 * m
+        tmp1 = 0.0143309 * g
+        tmp2 = 0.710984 * m
         m = tmp1 + tmp2
         tmp3 = square(g)
-        tmp4 = lr * tmp3
-        v = tmp4 + v
-        v_hat = v / 2.22427
-        tmp10 = sqrt(v_hat)
+        v = tmp3 + v
+        tmp10 = sqrt(v)
         u = m / tmp10
         u = u * lr
         return u, m, v
@@ -18,9 +16,9 @@ The update program (canonical text)::
 Provenance:
 
     run: /work/bg/results/warm_start_b/run
-    search score: -0.02574016291049238
-    held-out score: -0.014360986569964665
-    fingerprint: 4b2290a46a95c564
+    search score: -0.031358692024941695
+    held-out score: -0.015563018662640184
+    fingerprint: 3dba7a037ced3ed4
 
 Usage::
 
@@ -77,14 +75,12 @@ def _safe(b):
 
 def _step(g, lr, t, m, v):
     """The program on one tensor: the update, then the new m, v."""
-    tmp1 = 0.101984 * g
-    tmp2 = 0.673017 * m
+    tmp1 = 0.0143309 * g
+    tmp2 = 0.710984 * m
     m = _sat_stored(tmp1 + tmp2)
     tmp3 = _sat(jnp.square(g))
-    tmp4 = _sat(lr * tmp3)
-    v = _sat_stored(tmp4 + v)
-    v_hat = v / 2.22427
-    tmp10 = jnp.sqrt(jnp.abs(v_hat))
+    v = _sat_stored(tmp3 + v)
+    tmp10 = jnp.sqrt(jnp.abs(v))
     u = _sat(m / _safe(tmp10))
     u = _sat(u * lr)
     return u, m, v
