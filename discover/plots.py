@@ -259,6 +259,12 @@ def lr_curves_figure(curves: dict[str, list[tuple]]) -> bytes:
     return _png(fig)
 
 
+def variant_style(i: int) -> tuple[str, str]:
+    """The colour and line style of the ``i``-th variant of a figure: matplotlib's ten colours,
+    then the same ten dashed, then dash-dotted (distinct for the first 30)."""
+    return f"C{i % 10}", ("-", "--", "-.")[i // 10 % 3]
+
+
 def search_power_figure(curves: dict[str, dict[str, np.ndarray]],
                         references: dict[str, dict[str, float]] | None = None) -> bytes:
     """Best search score so far against evaluations, one panel per target: for each variant
@@ -276,8 +282,9 @@ def search_power_figure(curves: dict[str, dict[str, np.ndarray]],
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
                 low, mid, high = np.nanpercentile(runs, [25, 50, 75], axis=0)
-            color = f"C{i}"
-            ax.plot(x, mid, color=color, lw=2, label=f"{variant} (median of {len(runs)})")
+            color, dashes = variant_style(i)
+            ax.plot(x, mid, color=color, ls=dashes, lw=2,
+                    label=f"{variant} (median of {len(runs)})")
             ax.fill_between(x, low, high, color=color, alpha=0.2, lw=0)
         for j, (name, value) in enumerate((references or {}).get(target, {}).items()):
             color, style = BASELINE_STYLES.get(name, (("tab:red", "tab:olive", "tab:cyan")[j % 3],

@@ -50,6 +50,12 @@ def test_running_best_and_rolling_median():
     assert [plots.median_window(n) for n in (1, 20, 1000)] == [1, 4, 50]
 
 
+def test_search_power_variants_are_told_apart_beyond_ten():
+    """The ablation figure draws 11 variants and more: no two of the first 30 share a line."""
+    styles = [plots.variant_style(i) for i in range(30)]
+    assert len(set(styles)) == 30 and styles[0] == ("C0", "-") and styles[10] == ("C0", "--")
+
+
 def test_fitness_figure_is_a_png_with_failures_at_the_worst_score():
     png = plots.fitness_figure([0.5, None, -0.1, 0.2], [(3, -0.05)], [(4, 0.2)])
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
