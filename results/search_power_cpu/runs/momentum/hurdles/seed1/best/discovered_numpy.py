@@ -3,15 +3,15 @@
 The update program (canonical text)::
 
     def discovered(g, lr):
-        u = g * lr
-        u = u + u
+        v2 = g * 0.99
+        u = v2 * lr
         return u
 
 Provenance:
 
     run: /work/bg/results/search_power_cpu/runs/momentum/hurdles/seed1
-    search score: 0.09217614983882876
-    fingerprint: 370a2751fe621ee0
+    search score: 0.07813209399905663
+    fingerprint: 97b171d2e7fd61f9
 
 Usage::
 
@@ -56,8 +56,8 @@ def _own(x, w, *inputs):
 
 def _step(g, lr):
     """The program on one tensor: the update."""
-    u = _sat(g * lr)
-    u = _sat(u + u)
+    v2 = g * 0.99
+    u = _sat(v2 * lr)
     return (u,)
 
 

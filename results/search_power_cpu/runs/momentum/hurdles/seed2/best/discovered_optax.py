@@ -4,13 +4,14 @@ The update program (canonical text)::
 
     def discovered(g, lr):
         u = g * lr
+        u = interp(u, 0.381069, g)
         return u
 
 Provenance:
 
     run: /work/bg/results/search_power_cpu/runs/momentum/hurdles/seed2
-    search score: 0.09235475877795071
-    fingerprint: 3be8e2041d8ff2f0
+    search score: 0.0739212773296912
+    fingerprint: 75e1bbee54d0d9bd
 
 Usage::
 
@@ -49,9 +50,16 @@ def _sat(x):
     return jnp.clip(x, -big, big)
 
 
+def _interp(a, b, c):
+    """a * (1 - c) + b * c, c in the dtype; each product and the sum saturated."""
+    c = jnp.asarray(c, jnp.result_type(a, b, c))
+    return _sat(_sat(a * (1 - c)) + _sat(b * c))
+
+
 def _step(g, lr):
     """The program on one tensor: the update."""
     u = _sat(g * lr)
+    u = _interp(u, 0.381069, g)
     return (u,)
 
 

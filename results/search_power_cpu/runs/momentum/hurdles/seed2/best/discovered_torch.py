@@ -4,13 +4,14 @@ The update program (canonical text)::
 
     def discovered(g, lr):
         u = g * lr
+        u = interp(u, 0.381069, g)
         return u
 
 Provenance:
 
     run: /work/bg/results/search_power_cpu/runs/momentum/hurdles/seed2
-    search score: 0.09235475877795071
-    fingerprint: 3be8e2041d8ff2f0
+    search score: 0.0739212773296912
+    fingerprint: 75e1bbee54d0d9bd
 
 Usage::
 
@@ -51,6 +52,12 @@ def _sat(x):
     return x.clamp_(-big, big)
 
 
+def _interp(a, b, c):
+    """a * (1 - c) + b * c, c in the dtype; each product and the sum saturated."""
+    c = torch.as_tensor(c, dtype=torch.result_type(a, b))
+    return _sat(_sat(a * (1 - c)) + _sat(b * c))
+
+
 def _chunks(tensors):
     """The tensors (a parameter, its gradient, its state) as flat views in pieces of _CHUNK
     elements, so that one piece's temporaries stay in the CPU's cache; whole, if one is not
@@ -78,6 +85,7 @@ def _store(values, slots, inputs):
 def _step(g, lr):
     """The program on one tensor: the update."""
     u = _sat(g * lr)
+    u = _interp(u, 0.381069, g)
     return (u,)
 
 
