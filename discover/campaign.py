@@ -110,7 +110,7 @@ class Campaign:
 
         def check(view: RunDir) -> None:
             source = view.file(CONFIG_FILE)
-            config = CampaignConfig.from_dict(view.config_data(), source=source)
+            config = CampaignConfig.from_saved(view.config_data(), source=source)
             config = config.replace(**changes) if changes else config  # UserError if bad
             if workers is not None:
                 config.replace(workers=workers)  # UserError if bad; not saved

@@ -7,7 +7,11 @@ Contract:
   restarts, hall of fame), the tasks searched and those held out, evaluation settings.
 * :meth:`CampaignConfig.from_dict` accepts exactly the field names; an unknown key, a value of
   the wrong type or out of range is a one-line :class:`~discover.errors.UserError` that names
-  the key.  ``to_dict`` / ``from_dict`` round-trip through JSON.
+  the key.  ``to_dict`` / ``from_dict`` round-trip through JSON.  ``false`` turns off a
+  setting whose "off" is None (TOML has no null): ``hurdle_percentile = false``.
+* :meth:`CampaignConfig.from_saved` reads a run directory's ``config.json``: a key the file
+  lacks (the run was made before the setting existed) takes the value that meant what the run
+  did then (:data:`SAVED_ABSENT`), not today's default.
 * :func:`load_config` reads a ``.json`` or ``.toml`` file (same keys, flat).
 
 Nothing here imports JAX or Ray: the driver validates its configuration before it starts Ray,
@@ -135,13 +139,15 @@ class CampaignConfig:
     """With islands: every this many evaluations the weaker half of the islands (by their best
     score) restart from copies of the best member of an island of the stronger half; None:
     never."""
-    hurdle_percentile: float | None = None
+    hurdle_percentile: float | None = 25.0
     """Hurdles (AutoML-Zero): a child is first scored on the first search task (put the
     cheapest first; the default search set begins with digits_mlp_s) and goes on to the others
     only if that score is at most this percentile (0-100, lower scores are better) of the
     first-task scores of the last ``hurdle_window`` children evaluated; else it stops there,
     status "rejected", search score 1 (no better than untrained).  25 passes about the best
-    quarter.  None: no hurdle."""
+    quarter; on by default since the equal-CPU comparison (README, "Search power": the same
+    success rates, about 2-4x the evaluations in the same CPU).  A search set of one task
+    has no hurdle (nothing to save).  None (``false``): no hurdle."""
     hurdle_window: int = 100
     """Recent first-task scores the hurdle is a percentile of (no hurdle until there are 20,
     or ``hurdle_window`` if fewer)."""
@@ -176,6 +182,14 @@ class CampaignConfig:
         except UserError as err:
             raise UserError(f"{source}: {err}") from None
 
+    @classmethod
+    def from_saved(cls, data: dict[str, Any], source: str = "configuration") -> CampaignConfig:
+        """Read a run directory's saved configuration: as ``from_dict``, with each key of
+        :data:`SAVED_ABSENT` the file lacks set to the value the run was made with."""
+        if isinstance(data, dict):
+            data = {**{k: v for k, v in SAVED_ABSENT.items() if k not in data}, **data}
+        return cls.from_dict(data, source)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data (tuples as lists) that ``from_dict`` reads back."""
         out = {}
@@ -189,6 +203,11 @@ class CampaignConfig:
         merged = self.to_dict()
         merged.update(changes)
         return CampaignConfig.from_dict(merged)
+
+
+SAVED_ABSENT: dict[str, Any] = {"hurdle_percentile": None}
+"""Settings whose default changed after runs without the key were saved: such a run was made
+(and resumes) with this value."""
 
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -302,8 +321,8 @@ def _convert(value: Any, hint) -> Any:
             if result is not _INVALID:
                 return result
         return _INVALID
-    if hint is type(None):
-        return None if value is None else _INVALID
+    if hint is type(None):  # null, or false ("off") where TOML cannot write null
+        return None if value is None or value is False else _INVALID
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             return _INVALID

@@ -460,10 +460,11 @@ class AgingEvolution:
 
     def hurdle(self) -> float | None:
         """The hurdle now: the ``hurdle_percentile`` of the recent first-task scores, or None
-        (hurdles off, or too few scores yet)."""
+        (hurdles off, a search set of one task: nothing to save, or too few scores yet)."""
         config = self.config
         needed = min(self.HURDLE_MIN_SCORES, config.hurdle_window)
-        if config.hurdle_percentile is None or len(self.hurdle_scores) < needed:
+        if (config.hurdle_percentile is None or len(config.tasks or ()) < 2
+                or len(self.hurdle_scores) < needed):
             return None
         return float(np.percentile(np.asarray(self.hurdle_scores), config.hurdle_percentile))
 

@@ -67,6 +67,32 @@ def test_files_json_and_toml(tmp_path):
         load_config(tmp_path / "missing.json")
 
 
+def test_false_turns_off_a_setting_whose_off_is_none(tmp_path):
+    """TOML cannot write null: ``false`` is "off" for a setting that is off at None (a hurdle,
+    the memory cap, restarts), while a true/false setting keeps its value and ``true`` is
+    still an error for a number."""
+    (tmp_path / "off.toml").write_text("hurdle_percentile = false\nworker_memory_mb = false\n"
+                                       "plateau_evals = false\nfingerprint_cache = false\n")
+    config = load_config(tmp_path / "off.toml")
+    assert config.hurdle_percentile is None and config.worker_memory_mb is None
+    assert config.plateau_evals is None and config.fingerprint_cache is False
+    assert CampaignConfig().hurdle_percentile is not None  # so false changed something
+    (tmp_path / "on.toml").write_text("hurdle_percentile = true\n")
+    with pytest.raises(UserError, match="on.toml: 'hurdle_percentile' must be"):
+        load_config(tmp_path / "on.toml")
+
+
+def test_a_saved_configuration_without_a_newer_key_keeps_what_the_run_was_made_with():
+    """A run directory saved before ``hurdle_percentile`` existed ran without a hurdle: read
+    back (resume, validation), it still has none; a saved value, null included, wins."""
+    saved = {k: v for k, v in CampaignConfig(seed=5).to_dict().items()
+             if k != "hurdle_percentile"}
+    assert CampaignConfig.from_saved(saved).hurdle_percentile is None
+    assert CampaignConfig.from_dict(saved).hurdle_percentile == CampaignConfig().hurdle_percentile
+    assert CampaignConfig.from_saved({**saved, "hurdle_percentile": 40.0}).hurdle_percentile == 40.0
+    assert CampaignConfig.from_saved(saved).seed == 5
+
+
 def test_names_are_checked_against_the_registries():
     known = {"ops": ["add", "sign"], "task_names": ["quadratic", "logistic"],
              "baselines": ["adam", "lion"], "mutation_kinds": ["insert", "delete"]}

@@ -276,8 +276,9 @@ def test_start_programs(start):
 def test_the_hurdle_is_a_percentile_of_recent_first_task_scores_and_is_checkpointed():
     import numpy as np
 
+    two = ("quadratic", "rosenbrock_2d")  # the hurdle is the first; one task has no hurdle
     evo = started(evolution(population_size=4, hurdle_percentile=25.0, hurdle_window=30,
-                            hurdle_audit_every=7))
+                            hurdle_audit_every=7, tasks=two))
     told = [0.0]  # the start child's first-task score
     for i in range(40):
         assert evo.hurdle() == (None if len(told) < 20 else
@@ -288,11 +289,16 @@ def test_the_hurdle_is_a_percentile_of_recent_first_task_scores_and_is_checkpoin
         told.append(score)
     assert evo.counters["rejected"] == 14 and evo.counters["failed"] == 0
     assert [s for s in range(30) if evo.audits(s)] == [6, 13, 20, 27]
+    state = json.loads(json.dumps(evo.state_dict()))
     clone = evolution(population_size=4, hurdle_percentile=25.0, hurdle_window=30,
-                      hurdle_audit_every=7)
-    clone.load_state_dict(json.loads(json.dumps(evo.state_dict())))
+                      hurdle_audit_every=7, tasks=two)
+    clone.load_state_dict(state)
     assert clone.hurdle() == evo.hurdle() and list(clone.hurdle_scores) == told[-30:]
-    assert evolution().hurdle() is None  # off by default
+    assert evo.hurdle() is not None
+    for other in (evolution(population_size=4, hurdle_percentile=None, tasks=two),  # off
+                  evolution(population_size=4, hurdle_percentile=25.0)):  # one task
+        other.load_state_dict(state)
+        assert other.hurdle() is None
 
 
 def test_islands_breed_in_turn_migrate_in_a_ring_and_reset_the_weaker_half():

@@ -91,7 +91,7 @@ def _load_json(path: str) -> tuple[Any, str | None]:
 
 def _config(data: Any, path: str):
     try:
-        config = CampaignConfig.from_dict(data, source=path)
+        config = CampaignConfig.from_saved(data, source=path)
         if config.tasks is None or config.held_out_tasks is None:
             return None, f"{path}: task lists not resolved: not written by a campaign"
         check_names(config, ops=programs.OPS, task_names=tasks.names(),
