@@ -412,7 +412,8 @@ class Campaign:
                 "best": evo.best.score if evo.best else None,
                 "best_held_out": hof[0].held_out_score if hof else None,
                 "hit_rate": evo.cache_hit_rate, "failed": evo.counters["failed"],
-                "invalid": evo.counters["invalid"], "restarts": evo.counters["restarts"]}
+                "invalid": evo.counters["invalid"], "restarts": evo.counters["restarts"],
+                "rejected": evo.counters["rejected"]}
 
     def _summary(self, done_here, seconds, loop_seconds, worker_seconds, worker_cpu, warm_up,
                  workers, faults) -> Summary:

@@ -1,7 +1,8 @@
 """The progress line of a running campaign, on stderr.
 
 One line every ``interval`` seconds: evaluations, evaluations per second, best search and
-held-out scores, cache hit rate, failures and invalid children.  On a terminal the line is
+held-out scores, cache hit rate, failures, invalid children, and (when there are any) children
+stopped at the hurdle and restarts.  On a terminal the line is
 rewritten in place; elsewhere (a log file, CI) each one is a new line.
 """
 
@@ -29,12 +30,13 @@ class Progress:
 
     def line(self, *, evaluations: int, done_here: int, best: float | None,
              best_held_out: float | None, hit_rate: float, failed: int, invalid: int,
-             restarts: int) -> str:
+             restarts: int, rejected: int = 0) -> str:
         elapsed = time.monotonic() - self.start
         rate = done_here / elapsed if elapsed > 0 else 0.0
         return (f"[{elapsed:7.1f}s] {evaluations} evals ({rate:.2f}/s)  "
                 f"best {format_score(best)}  held-out {format_score(best_held_out)}  "
                 f"cache hits {100 * hit_rate:.0f}%  failed {failed}  invalid {invalid}"
+                + (f"  rejected {rejected}" if rejected else "")
                 + (f"  restarts {restarts}" if restarts else ""))
 
     def update(self, force: bool = False, **fields) -> None:

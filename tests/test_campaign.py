@@ -8,6 +8,7 @@ compiled once, serves every Ray campaign of this module.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from discover.campaign import Campaign
 from discover.cli import main
 from discover.config import CampaignConfig
 from discover.pool import WorkerSpec
+from discover.progress import Progress
 from discover.ray_pool import RayPool
 from discover.records import TIMING_FIELDS
 
@@ -193,7 +195,7 @@ def test_hurdles_islands_and_the_new_mutations_resume_exactly(tmp_path):
         mutation_weights={"resample": 1.0, "constant": 1.0, "slot": 1.0},
         wired_slot_probability=1.0, islands=2, migration_every=5, reset_every=13, adaptive_mutation_window=10))
     serial = SerialPool(WorkerSpec.from_config(config))
-    run(tmp_path / "whole", serial, create=config)
+    whole = run(tmp_path / "whole", serial, create=config)
     run(tmp_path / "stopped", serial, create=config.replace(max_evals=17))
     run(tmp_path / "stopped", serial, max_evals=40)
     log = strip_timing(tmp_path / "whole")
@@ -219,6 +221,8 @@ def test_hurdles_islands_and_the_new_mutations_resume_exactly(tmp_path):
             audited += met["audit"] and not met["passed"]
         firsts.append(r["scores"]["quadratic"])
     assert rejected > 0 and audited > 0
+    line = Progress(1.0, io.StringIO()).line(**whole._progress_fields(0))  # what stderr shows
+    assert "40 evals" in line and f"  rejected {rejected}" in line
     assert any(r["mutation"]["kind"] == "resample" for r in log)
     assert any(", read by" in r["mutation"]["detail"] for r in log
                if "slot" in r["mutation"]["kind"])

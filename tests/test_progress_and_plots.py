@@ -25,8 +25,10 @@ def test_progress_line_says_what_the_search_did():
     line = Progress(1.0, io.StringIO()).line(**FIELDS)
     assert "40 evals" in line and "best -0.0312" in line and "held-out -" in line
     assert "cache hits 25%" in line and "failed 2" in line and "invalid 3" in line
-    assert "restarts" not in line
+    assert "restarts" not in line and "rejected" not in line
     assert "restarts 4" in Progress(1.0, io.StringIO()).line(**{**FIELDS, "restarts": 4})
+    stopped = Progress(1.0, io.StringIO()).line(**{**FIELDS, "rejected": 25})
+    assert "rejected 25" in stopped and "invalid 3" in stopped
 
 
 def test_progress_writes_lines_to_a_file_and_nothing_when_off():
