@@ -11,8 +11,9 @@ Contract:
   beats every one of its ``references`` (tuned baselines) by more than ``MIN_EFFECT`` beyond
   the 95% interval on the judge's tasks (``discover.stats.verdict``), and, when ``stateful``,
   keeps state that carries the gradients' history to its update (:func:`stateful`: after
-  simplification, a slot read by the update whose recurrence reads ``g`` or ``w``; a
-  schedule of the rate, such as a warm-up slot, does not count).
+  simplification, a slot read by the update whose recurrence reads ``g`` or ``w``, and a
+  gradient or weight changed at one step changes a later update; a schedule of the rate,
+  such as a warm-up slot, does not count, nor a slot read only where it cannot matter).
   Its ``exemplars`` (baselines of the class a success belongs to) are compared with every
   judged program, never required: :func:`bar_check` judges them by the target's rule, and
   :func:`parity_table` counts the searches whose judged program is not worse than one of
@@ -220,14 +221,19 @@ def search_scores(config: CampaignConfig, names: Sequence[str]) -> dict[str, flo
 # -- judging ----------------------------------------------------------------------------------
 
 def stateful(program) -> bool:
-    """Whether the history of the gradients (or weights) reaches the update: after
-    simplification, a slot that the update reads (transitively) carries it
-    (``programs.simplify.history_slots``).  A slot that holds a schedule (never written, or
-    written from ``lr``, ``t`` and constants alone: a warm-up, a counter) is not state of
-    the momentum class."""
+    """Whether the history of the gradients (or weights) reaches the update, read and
+    measured: after simplification, a slot that the update reads (transitively) carries it
+    (``programs.simplify.history_slots``), and changing the gradient or the weights at one
+    step changes a later update (``programs.impulse.history_reaches_update``).  A slot that
+    holds a schedule (never written, or written from ``lr``, ``t`` and constants alone: a
+    warm-up, a counter) is not state of the momentum class, nor is one that the update reads
+    only where its value cannot matter (the condition of a ``where`` that is true at every
+    step after the first)."""
+    from programs.impulse import history_reaches_update
     from programs.simplify import history_slots, simplify, without_unread_slots
 
-    return len(history_slots(without_unread_slots(simplify(program)))) > 0
+    simple = without_unread_slots(simplify(program))
+    return len(history_slots(simple)) > 0 and history_reaches_update(simple)
 
 
 def cpu_seconds_logged(path: str) -> tuple[int, float]:

@@ -178,6 +178,10 @@ def test_stateful_means_the_gradients_history_reaches_the_update():
                                "    m1 = interp(g, m1, 0.9)\n    u = m2 * lr\n"
                                "    return u, m1, m2\n")
     assert sp.stateful(remembers)  # through m1, read by m2's next value
+    # rediscovery_b default seed 1's best: its slot m2 feeds only the condition of a where
+    # that is false at step 1 (zeros) and true after it, whatever the gradients were
+    from tests.test_impulse import LOOPHOLE
+    assert not sp.stateful(programs.parse(LOOPHOLE))
 
 
 def _files(path: str) -> dict[str, str]:
