@@ -98,14 +98,16 @@ def judged_tasks(text: str | None, config) -> list[str]:
 
 
 def limits_sentence(judge, names) -> str:
-    """Which references' tuned rates sit at the wide grid's limit, task by task."""
+    """Which of the named baselines' (the references', the exemplars') tuned rates sit at the
+    wide grid's limit, task by task: a comparison with one of them is a claim only where its
+    rate is inside the grid."""
     import programs
 
     names = sorted(set(names))
     limited = {n: judge.at_limit(programs.BASELINES[n]) for n in names}
     if not any(limited.values()):
-        return (f"No reference's tuned rate ({', '.join(names)}) is at the wide grid's limit "
-                "on any judged task.")
+        return (f"No tuned rate of a reference or exemplar ({', '.join(names)}) is at the wide "
+                "grid's limit on any judged task.")
     return "Tuned rates at the wide grid's limit: " + "; ".join(
         f"{n} on {', '.join(t)}" for n, t in limited.items() if t) + "."
 
@@ -228,7 +230,8 @@ def main() -> int:
              *[line for t in targets for line in (sp.bar_check(judge, t), "") if line],
              "Judged search-set scores of the references (median over tasks, 0 = tuned adam): "
              + ", ".join(f"{n} {v:+.3f}" for r in references.values() for n, v in r.items())
-             + ". " + limits_sentence(judge, ["adam", *{n for r in references.values() for n in r}]),
+             + ". " + limits_sentence(judge, ["adam", *{n for r in references.values() for n in r},
+                                              *{n for t in targets for n in t.exemplars}]),
              "", "![best so far](curves.png)", ""]
     table = "\n".join(lines)
     write_text_atomic(os.path.join(args.out, "table.md"), table)
