@@ -99,6 +99,9 @@ class Probe:
 
 
 _SHAPES = tuple(case.shape for case in PROBE_CASES)
+CASE_BOUNDS = np.cumsum((0,) + tuple(int(np.prod(c.shape)) for c in PROBE_CASES))
+"""Case ``i``'s elements are ``[CASE_BOUNDS[i], CASE_BOUNDS[i + 1])`` of the engine's flat
+vector (the probe cases concatenated, flattened)."""
 
 
 def _bucket(n: int, least: int) -> int:
@@ -108,34 +111,49 @@ def _bucket(n: int, least: int) -> int:
     return size
 
 
-@functools.cache
-def _runner(max_statements: int, max_slots: int):
-    """The jitted probe of one capacity bucket: ``programs.vm.probe_runs`` on a machine whose
-    tensors are the probe cases; compiled once per process and bucket, never per program."""
+def compile_probe(ws, gs, max_statements: int, max_slots: int):
+    """``(machine, run)``: ``run(encoded_program)`` is ``programs.vm.probe_runs`` jitted on a
+    machine whose tensors are the probe cases, with the cases' ``lr`` and ``T`` and the input
+    sets ``ws``, ``gs`` (float32 ``[V, STEPS, N]``) closed over; one compile per call."""
     machine = Machine(_SHAPES, max_statements, max_slots, fold=False)
-    inputs = [[case_inputs(c, v) for c in PROBE_CASES] for v in range(N_VARIANTS)]
-    ws = np.stack([np.concatenate([w.reshape(STEPS, -1) for w, _ in v], 1) for v in inputs])
-    gs = np.stack([np.concatenate([g.reshape(STEPS, -1) for _, g in v], 1) for v in inputs])
     lrs = np.array([c.lr for c in PROBE_CASES], np.float32)
     totals = np.array([c.T for c in PROBE_CASES], np.float32)
     run = jax.jit(lambda program: probe_runs(machine, program, lrs, totals, ws, gs))
     return machine, run
 
 
+def run_compiled(program, runner) -> tuple[np.ndarray, np.ndarray]:
+    """``program``'s live statements run by ``runner(max_statements, max_slots)`` (a cached
+    :func:`compile_probe` of one input set) in its capacity bucket: statements 64, 128 ...,
+    slots 8, 16 ... (every baseline fits the first).  Returns ``(updates, slots)`` as
+    ``probe_runs`` does."""
+    live = dataclasses.replace(program, body=live_statements(program))
+    machine, run = runner(_bucket(len(live.body), 64), _bucket(len(program.slots), 8))
+    updates, slots = jax.device_get(run(machine.encode(live)))
+    return np.asarray(updates), np.asarray(slots)
+
+
+@functools.cache
+def _runner(max_statements: int, max_slots: int):
+    """The probe of one capacity bucket on the fingerprint's input sets; compiled once per
+    process and bucket, never per program."""
+    inputs = [[case_inputs(c, v) for c in PROBE_CASES] for v in range(N_VARIANTS)]
+    ws = np.stack([np.concatenate([w.reshape(STEPS, -1) for w, _ in v], 1) for v in inputs])
+    gs = np.stack([np.concatenate([g.reshape(STEPS, -1) for _, g in v], 1) for v in inputs])
+    return compile_probe(ws, gs, max_statements, max_slots)
+
+
 def probe(program) -> Probe:
     """Run the live statements of ``program`` (a ``programs.Program``) for ``STEPS`` steps on
     every probe case and input variant, in the compile-once engine (``programs.vm``, probe
-    mode: the same machine as the search's training runs).  Buckets: statements 64, 128 ...,
-    slots 8, 16 ... (every baseline fits the first); one compile per bucket and process."""
-    live = dataclasses.replace(program, body=live_statements(program))
+    mode: the same machine as the search's training runs); one compile per capacity bucket
+    and process (:func:`run_compiled`)."""
     n_slots = len(program.slots)
-    machine, run = _runner(_bucket(len(live.body), 64), _bucket(n_slots, 8))
-    updates, slots = jax.device_get(run(machine.encode(live)))
+    updates, slots = run_compiled(program, _runner)
     outputs = np.concatenate([updates[:, :, None], slots[:, :, :n_slots]], axis=2)
-    bounds = np.cumsum((0,) + tuple(int(np.prod(c.shape)) for c in PROBE_CASES))
     return Probe(tuple(
         tuple(np.asarray(variant[:, :, lo:hi]).reshape(STEPS, 1 + n_slots, *c.shape)
-              for c, lo, hi in zip(PROBE_CASES, bounds[:-1], bounds[1:]))
+              for c, lo, hi in zip(PROBE_CASES, CASE_BOUNDS[:-1], CASE_BOUNDS[1:]))
         for variant in outputs))
 
 

@@ -18,26 +18,25 @@ longer (a slot read every 100 steps) is not seen.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 
-import jax
 import numpy as np
 
-from programs.fingerprint import PROBE_CASES, STEPS, _bucket, case_inputs
-from programs.statement import live_statements
-from programs.vm import Machine, probe_runs
+from programs.fingerprint import (
+    CASE_BOUNDS,
+    PROBE_CASES,
+    STEPS,
+    case_inputs,
+    compile_probe,
+    run_compiled,
+)
 
 RELATIVE_CHANGE = 1e-4
 """A later update counts as changed when some element moves by more than this fraction of the
 largest update magnitude of its probe case (over the unchanged run's steps); float32 noise of
 an unchanged computation is zero (same inputs, same arithmetic), so this only ignores
 contributions too small to matter to training."""
-
-_SHAPES = tuple(case.shape for case in PROBE_CASES)
-_BOUNDS = np.cumsum((0,) + tuple(int(np.prod(c.shape)) for c in PROBE_CASES))
-
 
 def impulse_inputs() -> tuple[np.ndarray, np.ndarray]:
     """``ws``, ``gs``: float32 ``[1 + 2 * (STEPS - 1), STEPS, N]`` (``N`` the probe cases'
@@ -66,19 +65,12 @@ def impulse_inputs() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _runner(max_statements: int, max_slots: int):
-    machine = Machine(_SHAPES, max_statements, max_slots, fold=False)
-    ws, gs = impulse_inputs()
-    lrs = np.array([c.lr for c in PROBE_CASES], np.float32)
-    totals = np.array([c.T for c in PROBE_CASES], np.float32)
-    run = jax.jit(lambda program: probe_runs(machine, program, lrs, totals, ws, gs)[0])
-    return machine, run
+    return compile_probe(*impulse_inputs(), max_statements, max_slots)
 
 
 def impulse_updates(program) -> np.ndarray:
     """The updates of ``program`` on :func:`impulse_inputs`: float32 ``[sets, STEPS, N]``."""
-    live = dataclasses.replace(program, body=live_statements(program))
-    machine, run = _runner(_bucket(len(live.body), 64), _bucket(len(program.slots), 8))
-    return np.asarray(jax.device_get(run(machine.encode(live))))
+    return run_compiled(program, _runner)[0]
 
 
 def history_reaches_update(program) -> bool:
@@ -87,7 +79,7 @@ def history_reaches_update(program) -> bool:
         return False
     updates = impulse_updates(program)
     base = updates[0]
-    for lo, hi in itertools.pairwise(_BOUNDS):
+    for lo, hi in itertools.pairwise(CASE_BOUNDS):
         case = base[:, lo:hi]
         finite = np.abs(case[np.isfinite(case)])
         scale = float(finite.max()) if finite.size else 0.0

@@ -8,7 +8,7 @@ import numpy as np
 
 import programs
 from programs import parse
-from programs.fingerprint import PROBE_CASES, STEPS
+from programs.fingerprint import CASE_BOUNDS, PROBE_CASES, STEPS
 from programs.impulse import (
     RELATIVE_CHANGE,
     history_reaches_update,
@@ -73,10 +73,9 @@ def reference_updates(program) -> np.ndarray:
     """``impulse_updates`` computed by the reference interpreter, one step_tensor call per
     step, case and input set (float32)."""
     ws, gs = impulse_inputs()
-    bounds = np.cumsum((0,) + tuple(int(np.prod(c.shape)) for c in PROBE_CASES))
     out = np.zeros(ws.shape, np.float32)
     for s in range(ws.shape[0]):
-        for case, lo, hi in zip(PROBE_CASES, bounds[:-1], bounds[1:]):
+        for case, lo, hi in zip(PROBE_CASES, CASE_BOUNDS[:-1], CASE_BOUNDS[1:]):
             slots = [np.zeros(case.shape, np.float32) for _ in program.slots]
             for k in range(STEPS):
                 values = {"w": ws[s, k, lo:hi].reshape(case.shape),
