@@ -47,6 +47,7 @@ from discover.rundir.files import (
 from discover.stats import aggregate, format_interval, interval, short_verdict, verdict
 from discover.tuning import Tuning, mean_log_loss, rate, tune
 from programs.program import Program
+from tasks import schedule as schedules
 from tasks.base import WORST_SCORE
 
 CACHE_FILE = "cache.json"
@@ -105,6 +106,7 @@ class BenchResult:
     scores: dict[str, dict[str, TaskScore]]
     trained_windows: int = 0
     cached_windows: int = 0
+    schedule: str = schedules.CONSTANT
 
     def median(self, name: str) -> float:
         return aggregate(self.scores[name][t].score for t in self.tasks)
@@ -125,9 +127,12 @@ class TaskEngine:
     (``cache``, or the one given to :meth:`tune`)."""
 
     def __init__(self, task_name: str, seeds: Sequence[int], width: int,
-                 max_statements: int, max_slots: int, cache: Cache):
+                 max_statements: int, max_slots: int, cache: Cache,
+                 schedule: str = schedules.CONSTANT):
         self.task = tasks.resolve(task_name)
         self.seeds, self.width, self.cache = tuple(seeds), width, cache
+        self.schedule = schedules.check(schedule)
+        self.key_task = self.task.name + schedules.key_suffix(schedule)
         self.bucket = (max_statements, max_slots)
         self._trainer = None
         self.trained = self.cached = 0
@@ -137,7 +142,8 @@ class TaskEngine:
             from tasks.train import Trainer
 
             self._trainer = Trainer(self.task, seeds=self.seeds, lr_grid_size=self.width,
-                                    max_statements=self.bucket[0], max_slots=self.bucket[1])
+                                    max_statements=self.bucket[0], max_slots=self.bucket[1],
+                                    schedule=self.schedule)
         return self._trainer
 
     def initial_losses(self) -> np.ndarray:
@@ -156,7 +162,7 @@ class TaskEngine:
 
         def run_window(ks):
             lrs = [rate(self.task.default_lr, k) for k in ks]
-            keys = [[Cache.key(fingerprint, self.task.name, lr, s) for s in self.seeds]
+            keys = [[Cache.key(fingerprint, self.key_task, lr, s) for s in self.seeds]
                     for lr in lrs]
             if all(k in cache.losses for row in keys for k in row):
                 self.cached += 1
@@ -200,11 +206,12 @@ def task_scores(task_name: str, tunings: dict[str, Tuning], initial_losses: np.n
 
 
 def run(contenders: Sequence[Contender], task_names: Sequence[str], seeds: Sequence[int],
-        out_dir: str, *, lr_grid: int = 3,
+        out_dir: str, *, lr_grid: int = 3, schedule: str = schedules.CONSTANT,
         progress: Callable[[int, int, str], None] | None = None) -> BenchResult:
     """Tune and score every contender on every task (see the module docstring); adam is
-    added as a contender when missing (it is the reference).  ``progress(done, total,
-    label)`` is called before each (contender, task)."""
+    added as a contender when missing (it is the reference).  ``schedule``: every
+    contender trains under it (``tasks.schedule``; cached apart from constant-rate runs).
+    ``progress(done, total, label)`` is called before each (contender, task)."""
     contenders = list(contenders)
     if not any(c.name == BASELINE and not c.user for c in contenders):
         contenders.insert(0, Contender(BASELINE, programs.BASELINES[BASELINE]))
@@ -215,10 +222,11 @@ def run(contenders: Sequence[Contender], task_names: Sequence[str], seeds: Seque
     cache = Cache(os.path.join(out_dir, CACHE_FILE))
     statements = max([32] + [len(c.program.body) for c in contenders])
     slots = max([4] + [len(c.program.slots) for c in contenders])
-    result = BenchResult(contenders, list(task_names), tuple(seeds), {}, {})
+    result = BenchResult(contenders, list(task_names), tuple(seeds), {}, {},
+                         schedule=schedules.check(schedule))
     total, done = len(contenders) * len(task_names), 0
     for task_name in task_names:
-        engine = TaskEngine(task_name, seeds, lr_grid, statements, slots, cache)
+        engine = TaskEngine(task_name, seeds, lr_grid, statements, slots, cache, schedule)
         tunings = {}
         for c in contenders:
             if progress is not None:
@@ -307,6 +315,9 @@ def markdown(result: BenchResult, command: str = "") -> str:
               f"x1e-5..x1e3); median over tasks; interval: 95% bootstrap over seeds of the "
               f"median difference, paired by seed; `*` diverged at every rate, `!` tuned rate "
               f"at the grid's limit.")
+    if result.schedule != schedules.CONSTANT:
+        legend += (f" Every contender trained under the `{result.schedule}` schedule of its "
+                   f"rate (`tasks/schedule.py`); the tuned rate is the schedule's peak.")
     text += [legend, "", _markdown(_rows(result))]
     if any(c.user for c in result.contenders):
         text += [COMPARISON_LEGEND, "", _markdown(_comparison_rows(result))]
@@ -335,7 +346,7 @@ def csv_text(result: BenchResult) -> str:
 
 
 def to_json(result: BenchResult) -> dict:
-    return {"tasks": result.tasks, "seeds": list(result.seeds),
+    return {"tasks": result.tasks, "seeds": list(result.seeds), "schedule": result.schedule,
             "contenders": [{"name": c.name, "user": c.user, "program": str(c.program),
                             "median": result.median(c.name),
                             "interval": result.interval(c.name),

@@ -310,3 +310,42 @@ def islands_figure(islands: dict[int, tuple[list[int], list[float]]]) -> bytes:
                       "score (0 = tuned adam, lower is better)")
     fig.tight_layout()
     return _png(fig)
+
+
+def factor_figure(rows: list[dict]) -> bytes:
+    """Score against tuned adam per factor level (``scripts/transfer_diagnosis.py``): one
+    panel per factor (``horizon``, ``width``, ``batch``: x the factor, the unchanged search
+    set at 1; ``schedule``: x the horizon factor, every contender scheduled), one line per
+    program with its 95% interval as error bars; crowned programs thick."""
+    plt = _pyplot()
+    panels = [f for f in ("horizon", "width", "batch", "schedule")
+              if any(r["factor"] == f for r in rows)]
+    if not panels:
+        panels = ["base"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.8), squeeze=False)
+    names = list(dict.fromkeys(r["program"] for r in rows))
+    for ax, factor in zip(axes[0], panels):
+        for i, name in enumerate(names):
+            mine = [r for r in rows if r["program"] == name
+                    and (r["factor"] == factor or (r["factor"] == "base" and factor != "schedule"))]
+            mine.sort(key=lambda r: r["level"])
+            if not mine:
+                continue
+            x = np.array([r["level"] for r in mine], float)
+            y = np.array([r["difference"] for r in mine], float)
+            low = np.array([r["low"] if r["low"] is not None else r["difference"] for r in mine])
+            high = np.array([r["high"] if r["high"] is not None else r["difference"]
+                             for r in mine])
+            style = _contender_style(i, name, mine[0]["crowned"])
+            style.pop("zorder", None)
+            ax.errorbar(x * (1 + 0.02 * (i - len(names) / 2)), y, yerr=[y - low, high - y],
+                        marker="o", ms=3, capsize=2, label=name, **style)
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel({"schedule": "horizon factor, warmup + cosine"}.get(factor,
+                                                                          f"{factor} factor"))
+        ax.set_title(factor)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("score - tuned adam's (lower is better)")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _png(fig)

@@ -33,6 +33,7 @@ fusion that reads and writes the register file.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -439,15 +440,20 @@ def _registers_of(program: EncodedProgram) -> RegisterMap:
     return RegisterMap(int(program.scalar_codes.shape[0]), int(program.outputs.shape[0]) - 1)
 
 
-def scalar_rows(program: EncodedProgram, lr, steps: int, T) -> jax.Array:
+def scalar_rows(program: EncodedProgram, lr, steps: int, T, lr_scale=None) -> jax.Array:
     """The scalar registers of steps ``t = 1 .. steps``: float32 [steps, n_scalar], the
     scalar program run on all steps at once (it reads only ``lr t T`` and constants).
-    Pure and jit-able; ``steps`` is static.  It depends on no parameter shapes, so one
-    compilation of :data:`scalar_registers` serves every task of a bucket."""
+    ``lr_scale`` (float32 [steps], optional): a schedule, the program reads ``lr *
+    lr_scale[t - 1]`` as ``lr`` at step ``t`` (``tasks.schedule``).  Pure and jit-able;
+    ``steps`` is static.  It depends on no parameter shapes, so one compilation of
+    :data:`scalar_registers` serves every task of a bucket."""
     rm = _registers_of(program)
     t = jnp.arange(1, steps + 1, dtype=jnp.float32)
+    lr_row = jnp.full([steps], lr, jnp.float32)
+    if lr_scale is not None:
+        lr_row = lr_row * jnp.asarray(lr_scale, jnp.float32)[:steps]
     rows = jnp.concatenate([
-        jnp.stack([jnp.full([steps], lr, jnp.float32), t, jnp.full([steps], T, jnp.float32)]),
+        jnp.stack([lr_row, t, jnp.full([steps], T, jnp.float32)]),
         jnp.broadcast_to(jnp.asarray(program.constants, jnp.float32)[:, None],
                          (rm.max_constants, steps)),
         jnp.zeros([rm.max_statements, steps], jnp.float32)])
@@ -462,10 +468,13 @@ def scalar_rows(program: EncodedProgram, lr, steps: int, T) -> jax.Array:
     return rows.T
 
 
-scalar_registers = jax.jit(jax.vmap(scalar_rows, in_axes=(None, 0, None, None)),
-                           static_argnums=2)
-"""``scalar_registers(program, lrs, steps, T)``: :func:`scalar_rows` for each learning rate
-of ``lrs`` [L], float32 [L, steps, n_scalar]; jitted once per (bucket, L, steps)."""
+@functools.partial(jax.jit, static_argnums=2)
+def scalar_registers(program: EncodedProgram, lrs, steps: int, T, lr_scale=None) -> jax.Array:
+    """:func:`scalar_rows` for each learning rate of ``lrs`` [L] (one schedule ``lr_scale``
+    for all), float32 [L, steps, n_scalar]; jitted once per (bucket, L, steps, schedule or
+    none)."""
+    return jax.vmap(scalar_rows, in_axes=(None, 0, None, None, None))(
+        program, lrs, steps, T, lr_scale)
 
 
 class Machine:

@@ -15,9 +15,10 @@ from tasks.registry import (
     search_names,
     tier_c_names,
     unregister,
+    variant,
 )
 
 __all__ = [
     "TIERS", "WORST_SCORE", "Task", "get", "held_out_names", "names", "normalized_score",
-    "register", "resolve", "search_names", "tier_c_names", "unregister",
+    "register", "resolve", "search_names", "tier_c_names", "unregister", "variant",
 ]

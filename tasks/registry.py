@@ -8,6 +8,7 @@ cheapest first).  Building a built-in task is cheap: data files are read on firs
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 
 from tasks import (
@@ -142,46 +143,102 @@ def resolve(spec: str) -> Task:
     return task
 
 
+# The built-ins as (factory, keyword arguments), by tier, cheapest first.  Each module notes
+# the learning-rate sweep its default_lr comes from; the README's task table gives each task's
+# size and measured seconds per run.
+_BUILTIN_SPECS: tuple[tuple[Callable[..., Task], dict], ...] = (
+    # The search set: real training problems, a candidate's whole evaluation ~1 s.
+    (digits_mlp.make,
+     {"hidden": 32, "steps": 200, "batch_size": 32, "tier": "search", "name": "digits_mlp_s"}),
+    (digits_cnn.make, {"channels": (4, 8), "steps": 100, "batch_size": 16, "tier": "search",
+                       "name": "digits_cnn_s"}),
+    (digits_autoencoder.make, {"hidden": 16, "steps": 100, "batch_size": 256, "tier": "search",
+                               "name": "digits_autoencoder_s"}),
+    (char_transformer.make, {"context": 16, "width": 16, "layers": 1, "steps": 120,
+                             "batch_size": 8, "text": "kjv", "tier": "search",
+                             "name": "kjv_transformer_s"}),
+    (char_rnn.make, {"context": 10, "steps": 100, "tier": "search", "name": "kjv_gru_s"}),
+    (skipgram.make, {"vocab": 500, "tier": "search", "name": "kjv_skipgram_s"}),
+    (bag_of_words.make,
+     {"vocab": 1000, "dim": 8, "tier": "search", "name": "kjv_bag_of_words_s"}),
+    (cooccurrence.make, {"vocab": 400, "tier": "search", "name": "kjv_cooccurrence_s"}),
+    # Tier B: about 10x a search task, held out.
+    (digits_mlp.make, {}),
+    (digits_cnn.make, {}),
+    (char_transformer.make, {}),
+    (char_rnn.make, {"hidden": 48, "embed": 16, "context": 16, "steps": 300, "batch_size": 32,
+                     "tier": "B", "name": "kjv_gru_b"}),
+    (skipgram.make, {"vocab": 2000, "dim": 32, "steps": 400, "batch_size": 128, "tier": "B",
+                     "name": "kjv_skipgram_b"}),
+    # Tier C: about 100x a search task, held out; discover bench's default suite.
+    (char_transformer.make, {"context": 32, "width": 32, "layers": 2, "heads": 2, "steps": 800,
+                             "batch_size": 16, "text": "kjv", "tier": "C",
+                             "name": "kjv_transformer_c"}),
+    (digits_cnn.make, {"channels": (8, 16), "steps": 600, "batch_size": 64, "tier": "C",
+                       "name": "digits_cnn_c"}),
+    (char_rnn.make, {"hidden": 64, "embed": 32, "context": 32, "steps": 600, "batch_size": 32,
+                     "tier": "C", "name": "kjv_gru_c"}),
+    # Extra: analytic functions and synthetic problems, for tests and demos.
+    (quadratic.make, {}),
+    (rosenbrock.make_2d, {}),
+    (rosenbrock.make_8d, {}),
+    (logistic.make, {}),
+    (digits_autoencoder.make, {}),
+    (rnn_adding.make, {}),
+)
+
+# The keyword that sets a family's width (hidden units, channels, embedding size), per factory.
+_WIDTH_KEYWORD = {digits_mlp.make: "hidden", digits_cnn.make: "channels",
+                  digits_autoencoder.make: "hidden", char_transformer.make: "width",
+                  char_rnn.make: "hidden", skipgram.make: "dim", bag_of_words.make: "dim",
+                  cooccurrence.make: "dim"}
+
+
+def variant(name: str, *, steps: float = 1, width: float = 1, batch: float = 1) -> Task:
+    """Built-in task ``name`` rebuilt with its steps, width (hidden units, channels or
+    embedding size: the family's width keyword) and batch size multiplied by the factors
+    given (rounded, at least 1), same data, family, rate grid centre and tier; named
+    ``"NAME.steps4x"`` (``.width2x``, ``.batch4x``, joined in that order; ``name`` itself for
+    no change).  Not registered: pass it to :func:`register` to use it by name.  Analytic
+    tasks have no width: asking one for a width is a ``ValueError``."""
+    base = get(name)
+    if not is_builtin(base):
+        raise ValueError(f"{name!r} is not a built-in task (variants are made of built-ins)")
+    factory, kwargs = _SPEC_OF[name]
+    kwargs = dict(kwargs)
+    parts = []
+    for label, factor in (("steps", steps), ("width", width), ("batch", batch)):
+        if factor <= 0:
+            raise ValueError(f"variant of {name!r}: the {label} factor must be positive")
+        if factor == 1:
+            continue
+        parts.append(f"{label}{factor:g}x")
+        if label == "steps":
+            kwargs["steps"] = max(1, round(base.steps * factor))
+        elif label == "batch":
+            kwargs["batch_size"] = max(1, round(base.batch_size * factor))
+        else:
+            keyword = _WIDTH_KEYWORD.get(factory)
+            if keyword is None:
+                raise ValueError(f"variant of {name!r}: the task has no width to change")
+            current = kwargs.get(keyword, inspect.signature(factory).parameters[keyword].default)
+            kwargs[keyword] = (tuple(max(1, round(c * factor)) for c in current)
+                               if isinstance(current, tuple) else max(1, round(current * factor)))
+    if not parts:
+        return base
+    kwargs["name"] = ".".join([name, *parts])
+    kwargs.setdefault("tier", base.tier)
+    return factory(**kwargs)
+
+
+_SPEC_OF: dict[str, tuple[Callable[..., Task], dict]] = {}
+
+
 def _register_builtins() -> None:
-    # Each module notes the learning-rate sweep its default_lr comes from; the README's task
-    # table gives each task's size and measured seconds per run.
-    for task in (
-        # The search set: real training problems, a candidate's whole evaluation ~1 s.
-        digits_mlp.make(hidden=32, steps=200, batch_size=32, tier="search", name="digits_mlp_s"),
-        digits_cnn.make(channels=(4, 8), steps=100, batch_size=16, tier="search",
-                        name="digits_cnn_s"),
-        digits_autoencoder.make(hidden=16, steps=100, batch_size=256, tier="search",
-                                name="digits_autoencoder_s"),
-        char_transformer.make(context=16, width=16, layers=1, steps=120, batch_size=8,
-                              text="kjv", tier="search", name="kjv_transformer_s"),
-        char_rnn.make(context=10, steps=100, tier="search", name="kjv_gru_s"),
-        skipgram.make(vocab=500, tier="search", name="kjv_skipgram_s"),
-        bag_of_words.make(vocab=1000, dim=8, tier="search", name="kjv_bag_of_words_s"),
-        cooccurrence.make(vocab=400, tier="search", name="kjv_cooccurrence_s"),
-        # Tier B: about 10x a search task, held out.
-        digits_mlp.make(),
-        digits_cnn.make(),
-        char_transformer.make(),
-        char_rnn.make(hidden=48, embed=16, context=16, steps=300, batch_size=32, tier="B",
-                      name="kjv_gru_b"),
-        skipgram.make(vocab=2000, dim=32, steps=400, batch_size=128, tier="B",
-                      name="kjv_skipgram_b"),
-        # Tier C: about 100x a search task, held out; discover bench's default suite.
-        char_transformer.make(context=32, width=32, layers=2, heads=2, steps=800,
-                              batch_size=16, text="kjv", tier="C", name="kjv_transformer_c"),
-        digits_cnn.make(channels=(8, 16), steps=600, batch_size=64, tier="C",
-                        name="digits_cnn_c"),
-        char_rnn.make(hidden=64, embed=32, context=32, steps=600, batch_size=32, tier="C",
-                      name="kjv_gru_c"),
-        # Extra: analytic functions and synthetic problems, for tests and demos.
-        quadratic.make(),
-        rosenbrock.make_2d(),
-        rosenbrock.make_8d(),
-        logistic.make(),
-        digits_autoencoder.make(),
-        rnn_adding.make(),
-    ):
+    for factory, kwargs in _BUILTIN_SPECS:
+        task = factory(**kwargs)
         _BUILTINS[task.name] = register(task)
+        _SPEC_OF[task.name] = (factory, kwargs)
 
 
 _register_builtins()

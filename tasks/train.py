@@ -46,6 +46,7 @@ from jax.flatten_util import ravel_pytree
 
 from programs.program import Program
 from programs.vm import EncodedProgram, Machine, scalar_registers
+from tasks import schedule as schedules
 from tasks.base import Task
 
 LR_GRID_FACTOR = 10 ** 0.5
@@ -169,11 +170,15 @@ class Trainer:
     scalar pass (``programs.vm.scalar_registers``) is compiled once per bucket, grid size and
     padded step count, shared by trainers.  ``fold``: the VM kernel, see
     :data:`NO_FOLD_ELEMENTS` (None: chosen by row size; the results are the same).
+    ``schedule``: a :mod:`tasks.schedule` name; the program reads ``lr`` times the schedule's
+    multiplier at each step (the training run itself is the same compiled code).
     """
 
     def __init__(self, task: Task, *, seeds: Sequence[int] = (0,), lr_grid_size: int = 3,
-                 max_statements: int = 32, max_slots: int = 4, fold: bool | None = None):
+                 max_statements: int = 32, max_slots: int = 4, fold: bool | None = None,
+                 schedule: str = schedules.CONSTANT):
         self.task = task
+        self.schedule = schedules.check(schedule)
         self.data = _Data(task, seeds)
         self.lrs = lr_grid(task.default_lr, lr_grid_size)
         if fold is None:
@@ -183,6 +188,9 @@ class Trainer:
         self.layout = jax.device_put(self.machine.layout)
         # The scalar pass is shared by every task whose steps pad to the same power of two.
         self.padded_steps = max(64, 1 << (task.steps - 1).bit_length())
+        self.lr_scale = (None if schedule == schedules.CONSTANT else
+                         jnp.asarray(schedules.multipliers(schedule, task.steps,
+                                                           self.padded_steps)))
         self.chunk = early_stop_chunk(task.steps)
         self._traced = jax.jit(self._run)
         self._exported = None  # jax.jit of the exported run, once loaded or made
@@ -315,7 +323,7 @@ class Trainer:
             raise ValueError("a program encoded with fold=True given to a trainer without "
                              "folding: pass the Program, or encode with trainer.encode()")
         scalars = scalar_registers(encoded, lrs, self.padded_steps,
-                                   np.float32(self.task.steps))
+                                   np.float32(self.task.steps), self.lr_scale)
         valid, losses = self._call(encoded, scalars, self.data.w0, self.data.batches,
                                    self.data.valid, self.layout)
         return RunResult(lrs, self.data.seeds, np.asarray(valid, np.float64),
