@@ -55,7 +55,8 @@ def _digest(paths: tuple[str, ...]) -> str:
     return sha.hexdigest()
 
 
-def key(task, seeds, width: int, program_text: str, initial_losses) -> dict[str, Any]:
+def key(task, seeds, width: int, program_text: str, initial_losses,
+        schedule: str = "constant") -> dict[str, Any]:
     """What a tuned baseline depends on (see the module docstring), as JSON-safe data."""
     import jax
 
@@ -65,7 +66,8 @@ def key(task, seeds, width: int, program_text: str, initial_losses) -> dict[str,
         sources.append(inspect.getsourcefile(task.loss) or "")
     except TypeError:  # a builtin or a callable without a source file
         pass
-    return {"version": VERSION, "task": task.name, "steps": task.steps,
+    extra = {} if schedule == "constant" else {"schedule": schedule}
+    return {**extra, "version": VERSION, "task": task.name, "steps": task.steps,
             "batch_size": task.batch_size, "default_lr": task.default_lr,
             "initial_losses": [float(x).hex() for x in initial_losses],
             "seeds": [int(s) for s in seeds], "width": int(width), "program": program_text,

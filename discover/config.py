@@ -74,6 +74,12 @@ class CampaignConfig:
     held_out_seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds of the held-out evaluation: its interval against adam (paired by seed,
     ``discover.stats``) needs at least two."""
+    schedule: str = "constant"
+    """Schedule of the learning rate every contender trains under, on the search tasks and the
+    held-out ones alike, adam the reference included (``tasks/schedule.py``): "constant" (the
+    program as written) or "warmup_cosine" (linear warmup over a tenth of the steps, cosine
+    decay to 0; the program reads ``lr`` times the schedule).  Under a schedule a program is
+    not paid for decaying its own step: it is compared with adam under the same schedule."""
     lr_grid: int = 3
     """Learning rates per window of the rate tuning (``discover.tuning``): a walk from the
     parent's rate runs one window, and the next one while the best rate is at an edge."""
@@ -209,6 +215,10 @@ SAVED_ABSENT: dict[str, Any] = {"hurdle_percentile": None}
 """Settings whose default changed after runs without the key were saved: such a run was made
 (and resumes) with this value."""
 
+
+SCHEDULES = ("constant", "warmup_cosine")
+"""``tasks.schedule.SCHEDULES`` (not imported: this module imports no JAX; a test keeps the two
+equal)."""
 
 MAX_CONFIG_BYTES = 1 << 20
 """A configuration file is a few hundred bytes; a larger one than this is refused unread."""
@@ -380,6 +390,7 @@ def _validate(c: CampaignConfig) -> None:
         seeds = getattr(c, key)
         need(0 < len(seeds) <= MAX_SEEDS, key, f"must hold between 1 and {MAX_SEEDS} seeds")
         need(all(0 <= s < 2**31 for s in seeds), key, "must be seeds between 0 and 2**31 - 1")
+    need(c.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
     need(1 <= c.lr_grid <= MAX_LR_GRID, "lr_grid", f"must be >= 1 and <= {MAX_LR_GRID}")
     need(len(c.start) > 0, "start", f"must name baselines or {START_SCRATCH!r}")
     need(c.ops is None or len(c.ops) > 0, "ops", "must name at least one op")

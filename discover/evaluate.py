@@ -3,11 +3,12 @@
 Contract (the search, the workers and the CLI rely on it):
 
 * ``Evaluator(task_names, *, seeds=(0,), lr_grid=3, wide=False, max_statements=32,
-  max_slots=4)`` compiles one training run per task (``tasks.train.Trainer``: the VM of
+  max_slots=4, schedule="constant")`` compiles one training run per task (``tasks.train.Trainer``: the VM of
   ``programs.vm``, ``vmap`` over a window of ``lr_grid`` learning rates and the seeds) lazily or
   in ``warm_up()``; after that, ``evaluate(program)`` runs without any XLA compilation (the
   rates are an argument).  Task names are registered names or ``"package.module:factory"``
-  specs (``tasks.resolve``); ``tasks.Task`` objects are accepted too.  An unknown task is a
+  specs (``tasks.resolve``); ``tasks.Task`` objects are accepted too.  Every run, adam's
+  included, trains under ``schedule`` (``tasks.schedule``).  An unknown task is a
   ``ValueError`` from the constructor; a program that does not fit the bucket (statements,
   slots) is a ``ValueError`` from ``evaluate``.
 * The rate is tuned per task by ``discover.tuning``: ``wide=True`` (comparisons) covers four
@@ -62,6 +63,7 @@ from discover.tuning import Tuning, exponent, mean_log_loss, tune
 from discover.tuning import rate as tuning_rate
 from programs.program import Program
 from programs.vm import encode
+from tasks import schedule as schedules
 from tasks.base import WORST_SCORE, Task, normalized_score
 from tasks.train import RunResult, Trainer
 
@@ -120,7 +122,7 @@ class Evaluator:
 
     def __init__(self, task_names: Sequence[str | Task], *, seeds: Sequence[int] = (0,),
                  lr_grid: int = 3, wide: bool = False, max_statements: int = 32,
-                 max_slots: int = 4):
+                 max_slots: int = 4, schedule: str = schedules.CONSTANT):
         if isinstance(task_names, (str, Task)):
             task_names = [task_names]
         self.tasks = [_resolve(t) for t in task_names]
@@ -139,14 +141,18 @@ class Evaluator:
         self.wide = bool(wide)
         self.max_statements = int(max_statements)
         self.max_slots = int(max_slots)
+        self.schedule = schedules.check(schedule)
         self._trainers: dict[tuple[str, int, int], Trainer] = {}
         self._baselines: dict[str, Baseline] = {}
 
     def config(self) -> dict[str, Any]:
         """The configuration (JSON-safe): what makes two evaluators give the same scores."""
-        return {"tasks": list(self.task_names), "seeds": list(self.seeds),
-                "lr_grid": self.lr_grid, "tuning": "wide" if self.wide else "walk",
-                "max_statements": self.max_statements, "max_slots": self.max_slots}
+        config = {"tasks": list(self.task_names), "seeds": list(self.seeds),
+                  "lr_grid": self.lr_grid, "tuning": "wide" if self.wide else "walk",
+                  "max_statements": self.max_statements, "max_slots": self.max_slots}
+        if self.schedule != schedules.CONSTANT:
+            config["schedule"] = self.schedule
+        return config
 
     def trainer(self, task_name: str, program: Program | None = None) -> Trainer:
         """The compiled training run of one task (built on first use) in the evaluator's
@@ -159,7 +165,8 @@ class Evaluator:
         if key not in self._trainers:
             task = self.tasks[self.task_names.index(task_name)]
             self._trainers[key] = Trainer(task, seeds=self.seeds, lr_grid_size=self.lr_grid,
-                                          max_statements=statements, max_slots=slots)
+                                          max_statements=statements, max_slots=slots,
+                                          schedule=self.schedule)
         return self._trainers[key]
 
     def tune(self, program: Program, task_name: str, *, wide: bool | None = None,
@@ -188,7 +195,7 @@ class Evaluator:
             trainer = self.trainer(task_name, adam)
             initial_losses = trainer.initial_valid_losses()
             key = baseline_cache.key(trainer.task, self.seeds, self.lr_grid, str(adam),
-                                     initial_losses)
+                                     initial_losses, self.schedule)
             tuning = baseline_cache.load(key)
             if tuning is None:
                 tuning = self.tune(adam, task_name, wide=True)
@@ -277,19 +284,19 @@ class Evaluator:
 
 @functools.lru_cache(maxsize=16)
 def _cached(task_names: tuple, seeds: tuple, lr_grid: int, wide: bool, max_statements: int,
-            max_slots: int) -> Evaluator:
+            max_slots: int, schedule: str) -> Evaluator:
     return Evaluator(task_names, seeds=seeds, lr_grid=lr_grid, wide=wide,
-                     max_statements=max_statements, max_slots=max_slots)
+                     max_statements=max_statements, max_slots=max_slots, schedule=schedule)
 
 
 def cached_evaluator(task_names: Sequence[str | Task], *, seeds: Sequence[int] = (0,),
                      lr_grid: int = 3, wide: bool = False, max_statements: int = 32,
-                     max_slots: int = 4) -> Evaluator:
+                     max_slots: int = 4, schedule: str = schedules.CONSTANT) -> Evaluator:
     """The process-wide ``Evaluator`` of this configuration (built once, then reused)."""
     if isinstance(task_names, (str, Task)):
         task_names = [task_names]
     return _cached(tuple(task_names), tuple(int(s) for s in seeds), int(lr_grid), bool(wide),
-                   int(max_statements), int(max_slots))
+                   int(max_statements), int(max_slots), schedule)
 
 
 def evaluate(program: Program, task_names: Sequence[str | Task], *, seeds: Sequence[int] = (0,),

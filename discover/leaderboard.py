@@ -122,11 +122,12 @@ class Leaderboard:
 
 
 def compute(baselines: Sequence[str] | None = None, task_names: Sequence[str] | None = None,
-            *, seeds: Sequence[int] = (0, 1, 2), lr_grid: int = 3,
+            *, seeds: Sequence[int] = (0, 1, 2), lr_grid: int = 3, schedule: str = "constant",
             progress: Callable[[str], None] | None = None) -> Leaderboard:
     """Score ``baselines`` (default: all of ``programs.BASELINES``) on ``task_names``
     (default: ``tasks.search_names() + tasks.held_out_names()``), rates tuned wide.  A name
-    that is not a baseline or a task is a ``ValueError``.  ``progress(name)`` is called
+    that is not a baseline or a task is a ``ValueError``.  Every baseline trains under
+    ``schedule`` (``tasks.schedule``).  ``progress(name)`` is called
     before each baseline."""
     names = list(programs.BASELINES) if baselines is None else list(baselines)
     unknown = [n for n in names if n not in programs.BASELINES]
@@ -141,7 +142,7 @@ def compute(baselines: Sequence[str] | None = None, task_names: Sequence[str] | 
     evaluator = cached_evaluator(
         list(task_names), seeds=seeds, lr_grid=lr_grid, wide=True,
         max_statements=max([32] + [len(p.body) for p in chosen]),
-        max_slots=max([4] + [len(p.slots) for p in chosen]))
+        max_slots=max([4] + [len(p.slots) for p in chosen]), schedule=schedule)
     search = tuple(t.name for t in resolved if not t.held_out)
     held = tuple(t.name for t in resolved if t.held_out)
     scores, intervals = {}, {}

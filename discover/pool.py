@@ -53,13 +53,14 @@ class WorkerSpec:
     max_statements: int = 20
     max_slots: int = 4
     held_out_seeds: tuple[int, ...] = (0, 1, 2)
+    schedule: str = "constant"
 
     @classmethod
     def from_config(cls, config) -> WorkerSpec:
         """The spec of a campaign configuration whose task lists are resolved."""
         return cls(tuple(config.tasks), tuple(config.held_out_tasks or ()),
                    tuple(config.eval_seeds), config.lr_grid, config.max_statements,
-                   config.max_slots, tuple(config.held_out_seeds))
+                   config.max_slots, tuple(config.held_out_seeds), config.schedule)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -153,7 +154,7 @@ class EvaluationWorker:
         self.name = name
         start = time.perf_counter()
         kwargs = {"lr_grid": spec.lr_grid, "max_statements": spec.max_statements,
-                  "max_slots": spec.max_slots}
+                  "max_slots": spec.max_slots, "schedule": spec.schedule}
         self.search = cached_evaluator(list(spec.tasks), seeds=spec.seeds, **kwargs)
         self.held_out = None
         if spec.held_out_tasks:

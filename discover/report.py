@@ -209,7 +209,7 @@ def training_curves(run: RunFiles, entries: list[HallEntry], top: int,
             continue
         say(f"discover report: training curves on {task_name} ...")
         evaluator = Evaluator([task], seeds=seeds, lr_grid=int(run.config.get("lr_grid") or 3),
-                              **bucket)
+                              schedule=run.config.get("schedule") or "constant", **bucket)
         curves = []
         for name, program, chosen in candidates:
             lr = None if chosen is None else chosen.get(task_name)

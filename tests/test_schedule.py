@@ -108,3 +108,29 @@ def test_bench_refuses_an_unknown_schedule(tmp_path, capsys):
     assert code != 0
     assert "--schedule: unknown schedule 'cosine'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_a_campaign_configuration_carries_its_schedule_to_the_workers_evaluators():
+    """``schedule = "warmup_cosine"`` in a campaign's configuration reaches the worker's
+    evaluator: tuned adam, the reference, is optax adam under optax's schedule at its rate."""
+    from discover.config import SCHEDULES, CampaignConfig
+    from discover.errors import UserError
+    from discover.pool import EvaluationWorker, WorkerSpec
+
+    assert SCHEDULES == schedule.SCHEDULES
+    with pytest.raises(UserError, match="'schedule' must be one of constant, warmup_cosine"):
+        CampaignConfig.from_dict({"schedule": "cosine"})
+    config = CampaignConfig(tasks=("digits_mlp_s",), held_out_tasks=(), schedule="warmup_cosine")
+    assert CampaignConfig.from_dict(config.to_dict()).schedule == "warmup_cosine"
+    spec = WorkerSpec.from_config(config)
+    worker = EvaluationWorker(spec)
+    evaluator = worker.search
+    assert evaluator.config()["schedule"] == "warmup_cosine"
+    baseline = evaluator.baseline("digits_mlp_s")
+    reference = OptaxTrainer(tasks.get("digits_mlp_s"), _scheduled_adam, seeds=(0,),
+                             lr_grid_size=3).run(lrs=np.full(3, baseline.lr, np.float32))
+    np.testing.assert_allclose(baseline.tuning.best_losses, reference.valid_losses[0],
+                               rtol=2e-4)
+    constant = EvaluationWorker(WorkerSpec.from_config(config.replace(schedule="constant")))
+    assert "schedule" not in constant.search.config()
+    assert abs(constant.search.baseline("digits_mlp_s").loss - baseline.loss) > 1e-3

@@ -11,12 +11,16 @@ import argparse
 
 
 def add_yardstick_options(parser: argparse.ArgumentParser) -> None:
-    """``--seeds`` and ``--lr-grid`` of the commands that compare programs (eval, bench,
+    """``--seeds``, ``--lr-grid`` and ``--schedule`` of the commands that compare programs (eval, bench,
     baselines); :func:`yardstick_options` reads them back."""
     parser.add_argument("--seeds", default="0,1,2", metavar="0,1,...",
                         help="training seeds (default 0,1,2; the intervals need two or more)")
     parser.add_argument("--lr-grid", type=int, default=3, metavar="N",
                         help="learning rates per compiled window of the tuning (default 3)")
+    parser.add_argument("--schedule", default="constant", metavar="NAME",
+                        help="train every program, adam included, under this schedule of its "
+                             "rate: constant (default) or warmup_cosine (linear warmup over a "
+                             "tenth of the steps, cosine decay to 0); the tuned rate is the peak")
 
 
 def yardstick_options(args: argparse.Namespace) -> tuple[tuple[int, ...], int]:
@@ -34,3 +38,15 @@ def yardstick_options(args: argparse.Namespace) -> tuple[tuple[int, ...], int]:
     if not 1 <= args.lr_grid <= MAX_LR_GRID:
         raise UserError(f"--lr-grid must be between 1 and {MAX_LR_GRID}, got {args.lr_grid}")
     return seeds, args.lr_grid
+
+
+def schedule_option(args: argparse.Namespace) -> str:
+    """``--schedule`` of :func:`add_yardstick_options`, checked (a ``UserError`` listing the
+    schedules)."""
+    from discover.config import SCHEDULES
+    from discover.errors import UserError
+
+    if args.schedule not in SCHEDULES:
+        raise UserError(f"--schedule: unknown schedule {args.schedule!r}; schedules: "
+                        f"{', '.join(SCHEDULES)}")
+    return args.schedule

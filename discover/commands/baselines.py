@@ -7,7 +7,7 @@ import pathlib
 import sys
 
 import programs
-from discover.commands import add_yardstick_options, yardstick_options
+from discover.commands import add_yardstick_options, schedule_option, yardstick_options
 from discover.errors import UserError
 
 
@@ -42,10 +42,11 @@ def run(args: argparse.Namespace) -> int:
     from discover.leaderboard import compute
 
     seeds, lr_grid = yardstick_options(args)
+    schedule = schedule_option(args)
     try:
         board = compute(parse_list(args.baselines) if args.baselines else None,
                         parse_list(args.tasks) if args.tasks else None,
-                        seeds=seeds, lr_grid=lr_grid,
+                        seeds=seeds, lr_grid=lr_grid, schedule=schedule,
                         progress=lambda name: print(f"tuning {name} ...", file=sys.stderr,
                                                     flush=True))
     except ValueError as err:

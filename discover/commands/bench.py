@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 
-from discover.commands import add_yardstick_options, yardstick_options
+from discover.commands import add_yardstick_options, schedule_option, yardstick_options
 from discover.config import MAX_SLOTS, MAX_STATEMENTS, parse_list
 from discover.errors import UserError
 
@@ -28,10 +28,6 @@ def register(sub) -> None:
     add_yardstick_options(p)
     p.add_argument("--baselines", metavar="a,b,...",
                    help="baselines beside the programs (default: all; adam always)")
-    p.add_argument("--schedule", default="constant", metavar="NAME",
-                   help="train every contender under this schedule of its rate: constant "
-                        "(default) or warmup_cosine (linear warmup over a tenth of the steps, "
-                        "cosine decay to 0); the tuned rate is the peak")
     p.add_argument("--out", default="bench", metavar="DIR",
                    help="where the tables, figures and cache go (default ./bench)")
     p.set_defaults(func=run)
@@ -94,17 +90,12 @@ def run(args: argparse.Namespace) -> int:
     contenders += [bench.Contender(n, programs.BASELINES[n]) for n in names]
     task_names = suite(args.tasks)
     seeds, lr_grid = yardstick_options(args)
-    from tasks import schedule as schedules
-
-    try:
-        schedules.check(args.schedule)
-    except ValueError as err:
-        raise UserError(f"--schedule: {err}") from None
+    schedule = schedule_option(args)
     from discover import compile_cache
 
     compile_cache.enable()
     result = bench.run(contenders, task_names, seeds, args.out, lr_grid=lr_grid,
-                       schedule=args.schedule, progress=bench.progress_bar())
+                       schedule=schedule, progress=bench.progress_bar())
     command = "discover bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     paths = bench.write_outputs(result, args.out, command if sys.argv[1:2] == ["bench"] else "")
     print(bench.markdown(result).split("Tuned learning rates:")[0].rstrip())

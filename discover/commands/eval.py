@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from discover.commands import add_yardstick_options, yardstick_options
+from discover.commands import add_yardstick_options, schedule_option, yardstick_options
 from discover.config import (
     MAX_SLOTS,
     MAX_STATEMENTS,
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if name not in programs.BASELINES:
             raise UserError(f"unknown baseline {name!r} (known: {', '.join(programs.BASELINES)})")
     seeds, lr_grid = yardstick_options(args)
+    schedule = schedule_option(args)
     candidates = [("program", program)] + [(n, programs.BASELINES[n]) for n in compare]
     # The campaign's default bucket unless a program needs more: the bucket changes the
     # compiled size, not the scores.
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
     evaluator = cached_evaluator(
         task_names, seeds=seeds, lr_grid=lr_grid, wide=True,
         max_statements=max(defaults.max_statements, *(len(p.body) for _, p in candidates)),
-        max_slots=max(defaults.max_slots, *(len(p.slots) for _, p in candidates)))
+        max_slots=max(defaults.max_slots, *(len(p.slots) for _, p in candidates)),
+        schedule=schedule)
     evaluator.warm_up()
     results = {name: evaluator.evaluate(p) for name, p in candidates}
     by_task = {name: _by_task(ev) for name, ev in results.items()}
