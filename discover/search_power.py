@@ -105,6 +105,10 @@ BENCH_BASE: Mapping[str, object] = {"hurdle_percentile": None}
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("default", {}, "the campaign defaults without a hurdle (the benchmark's base)"),
+    Variant("random", {"tournament_size": 1, "plateau_evals": None},
+            "no selection (AutoML-Zero's random-search control): each parent is drawn "
+            "uniformly from the population, and no restart from the best; same start, same "
+            "budget"),
     Variant("population20", {"population_size": 20},
             "a population of 20 instead of 100 (stronger selection for small budgets)"),
     Variant("population20_tournament5", {"population_size": 20, "tournament_size": 5},

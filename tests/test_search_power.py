@@ -332,3 +332,26 @@ def test_bench_search_bar_check_prints_the_judges_sentence_and_runs_no_search(tm
     assert judge.engines[TASK].trained == 0 and judge.engines[TASK].cached > 0
     assert sentence.startswith("Bar check for **momentum**") and "nesterov vs sgd" in sentence
     assert done.stdout.splitlines()[-1] == sentence
+
+
+def test_the_random_variant_breeds_without_selection():
+    """``random`` (AutoML-Zero's control): the parents a search breeds from do not depend on
+    the scores it was told; with the default tournament they do."""
+    from helpers import job_result, logged
+
+    from discover.config import CampaignConfig
+    from discover.evolution import AgingEvolution
+    from discover.resolve import start_programs
+
+    def parents(variant, scores):
+        base = {"population_size": 6, "start": ("adam", "sgd", "lion"), "tasks": ("quadratic",),
+                "held_out_tasks": (), "seed": 3}
+        evo = AgingEvolution(CampaignConfig(**{**base, **sp.VARIANTS[variant].changes}),
+                             funnel=False)
+        for child, score in zip(evo.initial_children(start_programs(evo.config.start)), scores):
+            evo.tell(child, logged(child, job_result(score)))
+        return [evo.breed().parent for _ in range(12)]
+
+    assert sp.VARIANTS["random"].changes["tournament_size"] == 1
+    assert parents("random", [0.0, 0.5, 0.9]) == parents("random", [0.9, 0.5, 0.0])
+    assert parents("default", [0.0, 0.5, 0.9]) != parents("default", [0.9, 0.5, 0.0])

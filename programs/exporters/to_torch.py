@@ -142,16 +142,21 @@ HELPERS = {
     flat = [x.view(-1) for x in tensors]
     for start in range(0, flat[0].numel(), _CHUNK):
         yield [x[start : start + _CHUNK] for x in flat]''',
-    "_store": '''def _store(values, slots, inputs):
+    "_store": '''def _store(values, slots, inputs, update):
     """Write new slot values into the slots: a value computed in place is there already, one
-    that is an old value (of a slot or an input) is copied out before any slot is written."""
+    that is an old value (of a slot or an input) is copied out before any slot is written.
+    Returns the update, copied out first if it was computed in the buffer of a slot that is
+    about to be overwritten."""
+    if any(update is s and v is not s for v, s in zip(values, slots)):
+        update = update.clone()
     staged = [
         v.clone() if v is not s and any(v is x for x in (*slots, *inputs)) else v
         for v, s in zip(values, slots)
     ]
     for s, v in zip(slots, staged):
         if v is not s:
-            s.copy_(v)''',
+            s.copy_(v)
+    return update''',
     "_own": '''def _own(x, p, taken):
     """x as new state of p: a tensor of p's shape, not p, its grad or one of taken (_step
     overwrites old slot values, so no two slots may share a tensor)."""
@@ -303,8 +308,7 @@ def _class_body(plan, cls: str, reads_total: bool, hoist) -> list[str]:
         pieces_of = "(p, p.grad, *(state[k] for k in _SLOTS))"
         lines += fit_call("for w, g, *slots in _chunks(", [pieces_of], "):", i4)
         lines += fit_call("out = _step(", args, ")", i5)
-        lines += [f"{i5}_store(out[1:], slots, (w, g))",
-                  f"{i5}w.sub_(out[0])",
+        lines += [f"{i5}w.sub_(_store(out[1:], slots, (w, g), out[0]))",
                   f"{i2}return loss"]
         return lines
     args = tensors + (["*scalars"] if scalars else []) + ["*(state[k] for k in _SLOTS)"]

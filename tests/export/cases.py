@@ -110,10 +110,24 @@ def mutated_programs() -> dict[str, Program]:
     return out
 
 
+# The update computed in the old buffer of a slot whose new value is another tensor: torch's
+# step() must not let the slot's write clobber the update (a mutated lion found this).
+UPDATE_IN_SLOT_BUFFER = programs.parse("""def update_in_slot_buffer(g, lr, m):
+    tmp1 = 0.0403271 * g
+    tmp2 = 0.9 * m
+    u = tmp1 + tmp2
+    m = rsqrt(tmp1)
+    u = sign(u)
+    m = 0.01 * g < 0.99 * m
+    u = u * lr
+    return u, m
+""")
+
 BASELINE_CASES = {f"baseline_{k}": v for k, v in programs.BASELINES.items()}
 MUTATED_CASES = mutated_programs()
 CASES: dict[str, Program] = {**BASELINE_CASES, **coverage_programs(),
-                             "awkward_names": AWKWARD_NAMES, **MUTATED_CASES}
+                             "awkward_names": AWKWARD_NAMES,
+                             "update_in_slot_buffer": UPDATE_IN_SLOT_BUFFER, **MUTATED_CASES}
 
 
 # -- the inputs ----------------------------------------------------------------------------------
