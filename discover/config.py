@@ -441,7 +441,9 @@ def check_names(config: CampaignConfig, *, ops: typing.Iterable[str],
                        ("start", baselines | {START_SCRATCH}),
                        ("mutation_weights", set(mutation_kinds))):
         for name in getattr(config, key) or ():
-            if name not in known and not (key.endswith("tasks") and ":" in name):
+            # "module:factory" specs and variants ("kjv_gru_s.steps4x") are resolved later
+            if name not in known and not (key.endswith("tasks") and (":" in name
+                                                                    or "." in name)):
                 raise UserError(f"{key!r}: unknown name {_show(name)} (known: "
                                 f"{', '.join(sorted(known))})")
     if START_SCRATCH in config.start and len(config.start) > 1:

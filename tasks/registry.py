@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 from collections.abc import Callable
 
 from tasks import (
@@ -29,6 +30,7 @@ from tasks.base import TIERS, Task
 
 _REGISTRY: dict[str, Task] = {}
 _BUILTINS: dict[str, Task] = {}
+_VARIANTS: dict[str, Task] = {}  # variant() results by name: one object per variant
 
 # Characters a task name may not contain: ',' separates names on the command line, ':' marks a
 # "module:factory" spec.
@@ -55,9 +57,10 @@ def register(task_or_factory: Task | Callable[[], Task], *, replace: bool = Fals
 
 
 def is_builtin(task: Task) -> bool:
-    """True for a task object the package itself registered (its definition is all in this
-    package's source: the export cache of ``tasks.train`` relies on it)."""
-    return _BUILTINS.get(task.name) is task
+    """True for a task object the package itself made, a built-in or a :func:`variant` of
+    one (its definition is all in this package's source: the export cache of
+    ``tasks.train`` relies on it)."""
+    return _BUILTINS.get(task.name) is task or _VARIANTS.get(task.name) is task
 
 
 def unregister(name: str) -> None:
@@ -99,13 +102,17 @@ def get(name: str) -> Task:
 def resolve(spec: str) -> Task:
     """A task from a registered name or from ``"package.module:factory"``: the module is
     imported and ``factory()`` (zero arguments) must return a :class:`Task`; a module-level
-    ``Task`` instance is accepted too.  Any problem is a ``ValueError`` naming ``spec``.
-    A resolved spec is not registered; each call builds the task anew."""
+    ``Task`` instance is accepted too; a built-in's variant by its name (:func:`parse_variant`:
+    ``"kjv_gru_s.steps4x"``).  Any problem is a ``ValueError`` naming ``spec``.  A resolved
+    spec is not registered; each call builds a factory's task anew."""
     if not isinstance(spec, str):
         raise ValueError(f"task spec must be a string, got {spec!r}")  # noqa: TRY004
     if spec in _REGISTRY:
         return _REGISTRY[spec]
     if ":" not in spec:
+        derived = parse_variant(spec)
+        if derived is not None:
+            return derived
         raise ValueError(f"unknown task {spec!r}: not a registered name (known: "
                          f"{', '.join(_REGISTRY)}) nor a 'package.module:factory' spec")
     module_name, _, attribute = spec.partition(":")
@@ -228,7 +235,40 @@ def variant(name: str, *, steps: float = 1, width: float = 1, batch: float = 1) 
         return base
     kwargs["name"] = ".".join([name, *parts])
     kwargs.setdefault("tier", base.tier)
-    return factory(**kwargs)
+    if kwargs["name"] not in _VARIANTS:
+        _VARIANTS[kwargs["name"]] = factory(**kwargs)
+    return _VARIANTS[kwargs["name"]]
+
+
+_VARIANT_PART = re.compile(r"^(steps|width|batch)([1-9]\d*)x$")
+
+
+def parse_variant(spec: str) -> Task | None:
+    """The :func:`variant` a name such as ``"kjv_gru_s.steps4x"`` or
+    ``"digits_cnn_s.width2x.batch4x"`` names (a built-in, then ``.stepsKx``, ``.widthKx``,
+    ``.batchKx`` in that order, each at most once, K a whole number), or None when ``spec`` is not of that
+    form.  A form whose base is not a built-in, or whose factor cannot apply, is a
+    ``ValueError``."""
+    base, _, rest = spec.partition(".")
+    if not rest:
+        return None
+    factors, order = {}, ("steps", "width", "batch")
+    for part in rest.split("."):
+        match = _VARIANT_PART.match(part)
+        if match is None:
+            return None
+        label = match.group(1)
+        if label in factors or any(order.index(k) > order.index(label) for k in factors):
+            raise ValueError(f"task {spec!r}: write each of .steps, .width, .batch at most once, "
+                             f"in that order")
+        factors[label] = float(match.group(2))
+    if base not in _BUILTINS:
+        raise ValueError(f"task {spec!r}: {base!r} is not a built-in task (variants are made "
+                         f"of built-ins: {', '.join(_BUILTINS)})")
+    task = variant(base, **factors)
+    if task.name != spec:
+        raise ValueError(f"task {spec!r}: write the factors as {task.name!r} does")
+    return task
 
 
 _SPEC_OF: dict[str, tuple[Callable[..., Task], dict]] = {}

@@ -134,3 +134,18 @@ def test_a_campaign_configuration_carries_its_schedule_to_the_workers_evaluators
     constant = EvaluationWorker(WorkerSpec.from_config(config.replace(schedule="constant")))
     assert "schedule" not in constant.search.config()
     assert abs(constant.search.baseline("digits_mlp_s").loss - baseline.loss) > 1e-3
+
+
+def test_a_variant_resolves_by_name_and_is_cached_as_a_built_in():
+    from tasks import registry
+
+    task = tasks.resolve("digits_cnn_s.width2x.batch4x")
+    assert task is tasks.variant("digits_cnn_s", width=2, batch=4)  # one object per variant
+    assert registry.is_builtin(task) and task.batch_size == 64
+    assert tasks.resolve("digits_mlp_s.steps3x").steps == 600
+    with pytest.raises(ValueError, match="in that order"):
+        tasks.resolve("digits_cnn_s.batch4x.width2x")
+    with pytest.raises(ValueError, match="not a built-in"):
+        tasks.resolve("nothing.steps2x")
+    with pytest.raises(ValueError, match="unknown task 'digits_cnn_s.wide'"):
+        tasks.resolve("digits_cnn_s.wide")
