@@ -162,6 +162,16 @@ class CampaignConfig:
     hurdle says, and logged with the hurdle's verdict: the false rejections are counted from
     these.  None: no audit."""
 
+    # -- the final check ------------------------------------------------------------------
+    final_check: int = 3
+    """At the end of a run or resume, the hall of fame's first this-many programs are benched
+    on tier C beside tuned adam (``discover.final_check``: seeds 1-3, the campaign's schedule,
+    ``<run>/final_check/``), and the summary says which beat it: the funnel's precision.
+    0: never."""
+    final_check_min_evals: int = 1000
+    """A campaign of fewer evaluations than this skips the final check (it costs about 20
+    minutes on 2 cores; the default two-minute run is far below)."""
+
     # -- bookkeeping ----------------------------------------------------------------------
     checkpoint_every: int = 50
     """Write state.json every this many evaluations (and always at exit)."""
@@ -424,6 +434,8 @@ def _validate(c: CampaignConfig) -> None:
          "must be >= 1")
     need(c.held_out_margin is None or c.held_out_margin >= 0, "held_out_margin",
          "must be >= 0")
+    need(0 <= c.final_check <= 20, "final_check", "must be between 0 and 20")
+    need(c.final_check_min_evals >= 0, "final_check_min_evals", "must be >= 0")
     need(c.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
     need(c.progress_seconds >= 0, "progress_seconds", "must be >= 0")
     # Fault tolerance (discover/workers.py).

@@ -374,6 +374,13 @@ def _summary(run: RunFiles, entries: list[HallEntry]) -> list[str]:
     if adam:
         lines.append(f"- adam as evaluated in this run: search {format_score(adam.score)}, "
                      f"held-out {format_score(adam.held_out_score)}.")
+    from discover import final_check
+
+    check = final_check.load(run.path)
+    if check is not None:
+        first, *rest = check.lines()
+        lines.append(f"- Final check: {first} ([table]({final_check.DIRECTORY}/table.md)):")
+        lines += ["  - " + line.strip() for line in rest]
     best_dir = os.path.join(run.path, BEST_DIR)
     if os.path.isdir(best_dir) and os.listdir(best_dir):
         names = sorted(n for n in os.listdir(best_dir) if not n.startswith("."))

@@ -42,4 +42,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         campaign.close()
     print("\n".join(summary.lines()))
+    from discover import final_check
+
+    for line in final_check.after_campaign(args.run_dir, campaign.config, summary.evaluations,
+                                           summary.stopped, args.quiet):
+        print(line)
     return 130 if summary.stopped == "interrupted" else 0

@@ -115,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         campaign.close()
     print("\n".join(summary.lines()))
+    from discover import final_check
+
+    for line in final_check.after_campaign(run_dir, campaign.config, summary.evaluations,
+                                           summary.stopped, args.quiet):
+        print(line)
     print(f"results: {os.path.join(run_dir, 'hall_of_fame.json')}, "
           f"{os.path.join(run_dir, 'best')}/; continue with: discover resume {run_dir}")
     return 130 if summary.stopped == "interrupted" else 0
