@@ -79,18 +79,12 @@ CONDITIONS = (
 
 
 def condition_tasks(condition: Condition) -> list[str]:
-    """The search set's tasks as changed by ``condition``, registered in this process."""
+    """The search set's tasks as changed by ``condition``: variant names, which
+    ``tasks.resolve`` builds (``"kjv_gru_s.steps4x"``)."""
     import tasks
-    from tasks import registry
 
-    names = []
-    for name in tasks.search_names():
-        task = registry.variant(name, steps=condition.steps, width=condition.width,
-                                batch=condition.batch)
-        if task.name not in tasks.names():
-            tasks.register(task)
-        names.append(task.name)
-    return names
+    return [tasks.variant(name, steps=condition.steps, width=condition.width,
+                          batch=condition.batch).name for name in tasks.search_names()]
 
 
 def contenders(paths: list[str], baselines: list[str]):
