@@ -42,6 +42,7 @@ from discover.records import OK, REJECTED, LogRecord
 from programs import mutate as mutations
 from programs.check import check
 from programs.fingerprint import probe
+from programs.statement import live_statements
 
 
 class Fitness(base.Fitness):
@@ -135,6 +136,8 @@ class AgingEvolution:
     MAX_BREED_ATTEMPTS = 1000
     """Children tried (rejected or cache hits) before ``breed`` gives up for now."""
     NEUTRAL_STEPS = 10
+    PROBE_MEMO_SIZE = 50_000
+    """Screened children remembered by their live statements (:meth:`_screen`)."""
     """With ``mutate_until_changed``: mutations applied in a row to a neutral child before
     breeding starts again from another parent."""
 
@@ -185,6 +188,8 @@ class AgingEvolution:
         self.starts: dict[int, int] = {}          # seq of a start child -> copies to add
         self.best: Individual | None = None
         self.twin_cap = max(2, min(self.capacity) // 10)
+        # live part of a child (params, live statements, outputs) -> (check, fingerprint)
+        self.probe_memo: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
         self.hurdle_scores: collections.deque[float] = collections.deque(
             maxlen=config.hurdle_window)          # first-task scores of recent children
         self.counters = {"evaluations": 0, "cache_hits": 0, "invalid": 0, "unchanged": 0,
@@ -272,15 +277,41 @@ class AgingEvolution:
                     applied.append({"kind": mutation.kind, "detail": mutation.detail})
             if not applied or program == parent.program:
                 return "unchanged", program, applied, ""
-            probed = self.toolbox.probe(program)
-            if not self.toolbox.check(program, probed).ok:
+            ok, fp = self._screen(program)
+            if not ok:
                 return "invalid", program, applied, ""
-            fp = self.toolbox.fingerprint(program, probed)
             if steps == 1 or fp != parent.fingerprint:
                 return "child", program, applied, fp
             if step < steps - 1:
                 self.counters["neutral_steps"] += 1  # the same function: mutate it again
         return "neutral", program, applied, fp
+
+    def _screen(self, program: programs.Program) -> tuple[bool, str]:
+        """``(check passed, fingerprint)`` of a child: probed once (``toolbox.probe``), then
+        ``toolbox.check`` and ``toolbox.fingerprint`` of the probe.  What the probe computes
+        depends only on the program's live part, so a child whose live part was screened
+        before (half the children of a converging search) is not probed again: only its
+        validity (dead statements included) is checked."""
+        key = (program.params, tuple(live_statements(program)), program.outputs)
+        known = self.probe_memo.get(key)
+        if known is not None:
+            self.probe_memo.move_to_end(key)
+            try:
+                program.checked()
+            except ValueError:
+                return False, ""
+            return known
+        probed = self.toolbox.probe(program)
+        ok = self.toolbox.check(program, probed).ok
+        fp = self.toolbox.fingerprint(program, probed) if ok else ""
+        try:
+            program.checked()
+        except ValueError:
+            return ok, fp  # invalid: not remembered (another program may share its live part)
+        self.probe_memo[key] = (ok, fp)
+        if len(self.probe_memo) > self.PROBE_MEMO_SIZE:
+            self.probe_memo.popitem(last=False)
+        return ok, fp
 
     # -- results --------------------------------------------------------------------------
     def tell(self, child: Individual, record: LogRecord) -> None:

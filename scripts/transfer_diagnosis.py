@@ -11,7 +11,17 @@ factor changed (``tasks.registry.variant``; ``tasks/schedule.py``):
 * ``batch``   : batch size x4, x16;
 * ``schedule``: every contender under warmup + cosine decay of its rate (x1 and x4 steps);
 * ``seeds``   : the search's own training seed 0 alone (the seed every campaign's fitness
-  trains on: the winner's curse shows as a gap between it and the fresh seeds).
+  trains on: the winner's curse shows as a gap between it and the fresh seeds);
+* ``tier``    : tiers B and C themselves, to rank every condition against (Spearman's rho
+  over the contenders: which changed search set orders adam's neighbours as the tiers do).
+
+The tier conditions use the seeds of the committed benches of the crowned programs; seed their
+caches from those benches first and they train only the programs that are new:
+
+    .venv/bin/python scripts/merge_bench_caches.py results/transfer_diagnosis/tierB/cache.json \
+        results/bench/adam_searches/b/cache.json results/warm_start_b/bench_b/cache.json
+    .venv/bin/python scripts/merge_bench_caches.py results/transfer_diagnosis/tierC/cache.json \
+        results/bench/adam_searches/c/cache.json results/warm_start_b/bench_c/cache.json
 
 Each condition is one bench in ``<out>/<condition>/`` (``cache.json``: an interrupted run
 resumes, a finished one trains nothing; ``table.md`` per condition).  The summary,
@@ -61,9 +71,14 @@ class Condition:
     batch: float = 1
     schedule: str = "constant"
     seeds: tuple[int, ...] | None = None
+    tier: str | None = None
 
 
 CONDITIONS = (
+    # The tiers the crowned programs failed on, with the seeds of the committed benches
+    # (results/bench/adam_searches, results/warm_start_b): their caches seed these.
+    Condition("tierB", "tier", 10, tier="B", seeds=(1, 2, 3)),
+    Condition("tierC", "tier", 100, tier="C", seeds=(0, 1, 2)),
     Condition("base", "base", 1),
     Condition("seed0", "seeds", 0, seeds=(0,)),
     Condition("schedule", "schedule", 1, schedule="warmup_cosine"),
@@ -83,6 +98,8 @@ def condition_tasks(condition: Condition) -> list[str]:
     ``tasks.resolve`` builds (``"kjv_gru_s.steps4x"``)."""
     import tasks
 
+    if condition.tier is not None:
+        return tasks.names(condition.tier)
     return [tasks.variant(name, steps=condition.steps, width=condition.width,
                           batch=condition.batch).name for name in tasks.search_names()]
 
@@ -139,7 +156,9 @@ def markdown(rows: list[dict], conditions: list[str], command: str) -> str:
              "seeds; negative is better), its 95% bootstrap interval, and the verdict: `beats` "
              f"/ `worse` where the interval excludes 0 by at least {MIN_EFFECT}, else `noise`. "
              "Every rate tuned per task on the wide grid; `!` a rate at the grid's limit on "
-             "some task. `seed0` is the search's own training seed alone (no interval)."), "",
+             "some task. `seed0` is the search's own training seed alone (no interval); "
+             "`tierB` and `tierC` are the held-out tiers themselves (seeds 1-3 and 0-2, as "
+             "the committed benches of these programs)."), "",
              "| program | " + " | ".join(conditions) + " |",
              "|---|" + "---:|" * len(conditions)]
     for p in programs_:
@@ -168,7 +187,43 @@ def markdown(rows: list[dict], conditions: list[str], command: str) -> str:
             counts.append(f"{c} {wins}/{len(crowned)}")
     lines += ["", "Crowned programs that beat tuned adam, per condition: " + ", ".join(counts)
               + "."]
+    agreement = rank_agreement(rows)
+    if agreement:
+        tiers = sorted({t for by in agreement.values() for t in by})
+        lines += ["", ("How each condition ranks the contenders against the tiers: Spearman's "
+                  "rho between a condition's differences from adam and a tier's, over the "
+                  "contenders both scored (adam's neighbours, as a warm-started search breeds "
+                  "them), with its two-sided p-value."), "",
+                  "| condition | " + " | ".join(f"rho vs tier {t}" for t in tiers) + " |",
+                  "|---|" + "---:|" * len(tiers)]
+        for c, by in agreement.items():
+            lines.append(f"| {c} | " + " | ".join(
+                f"{by[t][0]:+.2f} (p {by[t][1]:.2f}, n {by[t][2]})" if t in by else ""
+                for t in tiers) + " |")
     return "\n".join(lines) + "\n"
+
+
+def rank_agreement(rows: list[dict]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """Per condition that is not a tier, per tier condition: (Spearman rho, p, n) of the
+    contenders' differences from adam."""
+    from scipy import stats
+
+    by = {}
+    for r in rows:
+        by.setdefault(r["condition"], {})[r["program"]] = r["difference"]
+    tiers = {r["condition"]: r["condition"].removeprefix("tier") for r in rows
+             if r["factor"] == "tier"}
+    out = {}
+    for c, diffs in by.items():
+        if c in tiers:
+            continue
+        for tc, label in tiers.items():
+            common = sorted(set(diffs) & set(by[tc]))
+            if len(common) >= 4:
+                rho, p = stats.spearmanr([diffs[n] for n in common],
+                                         [by[tc][n] for n in common])
+                out.setdefault(c, {})[label] = (float(rho), float(p), len(common))
+    return out
 
 
 def write_summary(out: str, results: dict, command: str) -> None:
