@@ -191,7 +191,8 @@ class CampaignConfig:
         values = {}
         for key, value in data.items():
             if key not in hints:
-                raise UserError(f"{source}: unknown configuration key {_show(key)}")
+                raise UserError(f"{source}: unknown configuration key {_show(key)}"
+                                f"{did_you_mean(str(key), hints)}")
             values[key] = _coerce(key, value, hints[key], source)
         try:
             return cls(**values)
@@ -301,6 +302,19 @@ def _hints() -> dict[str, Any]:
     return typing.get_type_hints(CampaignConfig)
 
 
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article: "an integer", "a number"."""
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
+def did_you_mean(name: str, known) -> str:
+    """" (did you mean 'x'?)" for the closest of ``known`` to ``name``, or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _type_name(hint) -> str:
     if hint is type(None):
         return "null"
@@ -320,7 +334,7 @@ def _coerce(key: str, value: Any, hint, source: str) -> Any:
     if result is _INVALID and isinstance(value, float) and not math.isfinite(value):
         raise UserError(f"{source}: {key!r} must be a finite number, got {value!r}")
     if result is _INVALID:
-        raise UserError(f"{source}: {key!r} must be a {_type_name(hint)}, got {_show(value)}")
+        raise UserError(f"{source}: {key!r} must be {_a(_type_name(hint))}, got {_show(value)}")
     return result
 
 
@@ -374,7 +388,7 @@ def _validate(c: CampaignConfig) -> None:
     for f in dataclasses.fields(c):
         value = getattr(c, f.name)
         if _convert(value, hints[f.name]) is _INVALID:
-            raise UserError(f"{f.name!r} must be a {_type_name(hints[f.name])}, "
+            raise UserError(f"{f.name!r} must be {_a(_type_name(hints[f.name]))}, "
                             f"got {_show(value)}")
 
     def need(ok: bool, key: str, what: str) -> None:

@@ -91,12 +91,24 @@ def tier_c_names() -> list[str]:
     return names("C")
 
 
+def unknown_task(name: str) -> str:
+    """The one message for a task name that names nothing: the closest name, every task by
+    tier, and the other forms a task may take."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(_REGISTRY), n=1, cutoff=0.75)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    by_tier = "; ".join(f"{tier}: {', '.join(names(tier))}" for tier in TIERS if names(tier))
+    return (f"unknown task {name!r}{hint}. Tasks by tier: {by_tier}. Also accepted: a "
+            f"variant such as 'kjv_gru_s.steps4x' and a 'package.module:factory' spec.")
+
+
 def get(name: str) -> Task:
     """The registered task called ``name``; a ``ValueError`` naming the known ones if none."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(_REGISTRY)}") from None
+        raise ValueError(unknown_task(name)) from None
 
 
 def resolve(spec: str) -> Task:
@@ -113,8 +125,7 @@ def resolve(spec: str) -> Task:
         derived = parse_variant(spec)
         if derived is not None:
             return derived
-        raise ValueError(f"unknown task {spec!r}: not a registered name (known: "
-                         f"{', '.join(_REGISTRY)}) nor a 'package.module:factory' spec")
+        raise ValueError(unknown_task(spec))
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"task spec {spec!r}: expected 'package.module:factory'")

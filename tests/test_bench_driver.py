@@ -16,7 +16,7 @@ from discover.pool import WorkerSpec
 from discover.simulated_pool import SimulatedPool
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-import bench_driver  # noqa: E402
+import bench_driver
 
 CONFIG = CampaignConfig(population_size=20, max_evals=150, time_limit=None, seed=5,
                         progress_seconds=0, final_check=0, checkpoint_every=25)
@@ -37,7 +37,7 @@ def test_the_probe_memo_changes_no_result(tmp_path, monkeypatch):
     """The same campaign with the memo and without it (size 0): the same log, line by line;
     and the memo did spare probes."""
     probes = []
-    import programs.fingerprint as fingerprint
+    from programs import fingerprint
 
     real = fingerprint.probe
     monkeypatch.setattr("discover.evolution.probe", lambda p: probes.append(1) or real(p))

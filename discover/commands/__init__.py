@@ -8,6 +8,26 @@ the modules here by name, so a new command needs no edit elsewhere.
 from __future__ import annotations
 
 import argparse
+import os
+
+from discover.errors import UserError
+
+BEST_PROGRAM = os.path.join("best", "program.opt")
+
+
+def program_path(spec: str) -> tuple[str, str]:
+    """``(path, name)`` of a program given as a file, or as a run directory (its
+    ``best/program.opt``, named after the directory); a ``UserError`` naming ``spec`` when it
+    is neither (show, bench and export accept both)."""
+    if os.path.isdir(spec):
+        path = os.path.join(spec, BEST_PROGRAM)
+        if not os.path.isfile(path):
+            raise UserError(f"{spec}: a directory without {BEST_PROGRAM} (not a run directory "
+                            f"with a best program)")
+        return path, os.path.basename(os.path.normpath(spec))
+    if not os.path.isfile(spec):
+        raise UserError(f"{spec}: no such program file or run directory")
+    return spec, os.path.splitext(os.path.basename(spec))[0]
 
 
 def add_yardstick_options(parser: argparse.ArgumentParser) -> None:

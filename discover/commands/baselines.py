@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         width = max(len(name) for name in programs.BASELINES)
         for name, program in programs.BASELINES.items():
             slots = ", ".join(program.slots) or "-"
-            print(f"{name:<{width}}  {len(program.body):>3} statements  state: {slots}")
+            n = len(program.body)
+            print(f"{name:<{width}}  {n:>3} statement{'' if n == 1 else 's'}  state: {slots}")
         return 0
     from discover.config import parse_list
     from discover.leaderboard import compute

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 
-from discover.commands import add_yardstick_options, schedule_option, yardstick_options
+from discover.commands import (
+    add_yardstick_options,
+    program_path,
+    schedule_option,
+    yardstick_options,
+)
 from discover.config import MAX_SLOTS, MAX_STATEMENTS, parse_list
 from discover.errors import UserError
 
@@ -17,7 +21,7 @@ def register(sub) -> None:
         "bench", help="benchmark programs (files or run directories) against tuned baselines",
         description="Tune each program's learning rate on every task of a suite on a wide "
                     "log grid, over several seeds, beside the baselines; write a markdown "
-                    "and a CSV table with 95%% intervals, a performance profile and the loss "
+                    "and a CSV table with 95% intervals, a performance profile and the loss "
                     "against learning rate per task.  Results are cached by program, task, "
                     "rate and seed: an interrupted bench resumes.")
     p.add_argument("programs", nargs="*", metavar="PROGRAM_OR_RUN",
@@ -37,16 +41,7 @@ def _contender(spec: str):
     import programs
     from discover.bench import Contender
 
-    if os.path.isdir(spec):
-        path = os.path.join(spec, "best", "program.opt")
-        if not os.path.isfile(path):
-            raise UserError(f"{spec}: a directory without best/program.opt (not a run "
-                            f"directory with a best program)")
-        name = os.path.basename(os.path.normpath(spec))
-    elif os.path.isfile(spec):
-        path, name = spec, os.path.splitext(os.path.basename(spec))[0]
-    else:
-        raise UserError(f"{spec}: no such program file or run directory")
+    path, name = program_path(spec)
     program = programs.load(path)  # ProgramError names the file, line and problem
     if len(program.body) > MAX_STATEMENTS or len(program.slots) > MAX_SLOTS:
         raise UserError(f"{path}: {len(program.body)} statements and {len(program.slots)} "

@@ -20,7 +20,7 @@ def register(sub) -> None:
         description="Train every task with PROGRAM_FILE (learning rate tuned per task on a "
                     "wide log grid, several seeds) and print its normalised scores beside "
                     "those of baselines: 0 is tuned adam, 1 the untrained model, lower is "
-                    "better; the median over tasks with its 95%% interval against adam.")
+                    "better; the median over tasks with its 95% interval against adam.")
     p.add_argument("program_file", metavar="PROGRAM_FILE")
     p.add_argument("--tasks", metavar="a,b,...",
                    help="tasks to score on (default: the search set and tier B)")
@@ -69,25 +69,35 @@ def run(args: argparse.Namespace) -> int:
     by_task = {name: _by_task(ev) for name, ev in results.items()}
     names = [name for name, _ in candidates]
     width = max(len(t) for t in task_names + ["aggregate"])
-    print(f"{'task':<{width}}  " + "  ".join(f"{n:>10}" for n in names) + "  lr (program)")
+    intervals = {n: format_interval(results[n].interval) or "-" for n in names}
+    column = max([10] + [len(n) for n in names] + [len(i) for i in intervals.values()])
+    print(f"{'task':<{width}}  " + "  ".join(f"{n:>{column}}" for n in names)
+          + "  lr (program)")
     for task in task_names:
         row = [by_task[n].get(task) for n in names]
-        cells = "  ".join(f"{s.score:>+10.4f}" if s else f"{'-':>10}" for s in row)
+        cells = "  ".join(f"{signed(s.score):>{column}}" if s else f"{'-':>{column}}"
+                          for s in row)
         mine = by_task["program"].get(task)
         extra = f"  {mine.lr:.3g}" + (" (at the grid's limit)" if mine.at_limit else "") + (
             "" if mine.status == "ok" else f" ({mine.status})")
         print(f"{task:<{width}}  {cells}{extra if mine else ''}")
-    print(f"{'median':<{width}}  " + "  ".join(f"{results[n].aggregate:>+10.4f}"
+    print(f"{'median':<{width}}  " + "  ".join(f"{signed(results[n].aggregate):>{column}}"
                                                 for n in names))
-    print(f"{'interval':<{width}}  " + "  ".join(
-        f"{format_interval(results[n].interval) or '-':>10}" for n in names))
+    print(f"{'interval':<{width}}  " + "  ".join(f"{intervals[n]:>{column}}" for n in names))
     mine = results["program"]
-    print(f"program: median {mine.aggregate:+.4f} {format_interval(mine.interval)}: "
+    print(f"program: median {signed(mine.aggregate)} {format_interval(mine.interval)}: "
           f"{verdict(mine.interval)}; status {mine.status}; {mine.seconds:.2f} s")
     print("scores: 0 = tuned adam, 1 = untrained, lower is better, mean over seeds "
           f"{','.join(map(str, seeds))}; median over tasks; interval: 95% bootstrap over "
           "seeds of the median minus adam's, paired by seed")
     return 0
+
+
+def signed(x: float) -> str:
+    """``x`` to four places with its sign, and a value that rounds to zero as ``+0.0000``
+    (never ``-0.0000``)."""
+    value = round(float(x), 4)
+    return f"{value + 0.0 if value != 0 else 0.0:+.4f}"
 
 
 def _by_task(evaluation) -> dict:

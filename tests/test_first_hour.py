@@ -1,0 +1,77 @@
+"""The small things a new user trips on (issue 34): each fixed, each checked here."""
+
+from __future__ import annotations
+
+import pytest
+
+import programs
+import tasks
+from discover import cli
+from discover.commands.eval import signed
+from discover.config import CampaignConfig
+from discover.errors import UserError
+
+
+def test_show_accepts_a_run_directory(tmp_path, capsys):
+    best = tmp_path / "run" / "best"
+    best.mkdir(parents=True)
+    (best / "program.opt").write_text("def discovered(g, lr, m):\n    m = interp(g, m, 0.9)\n"
+                                      "    u = m * lr\n    return u, m\n")
+    assert cli.main(["show", str(tmp_path / "run")]) == 0
+    assert capsys.readouterr().out.startswith("def discovered(g, lr, m):")
+    assert cli.main(["show", str(tmp_path)]) == 2  # a directory that is not a run
+    err = capsys.readouterr().err
+    assert "without best/program.opt" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_task_gets_one_message_with_a_guess_and_the_tiers():
+    messages = []
+    for call in (tasks.get, tasks.resolve):
+        with pytest.raises(ValueError) as err:
+            call("digits_mpl_s")
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    text = messages[0]
+    assert "did you mean 'digits_mlp_s'?" in text
+    assert "search: digits_mlp_s," in text and "C: kjv_transformer_c," in text
+    assert "'package.module:factory'" in text and "kjv_gru_s.steps4x" in text
+
+
+def test_an_unknown_configuration_key_gets_a_guess_and_types_their_article():
+    with pytest.raises(UserError, match=r"'populaton_size' \(did you mean 'population_size'"):
+        CampaignConfig.from_dict({"populaton_size": 10})
+    with pytest.raises(UserError, match="'seed' must be an integer, got 'x'"):
+        CampaignConfig.from_dict({"seed": "x"})
+    with pytest.raises(UserError, match="'lr_grid' must be an integer"):
+        CampaignConfig.from_dict({"lr_grid": 2.5})
+
+
+@pytest.mark.parametrize("command", ["eval", "bench"])
+def test_help_shows_a_plain_percent(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "95% interval" in out.replace("\n", " ").replace("  ", " ")
+    assert "%%" not in out
+
+
+def test_baselines_listing_says_statement_for_one():
+    from discover.commands import baselines as command
+
+    assert len(programs.BASELINES["sgd"].body) == 1
+    lines = []
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        command.run(type("Args", (), {"eval": False, "tasks": None, "markdown": None,
+                                      "baselines": None})())
+    lines = buffer.getvalue().splitlines()
+    sgd = next(line for line in lines if line.startswith("sgd "))
+    assert "1 statement " in sgd and "1 statements" not in sgd
+
+
+def test_eval_never_prints_minus_zero():
+    assert signed(-0.00001) == "+0.0000" and signed(-0.0) == "+0.0000"
+    assert signed(-0.01234) == "-0.0123" and signed(0.5) == "+0.5000"
