@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from typing import Protocol
@@ -167,8 +168,15 @@ class EvaluationWorker:
         work = [(e, t) for e in (self.search, self.held_out) if e is not None
                 for t in e.task_names]
         first = (share[0] % share[1]) * len(work) // share[1]
-        for evaluator, task_name in work[first:] + work[:first]:
+        for i, (evaluator, task_name) in enumerate(work[first:] + work[:first], start=1):
             evaluator.warm_task(task_name)
+            elapsed = time.perf_counter() - start
+            left = elapsed / i * (len(work) - i)
+            # One line a task on stderr (Ray forwards an actor's to the driver's terminal):
+            # a first start compiles for minutes, and says what it is doing meanwhile.
+            print(f"discover: worker {name}: {task_name} ready ({i}/{len(work)}, "
+                  f"{elapsed:.0f} s" + (f"; about {left:.0f} s left)" if i < len(work)
+                                        else ")"), file=sys.stderr, flush=True)
         self.warm_up_seconds = time.perf_counter() - start
         self.busy_seconds = 0.0
 

@@ -75,3 +75,16 @@ def test_baselines_listing_says_statement_for_one():
 def test_eval_never_prints_minus_zero():
     assert signed(-0.00001) == "+0.0000" and signed(-0.0) == "+0.0000"
     assert signed(-0.01234) == "-0.0123" and signed(0.5) == "+0.5000"
+
+
+def test_a_starting_worker_says_which_task_it_compiled(capsys):
+    """A worker's first start compiles for minutes: one line a task, with n of N and an
+    estimate of the time left (Ray forwards an actor's stderr to the driver's terminal)."""
+    from discover.pool import EvaluationWorker, WorkerSpec
+
+    EvaluationWorker(WorkerSpec(("quadratic", "logistic"), held_out_tasks=("rosenbrock_2d",)),
+                     name="w7")
+    lines = [line for line in capsys.readouterr().err.splitlines() if "worker w7" in line]
+    assert [line.split(": ")[2].split(" (")[0] for line in lines] == [
+        "quadratic ready", "logistic ready", "rosenbrock_2d ready"]
+    assert "(1/3," in lines[0] and "s left)" in lines[0] and lines[-1].endswith(" s)")
