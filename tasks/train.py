@@ -194,6 +194,7 @@ class Trainer:
         self.chunk = early_stop_chunk(task.steps)
         self._traced = jax.jit(self._run)
         self._exported = None  # jax.jit of the exported run, once loaded or made
+        self.export_origin: str | None = None  # "loaded" from the cache, or "written" to it
         self._initial = None
 
     @property
@@ -232,10 +233,12 @@ class Trainer:
                             exported = export.deserialize(bytearray(f.read()))
                     except Exception:  # noqa: BLE001 (a damaged entry is a miss)
                         exported = None
+                origin = "loaded"
                 if exported is None:
-                    exported = self._export(args, path)
+                    exported, origin = self._export(args, path), "written"
                 if exported is not None:
                     self._exported = jax.jit(exported.call)
+                    self.export_origin = origin
         return self.compiled(*args)
 
     def _export(self, args, path: str):

@@ -58,7 +58,7 @@ result = builtin.run(programs.BASELINES["lion"])
 user = Trainer(quadratic.make(), seeds=(0,))  # same definition, but not the registry's object
 user.run(programs.BASELINES["sgd"])
 print(json.dumps({"exported": builtin._exported is not None, "user": user._exported is not None,
-                  "losses": result.valid_losses.tolist()}))
+                  "origin": builtin.export_origin, "losses": result.valid_losses.tolist()}))
 """
 
 
@@ -87,8 +87,11 @@ def test_the_traced_run_of_a_builtin_task_is_kept_and_gives_the_same_losses(tmp_
     traced = tmp_path / "xla-traced"
     (entry,) = os.listdir(traced)
     assert first["exported"] and second["exported"] and not first["user"]
+    # The second process loaded the first one's entry: it did not trace and write it again.
+    assert (first["origin"], second["origin"]) == ("written", "loaded")
     assert first["losses"] == second["losses"] == reference["losses"]
     (traced / entry).write_bytes(b"not an export")
     third = start(cache)
-    assert third["exported"] and third["losses"] == reference["losses"]
+    assert third["exported"] and third["origin"] == "written"
+    assert third["losses"] == reference["losses"]
     assert (traced / entry).read_bytes() != b"not an export"

@@ -232,7 +232,6 @@ def test_command_writes_the_report(tmp_path, capsys):
 
 
 def test_real_serial_campaign(tmp_path):
-    pytest.importorskip("discover.evaluate")
     run_dir = str(tmp_path / "run")
     # A loose funnel, so that six evaluations put programs in the hall of fame (by default
     # only a program that beats tuned adam on the search tasks earns the held-out tasks).

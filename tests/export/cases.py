@@ -94,10 +94,7 @@ def jax(w, g, lr, t, T, jnp, np, torch, _sat, count, step, slots, state, dtype,
 
 def mutated_programs() -> dict[str, Program]:
     """N_MUTATED children of the baselines, 1 to 4 mutations each, fixed seeds."""
-    try:
-        from programs.mutate import mutate
-    except ImportError:
-        return {}
+    from programs.mutate import mutate
     names = sorted(programs.BASELINES)
     out = {}
     for i in range(N_MUTATED):
