@@ -2,8 +2,8 @@
 
 Each function takes plain data (lists and arrays, no run-directory knowledge) and returns the
 PNG as bytes; :mod:`discover.report` decides what to draw and writes the files.  Scores are
-on the search's scale: 0 is tuned adam, lower is better, a failed evaluation counts as
-``WORST_SCORE``.
+on the search's scale: 0 is tuned adam, lower is better; the fitness figure draws only the
+trained evaluations (a failed or rejected child is counted in its legend).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import io
 import warnings
 
 import numpy as np
-
-from tasks.base import WORST_SCORE  # a failed evaluation plots at the worst score
 
 BASELINE_STYLES = {"adam": ("black", "--"), "sgd": ("tab:gray", ":"),
                    "lion": ("tab:brown", "-.")}
@@ -72,21 +70,33 @@ def median_window(n: int) -> int:
 
 
 def fitness_figure(search: list[float | None], held_out: list[tuple[int, float]],
-                   population_median: list[tuple[int, float]]) -> bytes:
+                   population_median: list[tuple[int, float]],
+                   rejected: list[bool] | None = None) -> bytes:
     """Search score of every evaluation in log order (None: failed), held-out scores as
-    (evaluation number, score), the population median at checkpoints as (evaluations, median)."""
+    (evaluation number, score), the population median at checkpoints as (evaluations,
+    median); ``rejected`` marks children stopped at the hurdle.  Only trained evaluations are
+    drawn (a failed or rejected child has no score of its own: drawn at its stand-in value it
+    would flatten the median and hide the search); the legend counts those left out, and the
+    y-range follows the trained scores, so that the best so far is read at the scale of its
+    changes."""
     plt = _pyplot()
-    scores = np.array([WORST_SCORE if s is None else s for s in search], float)
-    x = np.arange(1, len(scores) + 1)
-    window = median_window(len(scores))
+    n = len(search)
+    x, scores, stopped, failed = fitness_series(search, rejected)
     panels = 2 if held_out else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.0 * panels, 4.0), squeeze=False)
     ax = axes[0, 0]
+    left_out = ", ".join(part for part in (
+        f"{stopped} stopped at the hurdle" if stopped else "",
+        f"{failed} failed" if failed else "") if part)
     ax.plot(x, scores, ".", color="tab:blue", alpha=0.3, markersize=4,
-            label=f"each evaluation (a failed one plots at {WORST_SCORE:g})")
-    ax.step(x, running_best(scores), where="post", color="tab:blue", lw=2, label="best so far")
-    ax.plot(x, rolling_median(scores, window), color="tab:orange",
-            label=f"median of last {window} evaluation{'s' * (window > 1)}")
+            label="each trained evaluation" + (f" (not drawn: {left_out})" if left_out else ""))
+    if scores.size:
+        window = median_window(len(scores))
+        ax.step(x, running_best(scores), where="post", color="tab:blue", lw=2,
+                label="best so far")
+        ax.plot(x, rolling_median(scores, window), color="tab:orange",
+                label=f"median of the last {window} trained")
+        _score_range(ax, scores)
     if population_median:
         px, py = zip(*population_median)
         ax.plot(px, py, "s", color="tab:green", markersize=6, markerfacecolor="none",
@@ -105,10 +115,40 @@ def fitness_figure(search: list[float | None], held_out: list[tuple[int, float]]
         right.set_title("Held-out score (candidates that passed the funnel)")
     for a in axes[0]:
         a.axhline(0.0, color="black", lw=0.8, ls="--")
-        _evaluation_panel(a, len(scores), "evaluations (in the order results arrived)",
+        _evaluation_panel(a, n, "evaluations (in the order results arrived)",
                           "score (0 = tuned adam, lower is better)")
     fig.tight_layout()
     return _png(fig)
+
+
+def fitness_series(search: list[float | None], rejected: list[bool] | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """``(x, scores, stopped, failed)``: the evaluation numbers (from 1) and search scores of
+    the trained evaluations, and how many were stopped at the hurdle or failed."""
+    rejected = list(rejected) if rejected is not None else [False] * len(search)
+    trained = np.array([s is not None and not r for s, r in zip(search, rejected)], bool)
+    x = np.arange(1, len(search) + 1)[trained]
+    scores = np.array([s for s, t in zip(search, trained) if t], float)
+    stopped = sum(1 for s, r in zip(search, rejected) if r and s is not None)
+    return x, scores, stopped, sum(s is None for s in search)
+
+
+def score_range(scores: np.ndarray) -> tuple[float, float] | None:
+    """y-limits from a little below the best score to a little above the 90th percentile
+    (and 0, tuned adam): the worst tail would stretch the scale past the changes that
+    matter.  None without a finite score."""
+    finite = scores[np.isfinite(scores)]
+    if not finite.size:
+        return None
+    low, high = float(finite.min()), float(max(np.percentile(finite, 90), 0.0))
+    span = max(high - low, 1e-3)
+    return low - 0.08 * span, high + 0.08 * span
+
+
+def _score_range(ax, scores: np.ndarray) -> None:
+    limits = score_range(scores)
+    if limits is not None:
+        ax.set_ylim(*limits)
 
 
 def rates_figure(failed: list[bool], checkpoints: list[dict]) -> bytes:

@@ -266,7 +266,8 @@ def write_report(run_dir: str, *, curves: bool = True, top: int = 3,
                 if r.held_out_score is not None]
         medians = [(row["evaluations"], row["median"]) for row in run.logbook
                    if "median" in row and "evaluations" in row]
-        figures.draw("fitness", "fitness_figure", search, held, medians)
+        figures.draw("fitness", "fitness_figure", search, held, medians,
+                     [r.status == REJECTED for r in run.log])
         rows = [row for row in run.logbook
                 if all(k in row for k in ("evaluations", "cache_hits", "invalid"))]
         figures.draw("rates", "rates_figure", [r.status not in (OK, REJECTED) for r in run.log],

@@ -58,10 +58,19 @@ def test_search_power_variants_are_told_apart_beyond_ten():
     assert len(set(styles)) == 30 and styles[0] == ("C0", "-") and styles[10] == ("C0", "--")
 
 
-def test_fitness_figure_is_a_png_with_failures_at_the_worst_score():
-    png = plots.fitness_figure([0.5, None, -0.1, 0.2], [(3, -0.05)], [(4, 0.2)])
+def test_fitness_figure_draws_the_trained_and_counts_the_rest():
+    """Children stopped at the hurdle (search score 1, a stand-in) and failures are left out
+    of the series and counted; the y-range follows the trained scores, so that a best-so-far
+    of -0.006 is not squashed against 0 by the stand-ins at 1."""
+    search = [0.02, 1.0, None, -0.006, 1.0, 0.01, 0.3]
+    rejected = [False, True, False, False, True, False, False]
+    x, scores, stopped, failed = plots.fitness_series(search, rejected)
+    assert x.tolist() == [1, 4, 6, 7] and scores.tolist() == [0.02, -0.006, 0.01, 0.3]
+    assert (stopped, failed) == (2, 1)
+    low, high = plots.score_range(np.array([-0.006, 0.0, 0.01, 0.02] * 5 + [0.9]))
+    assert low < -0.006 and high < 0.5  # the 0.9 tail is not the scale
+    png = plots.fitness_figure(search, [(6, -0.05)], [(4, 0.2)], rejected)
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
-    assert plots.WORST_SCORE == 2.0
 
 
 def test_show_prints_the_canonical_simplified_program(tmp_path, capsys):
