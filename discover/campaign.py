@@ -56,6 +56,18 @@ from programs.fingerprint import VERSION as FINGERPRINT_VERSION
 EXPORT_TARGETS = ("optax", "torch", "numpy")
 
 
+FOUND_NAME = "discovered"
+"""The found program's name wherever it is shown: the summary, report.md, best/program.opt
+and the exported modules (not the baseline it descends from)."""
+
+
+def found_name(text: str | None) -> str | None:
+    """``text``, a program, renamed :data:`FOUND_NAME`."""
+    if text is None:
+        return None
+    return str(dataclasses.replace(programs.parse(text), name=FOUND_NAME))
+
+
 class Campaign:
     """One campaign's evolution, its open run directory and the loop (see the module
     docstring).  Make one with :meth:`create` or :meth:`open`."""
@@ -378,15 +390,17 @@ class Campaign:
             provenance = {"search_score": best.search_score,
                           "held_out_score": best.held_out_score,
                           "fingerprint": best.fingerprint}
-            interval = best.held_out_interval
+            interval, rates = best.held_out_interval, best.lr
         elif self.evolution.best is not None:
             program = self.evolution.best.program.pruned()
             provenance = {"search_score": self.evolution.best.score, "held_out_score": None,
                           "fingerprint": self.evolution.best.fingerprint}
             interval = None
+            rates = (self.evolution.cache.get(self.evolution.best.fingerprint) or {}).get("lr")
         else:
             return
-        program = dataclasses.replace(program, name="discovered")
+        provenance["rates"] = self._rates_beside_adam(rates)
+        program = dataclasses.replace(program, name=FOUND_NAME)
         header = (f"# Discovered by campaign {self.config.name or os.path.basename(self.run_dir)}"
                   f" (seed {self.config.seed}).\n"
                   f"# Search score {format_score(provenance['search_score'])}, held-out score "
@@ -403,7 +417,16 @@ class Campaign:
             except Exception as err:
                 raise RuntimeError(f"{self.run_dir}/best: exporting the best program to "
                                    f"{target} failed: {type(err).__name__}: {err}") from err
-        self.files.write_best(header + str(program), modules)
+        self.files.write_best(header + str(program), modules, provenance["rates"])
+
+    def _rates_beside_adam(self, rates: dict | None) -> dict | None:
+        """Per search task, [the program's tuned rate, adam's] where both are known (adam's
+        from its evaluation as a start program); None when adam was not one."""
+        adam = self.evolution.cache.get(programs.BASELINES["adam"].fingerprint())
+        adam_rates = (adam or {}).get("lr") or {}
+        both = {task: [float(lr), float(adam_rates[task])] for task, lr in (rates or {}).items()
+                if lr is not None and adam_rates.get(task) is not None}
+        return both or None
 
     def _progress_fields(self, done_here: int) -> dict:
         evo = self.evolution
@@ -430,8 +453,8 @@ class Campaign:
             best_held_out_score=hof[0].held_out_score if hof else None,
             best_held_out_interval=hof[0].held_out_interval if hof else None,
             adam_search_score=adam.get("score"), adam_held_out_score=adam.get("held_out_score"),
-            best_program=hof[0].program if hof else (
-                str(evo.best.program.pruned()) if evo.best else None),
+            best_program=found_name(hof[0].program if hof else (
+                str(evo.best.program.pruned()) if evo.best else None)),
             seconds=seconds, loop_seconds=loop_seconds, worker_seconds=worker_seconds,
             worker_cpu_seconds=worker_cpu,
             warm_up_seconds=warm_up, workers=workers, rejected=evo.counters["rejected"],

@@ -45,12 +45,15 @@ CURVE_BASELINES = ("adam", "sgd", "lion")
 
 
 def _pruned(text: str) -> str:
-    """The program pruned, or its text as logged when it does not parse (a log edited by
-    hand); the report shows what there is."""
+    """The program pruned and named ``discovered`` (as in ``best/`` and the summary, whatever
+    baseline it descends from), or its text as logged when it does not parse (a log edited
+    by hand); the report shows what there is."""
+    import dataclasses
+
     import programs
 
     try:
-        return str(programs.parse(text).pruned())
+        return str(dataclasses.replace(programs.parse(text).pruned(), name="discovered"))
     except programs.ProgramError:
         return text
 

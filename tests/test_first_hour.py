@@ -88,3 +88,46 @@ def test_a_starting_worker_says_which_task_it_compiled(capsys):
     assert [line.split(": ")[2].split(" (")[0] for line in lines] == [
         "quadratic ready", "logistic ready", "rosenbrock_2d ready"]
     assert "(1/3," in lines[0] and "s left)" in lines[0] and lines[-1].endswith(" s)")
+
+
+def test_the_found_program_is_handed_over_with_its_rates(tmp_path, capsys):
+    """One name everywhere, and the rates: best/rates.json pairs the best program's tuned
+    rate with adam's per search task (as logged), the exported module states them and starts
+    its usage example from adam's 1e-3 times their geometric-mean ratio, and 'discover
+    export' says so."""
+    import json
+    import math
+
+    from helpers import StandInPool
+
+    from discover.campaign import Campaign
+    from discover.pool import WorkerSpec
+
+    config = CampaignConfig(tasks=("quadratic", "logistic"), held_out_tasks=(),
+                            population_size=6, lr_grid=2, checkpoint_every=5,
+                            progress_seconds=0, seed=3, workers=0, max_evals=12,
+                            final_check=0)
+    run_dir = tmp_path / "run"
+    campaign = Campaign.create(config, str(run_dir))
+    try:
+        summary = campaign.run(StandInPool(WorkerSpec.from_config(campaign.config),
+                                           fail_every=0), progress=False)
+    finally:
+        campaign.close()
+    assert summary.best_program.startswith("def discovered(")
+    best = run_dir / "best"
+    assert (best / "program.opt").read_text().split("def ")[1].startswith("discovered(")
+    rates = json.loads((best / "rates.json").read_text())
+    hall = json.loads((run_dir / "hall_of_fame.json").read_text())
+    log = [json.loads(line) for line in (run_dir / "evaluations.jsonl").read_text().splitlines()]
+    adam = next(r for r in log if r["mutation"] == {"kind": "start", "detail": "adam"})
+    assert rates == {t: [hall[0]["lr"][t], adam["lr"][t]] for t in ("quadratic", "logistic")}
+    factor = math.exp(sum(math.log(a / b) for a, b in rates.values()) / len(rates))
+    module = (best / "discovered_torch.py").read_text()
+    assert "Learning rate: the search tuned" in module
+    assert f"lr={1e-3 * factor:.2g}" in module and "lr=1e-3" not in module
+    assert "class Discovered(" in module
+    assert cli.main(["export", str(run_dir), "--to", "optax"]) == 0
+    captured = capsys.readouterr()
+    assert f"about {factor:.3g}x tuned adam's" in captured.err
+    assert f"learning_rate={1e-3 * factor:.2g}" in captured.out

@@ -24,6 +24,7 @@ from pathlib import Path
 import programs
 from discover.errors import UserError
 from programs.exporters import TARGETS
+from programs.exporters.layout import rate_factor, usage_rate
 
 BEST_PROGRAM = Path("best") / "program.opt"
 HALL_OF_FAME = "hall_of_fame.json"
@@ -50,6 +51,11 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     program, provenance = load_source(Path(args.source))
     source = programs.export(program, args.target, fast=args.fast, **provenance)
+    factor = rate_factor(provenance)
+    if factor is not None:
+        print(f"discover export: the search tuned this program's rate at about {factor:.3g}x "
+              f"tuned adam's; the module's usage example starts from "
+              f"{usage_rate(provenance)} (adam's 1e-3 x {factor:.3g})", file=sys.stderr)
     if args.output is None:
         sys.stdout.write(source)
     else:
@@ -67,7 +73,7 @@ def load_source(path: Path) -> tuple[programs.Program, dict]:
         scores = run_scores(path / HALL_OF_FAME, program)
         # A run's best program is exported as the optimizer it is: simplified, and without
         # the state slots a search left behind that never reach the update.
-        return program.pruned(), {"run": str(path), **scores}
+        return program.pruned(), {"run": str(path), **scores, "rates": run_rates(path)}
     if not path.exists():
         raise UserError(f"no such program file or run directory: {path}")
     return programs.load(path), {"file": str(path)}
@@ -93,6 +99,22 @@ def run_scores(path: Path, program: programs.Program) -> dict:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             scores[key] = float(value)
     return scores
+
+
+def run_rates(path: Path) -> dict | None:
+    """``best/rates.json`` of a run (per search task, [the best program's tuned rate, tuned
+    adam's]) when it is there and well formed, else None (the module then says nothing of
+    rates)."""
+    try:
+        data = json.loads((path / "best" / "rates.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not all(
+            isinstance(v, list) and len(v) == 2
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0
+                    and math.isfinite(x) for x in v) for v in data.values()):
+        return None
+    return data
 
 
 def _same_program(text, program: programs.Program) -> bool:

@@ -43,6 +43,7 @@ from discover.rundir.files import (
     EVENTS_FILE,
     HALL_OF_FAME_FILE,
     LOG_FILE,
+    RATES_FILE,
     STATE_FILE,
     STATE_VERSION,
     UMASK,
@@ -57,7 +58,8 @@ from discover.rundir.files import (
 from discover.rundir.validate import validate_run_dir
 
 __all__ = [
-    "BEST_DIR", "CONFIG_FILE", "EVENTS_FILE", "HALL_OF_FAME_FILE", "LOG_FILE", "STATE_FILE",
+    "BEST_DIR", "CONFIG_FILE", "EVENTS_FILE", "HALL_OF_FAME_FILE", "LOG_FILE", "RATES_FILE",
+    "STATE_FILE",
     "STATE_VERSION", "RunDir", "RunFiles", "default_path", "load", "read_json", "read_log",
     "read_records", "validate_run_dir", "write_json_atomic",
 ]
@@ -154,11 +156,15 @@ class RunDir:
                                                   "log_count": self.log.count, **state})
         write_json_atomic(self.file(HALL_OF_FAME_FILE), [e.to_json() for e in hall_of_fame])
 
-    def write_best(self, program_text: str, modules: dict[str, str]) -> None:
-        """``best/program.opt`` and ``best/discovered_TARGET.py`` for each exported module."""
+    def write_best(self, program_text: str, modules: dict[str, str],
+                   rates: dict | None = None) -> None:
+        """``best/program.opt``, ``best/discovered_TARGET.py`` for each exported module and,
+        when known, ``best/rates.json`` (per search task: [its tuned rate, tuned adam's])."""
         best = self.file(BEST_DIR)
         os.makedirs(best, exist_ok=True)
         write_text_atomic(os.path.join(best, "program.opt"), program_text)
+        if rates:
+            write_json_atomic(os.path.join(best, RATES_FILE), rates)
         for target, source in modules.items():
             write_text_atomic(os.path.join(best, f"discovered_{target}.py"), source)
 

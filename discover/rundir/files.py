@@ -34,6 +34,7 @@ HALL_OF_FAME_FILE = "hall_of_fame.json"
 EVENTS_FILE = "events.jsonl"
 """Faults of the workers, one JSON object a line; absent while there has been none."""
 BEST_DIR = "best"
+RATES_FILE = "rates.json"  # in BEST_DIR: per search task, [the tuned rate, adam's]
 STATE_VERSION = 3
 """Version of the ``state.json`` format; a checkpoint of another version is not resumed.
 1: fingerprints of ``fp1``; 2: ``fp2`` (the engine's probe), ``fingerprint_version`` recorded,

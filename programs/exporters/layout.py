@@ -9,6 +9,7 @@ example) and :func:`escape` makes any provenance value safe inside it.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
@@ -125,18 +126,48 @@ def escape(value) -> str:
 PROVENANCE_LABELS = {"run": "run", "search_score": "search score",
                      "held_out_score": "held-out score"}
 
+ADAM_RATE = 1e-3
+"""The rate a usage example starts from for adam (optax's and torch's usual default)."""
+
+
+def rate_factor(provenance: Mapping[str, object]) -> float | None:
+    """The geometric mean over tasks of (the program's tuned rate / tuned adam's) from the
+    provenance's ``rates`` (task -> [program's rate, adam's rate]); None without any."""
+    rates = provenance.get("rates") or {}
+    ratios = [float(mine) / float(adam) for mine, adam in rates.values()
+              if mine and adam and float(mine) > 0 and float(adam) > 0]
+    if not ratios:
+        return None
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
+def usage_rate(provenance: Mapping[str, object]) -> str:
+    """The rate of a usage example: adam's usual 1e-3 times :func:`rate_factor`, two
+    significant digits (1e-3 when the rates are unknown)."""
+    factor = rate_factor(provenance)
+    return f"{ADAM_RATE * (factor or 1.0):.2g}"
+
 
 def docstring(title: str, program: Program, provenance: Mapping[str, object], usage: str,
               notes: str) -> list[str]:
     """The module docstring: title, program text, provenance, usage, semantics notes."""
     lines = [f'"""{escape(title)}', "", "The update program (canonical text)::", ""]
     lines += [f"{INDENT}{line}" if line else "" for line in str(program).splitlines()]
-    shown = {k: v for k, v in provenance.items() if v is not None}
+    shown = {k: v for k, v in provenance.items() if v is not None and k != "rates"}
     if shown:
         lines += ["", "Provenance:", ""]
         for key, value in shown.items():
             label = PROVENANCE_LABELS.get(key, str(key).replace("_", " "))
             lines.append(f"{INDENT}{escape(label)}: {escape(value)}")
+    factor = rate_factor(provenance)
+    if factor is not None:
+        lines += ["", "Learning rate: the search tuned this program's rate per task beside",
+                  "tuned adam's (this program / adam):", ""]
+        for task, (mine, adam) in provenance["rates"].items():
+            lines.append(f"{INDENT}{escape(task)}: {float(mine):.3g} / {float(adam):.3g}")
+        lines += ["", f"Start from about {factor:.3g}x the rate adam uses on your problem",
+                  (f"(the usage below: {usage_rate(provenance)} for adam's {ADAM_RATE:g}), "
+                  "then tune it.")]
     lines += ["", "Usage::", ""]
     lines += [f"{INDENT}{line}" if line else "" for line in usage.strip("\n").splitlines()]
     lines += [""] + notes.strip("\n").splitlines() + ['"""']

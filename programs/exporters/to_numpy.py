@@ -171,7 +171,7 @@ import {p.name}  # this file, saved as {p.name}.py
 params = {{"w": np.zeros((3, 4), np.float32), "b": np.zeros(4, np.float32)}}
 state = {p.name}.init(params{", total_steps=10_000" if reads_total else ""})
 for grads in gradients:  # dicts keyed like params
-    params, state = {p.name}.update(grads, state, params, lr=1e-3)
+    params, state = {p.name}.update(grads, state, params, lr={layout.usage_rate(provenance)})
 """
     notes = codegen.semantics("numpy", fast) + NOTES
     title = f"{p.name}: an optimizer found as an update program, exported for NumPy."

@@ -173,7 +173,7 @@ def render(program, provenance, fast: bool = False) -> str:
     if reads_t_total:
         sig_args.append("total_steps: int")
         call_args.append("total_steps")
-    usage_args = "learning_rate=1e-3" + (", total_steps=10_000" if reads_t_total else "")
+    usage_args = f"learning_rate={layout.usage_rate(provenance)}" + (", total_steps=10_000" if reads_t_total else "")
     usage = f"""
 import optax
 from {name} import {name}  # this file, saved as {name}.py

@@ -210,7 +210,7 @@ def render(program, provenance, fast: bool = False) -> str:
     cls = codegen.unique(class_name(p.name), dialect.reserved() | {"__all__", "_SLOTS"})
     reads_total = plan.reads("T")
     keys = [codegen.unique(s, {"step"}) for s in p.slots]  # state keys: "step" is taken
-    usage_args = "lr=1e-3" + (", total_steps=10_000" if reads_total else "")
+    usage_args = f"lr={layout.usage_rate(provenance)}" + (", total_steps=10_000" if reads_total else "")
     usage = f"""
 import torch
 from {p.name} import {cls}  # this file, saved as {p.name}.py
