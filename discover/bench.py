@@ -384,17 +384,32 @@ def _per_rate_mean(losses: np.ndarray) -> np.ndarray:
     return np.where(finite, np.where(np.isfinite(losses), losses, 0).mean(axis=1), np.nan)
 
 
-def progress_bar(stream=None, width: int = 30) -> Callable[[int, int, str], None]:
-    """A progress callback drawing ``[####----] done/total label`` on ``stream`` (stderr);
-    rewritten in place on a terminal, one line per step elsewhere."""
+def progress_bar(stream=None, width: int = 30, what: str = "bench"
+                 ) -> Callable[[int, int, str], None]:
+    """A progress callback drawing ``[####----] done/total label (elapsed; about N left)`` on
+    ``stream`` (stderr); rewritten in place on a terminal, one line per step elsewhere.  The
+    estimate is the mean time of the steps done so far times the steps left (steps that
+    come from the cache are quick, so it errs long early in a resumed run)."""
+    import time
+
     stream = stream if stream is not None else sys.stderr
     tty = hasattr(stream, "isatty") and stream.isatty()
+    started = time.monotonic()
 
     def show(done: int, total: int, label: str) -> None:
         filled = int(width * done / total) if total else width
-        line = f"bench [{'#' * filled}{'-' * (width - filled)}] {done}/{total} {label}"
+        elapsed = time.monotonic() - started
+        timing = f" ({_duration(elapsed)}"
+        if 0 < done < total:
+            timing += f"; about {_duration(elapsed / done * (total - done))} left"
+        line = (f"{what} [{'#' * filled}{'-' * (width - filled)}] {done}/{total} {label}"
+                f"{timing})")
         stream.write(("\r\x1b[K" + line + ("\n" if done == total else "")) if tty
                      else line + "\n")
         stream.flush()
 
     return show
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"

@@ -12,6 +12,7 @@ import pytest
 # this test session, set before Ray starts so that actors inherit it; never the user's own.
 os.environ.setdefault("DISCOVER_COMPILE_CACHE", tempfile.mkdtemp(prefix="discover-xla-"))
 os.environ.setdefault("DISCOVER_BASELINE_CACHE", tempfile.mkdtemp(prefix="discover-baselines-"))
+os.environ.setdefault("DISCOVER_EVAL_CACHE", tempfile.mkdtemp(prefix="discover-eval-"))
 
 
 @pytest.fixture(scope="session")

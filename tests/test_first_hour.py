@@ -131,3 +131,25 @@ def test_the_found_program_is_handed_over_with_its_rates(tmp_path, capsys):
     captured = capsys.readouterr()
     assert f"about {factor:.3g}x tuned adam's" in captured.err
     assert f"learning_rate={1e-3 * factor:.2g}" in captured.out
+
+
+def test_eval_keeps_what_it_computed(tmp_path, capsys, monkeypatch):
+    """``discover eval`` says its cost first, keeps every run in its cache, and a repeat (or
+    the rest of an interrupted one) trains only what is missing; the scores equal the
+    bench's on the same runs."""
+    monkeypatch.setenv("DISCOVER_EVAL_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "mine.opt"
+    path.write_text("def mine(g, lr, m):\n    m = 0.9 * m + g\n    u = lr * m\n"
+                    "    return u, m\n")
+    argv = ["eval", str(path), "--baselines", "adam,sgd", "--seeds", "0,1"]
+    assert cli.main([*argv, "--tasks", "quadratic"]) == 0
+    first = capsys.readouterr()
+    assert "3 of 3 rate tunings to train, 0 from the cache" in first.err
+    assert "eval [" in first.err and "left)" in first.err
+    assert cli.main([*argv, "--tasks", "quadratic,logistic"]) == 0  # half of it is cached
+    second = capsys.readouterr()
+    assert "3 of 6 rate tunings to train, 3 from the cache" in second.err
+    assert cli.main([*argv, "--tasks", "quadratic,logistic"]) == 0
+    third = capsys.readouterr()
+    assert "0 of 6 rate tunings to train" in third.err and "(0 windows trained" in third.out
+    assert third.out.split("program: median")[0] == second.out.split("program: median")[0]
