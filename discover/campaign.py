@@ -195,6 +195,7 @@ class Campaign:
         stats = {"done": 0, "worker_seconds": 0.0, "worker_cpu": 0.0, "since_checkpoint": 0}
         loop_start = None
         starved = False  # breed() found nothing new: not again before a result is told
+        shown_best = None  # the fingerprint of the best program printed last
         try:
             while True:
                 stop = self._stop or self._budget_reason(clock, in_flight)
@@ -240,7 +241,12 @@ class Campaign:
                 if broken:
                     self._stop = "workers_lost"
                     break
-                reporter.update(**self._progress_fields(stats["done"]))
+                best = self.evolution.best
+                if best is not None and best.fingerprint != shown_best:
+                    shown_best = best.fingerprint
+                    reporter.best_program(best.score, found_name(str(best.program.pruned())))
+                reporter.update(**self._progress_fields(stats["done"]), **self._budget_fields(
+                    clock, in_flight))
             loop_end = time.monotonic()
             if self._stop is None:
                 self._stop = self._budget_reason(clock, in_flight) or "exhausted"
@@ -264,7 +270,8 @@ class Campaign:
             try:
                 self.write_best()  # raises for a broken exporter: the workers still stop
             finally:
-                reporter.update(force=True, **self._progress_fields(stats["done"]))
+                reporter.update(force=True, **self._progress_fields(stats["done"]),
+                                max_evals=self.config.max_evals)
                 reporter.close()
                 if own_pool:
                     pool.close()
@@ -427,6 +434,16 @@ class Campaign:
         both = {task: [float(lr), float(adam_rates[task])] for task, lr in (rates or {}).items()
                 if lr is not None and adam_rates.get(task) is not None}
         return both or None
+
+    def _budget_fields(self, clock: float, in_flight: dict) -> dict:
+        """What the progress line says of the budget: the evaluation budget, the search time
+        left, and once a budget stops the search, why and how many evaluations it waits for."""
+        c = self.config
+        stopping = self._stop or self._budget_reason(clock, in_flight)
+        return {"max_evals": c.max_evals,
+                "time_left": (None if c.time_limit is None
+                              else c.time_limit - (time.monotonic() - clock)),
+                "stopping": stopping if in_flight else None, "in_flight": len(in_flight)}
 
     def _progress_fields(self, done_here: int) -> dict:
         evo = self.evolution

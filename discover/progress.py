@@ -1,8 +1,9 @@
 """The progress line of a running campaign, on stderr.
 
-One line every ``interval`` seconds: evaluations, evaluations per second, best search and
-held-out scores, cache hit rate, failures, invalid children, and (when there are any) children
-stopped at the hurdle and restarts.  On a terminal the line is
+One line every ``interval`` seconds: evaluations (of the budget), evaluations per second, best
+search and held-out scores, cache hit rate, failures, invalid children, (when there are any)
+children stopped at the hurdle and restarts, and the search time left, or, once a budget is
+spent, the evaluations in flight it waits for.  Each new best program is printed in full.  On a terminal the line is
 rewritten in place; elsewhere (a log file, CI) each one is a new line.
 """
 
@@ -11,6 +12,16 @@ from __future__ import annotations
 import sys
 import time
 from typing import TextIO
+
+
+def _clock(seconds: float) -> str:
+    """``1h02m``, ``3m05s`` or ``42s``."""
+    seconds = round(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
 
 
 def format_score(score: float | None) -> str:
@@ -30,14 +41,35 @@ class Progress:
 
     def line(self, *, evaluations: int, done_here: int, best: float | None,
              best_held_out: float | None, hit_rate: float, failed: int, invalid: int,
-             restarts: int, rejected: int = 0) -> str:
+             restarts: int, rejected: int = 0, max_evals: int | None = None,
+             time_left: float | None = None, stopping: str | None = None,
+             in_flight: int = 0) -> str:
         elapsed = time.monotonic() - self.start
         rate = done_here / elapsed if elapsed > 0 else 0.0
-        return (f"[{elapsed:7.1f}s] {evaluations} evals ({rate:.2f}/s)  "
+        budget = "" if max_evals is None else f"/{max_evals}"
+        if stopping is not None:
+            left = (f"  stopping ({stopping.replace('_', ' ')}): waiting for {in_flight} "
+                    f"evaluation{'' if in_flight == 1 else 's'} in flight")
+        elif time_left is not None:
+            left = f"  {_clock(max(0.0, time_left))} of search left"
+        else:
+            left = ""
+        return (f"[{elapsed:7.1f}s] {evaluations}{budget} evals ({rate:.2f}/s)  "
                 f"best {format_score(best)}  held-out {format_score(best_held_out)}  "
                 f"cache hits {100 * hit_rate:.0f}%  failed {failed}  invalid {invalid}"
                 + (f"  rejected {rejected}" if rejected else "")
-                + (f"  restarts {restarts}" if restarts else ""))
+                + (f"  restarts {restarts}" if restarts else "") + left)
+
+    def best_program(self, score: float, text: str) -> None:
+        """A new best program, printed in full (simplified) below the progress line."""
+        if self.interval <= 0:
+            return
+        if self._open_line:
+            self.stream.write("\n")
+            self._open_line = False
+        body = "\n".join("    " + line for line in text.rstrip().splitlines())
+        self.stream.write(f"new best search score {format_score(score)}:\n{body}\n")
+        self.stream.flush()
 
     def update(self, force: bool = False, **fields) -> None:
         """Print the line if ``interval`` seconds have passed (or ``force``)."""

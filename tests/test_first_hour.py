@@ -153,3 +153,21 @@ def test_eval_keeps_what_it_computed(tmp_path, capsys, monkeypatch):
     third = capsys.readouterr()
     assert "0 of 6 rate tunings to train" in third.err and "(0 windows trained" in third.out
     assert third.out.split("program: median")[0] == second.out.split("program: median")[0]
+
+
+def test_a_campaign_shows_its_budget_and_each_new_best_program(tmp_path, capsys):
+    from discover.campaign import Campaign
+    from discover.pool import WorkerSpec
+    from discover.simulated_pool import SimulatedPool
+
+    config = CampaignConfig(tasks=("quadratic",), held_out_tasks=(), population_size=6,
+                            lr_grid=2, progress_seconds=0.001, seed=3, max_evals=12,
+                            final_check=0)
+    campaign = Campaign.create(config, str(tmp_path / "run"))
+    try:
+        campaign.run(SimulatedPool(WorkerSpec.from_config(campaign.config), 2))
+    finally:
+        campaign.close()
+    err = capsys.readouterr().err
+    assert "/12 evals" in err and "of search left" in err
+    assert "new best search score" in err and "    def discovered(" in err

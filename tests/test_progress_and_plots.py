@@ -31,6 +31,28 @@ def test_progress_line_says_what_the_search_did():
     assert "rejected 25" in stopped and "invalid 3" in stopped
 
 
+def test_progress_line_says_the_budget_left_and_what_a_stop_waits_for():
+    line = Progress(1.0, io.StringIO()).line(**FIELDS, max_evals=5000, time_left=3725.0)
+    assert "40/5000 evals" in line and "1h02m of search left" in line
+    assert "3m05s of search left" in Progress(1.0, io.StringIO()).line(**FIELDS,
+                                                                        time_left=185.0)
+    waiting = Progress(1.0, io.StringIO()).line(**FIELDS, time_left=-3.0,
+                                                stopping="time_limit", in_flight=2)
+    assert "stopping (time limit): waiting for 2 evaluations in flight" in waiting
+    assert "of search left" not in waiting
+
+
+def test_a_new_best_program_is_printed_in_full():
+    stream = io.StringIO()
+    progress = Progress(1.0, stream)
+    progress.best_program(-0.0123, "def discovered(g, lr):\n    u = g * lr\n    return u\n")
+    assert stream.getvalue() == ("new best search score -0.0123:\n    def discovered(g, lr):\n"
+                                 "        u = g * lr\n        return u\n")
+    silent = io.StringIO()
+    Progress(0.0, silent).best_program(-0.1, "def p(g, lr):\n    return g\n")
+    assert silent.getvalue() == ""
+
+
 def test_progress_writes_lines_to_a_file_and_nothing_when_off():
     stream = io.StringIO()  # not a terminal: whole lines, no carriage returns
     progress = Progress(1.0, stream)
