@@ -105,8 +105,13 @@ class RayPool:
         except ray.exceptions.RayError as err:  # GetTimeoutError included
             self.close()
             crashed = "creation task" not in str(err)  # not a Python error of __init__
-            cap = (f" (memory cap {memory_mb} MB per worker: raise worker_memory_mb if "
-                   f"they need more)" if memory_mb and crashed else "")
+            if isinstance(err, ray.exceptions.GetTimeoutError):
+                cap = (f" (not ready after {self.START_TIMEOUT:g} s: each worker compiles every "
+                       f"task first, which takes longer on a loaded machine; the lines above "
+                       f"say how far they got)")
+            else:
+                cap = (f" (memory cap {memory_mb} MB per worker: raise worker_memory_mb if "
+                       f"they need more)" if memory_mb and crashed else "")
             raise WorkersLost(f"the evaluation workers failed to start: {describe(err)}{cap}"
                               ) from None
         self.warm_up_seconds = time.perf_counter() - start
