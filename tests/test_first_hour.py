@@ -171,3 +171,16 @@ def test_a_campaign_shows_its_budget_and_each_new_best_program(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "/12 evals" in err and "of search left" in err
     assert "new best search score" in err and "    def discovered(" in err
+
+
+def test_discover_tasks_lists_every_task_by_tier_with_its_size(capsys):
+    assert cli.main(["tasks", "--tier", "search"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["task", "tier", "family", "parameters", "steps", "batch"]
+    assert [line.split()[0] for line in lines[1:]] == tasks.search_names()
+    mlp = next(line.split() for line in lines if line.startswith("digits_mlp_s "))
+    # 64-32-32-10 with biases: 64*32+32 + 32*32+32 + 32*10+10
+    assert mlp[1:] == ["search", "mlp_classifier", f"{64*32+32 + 32*32+32 + 32*10+10:,}",
+                       "200", "32"]
+    assert cli.main(["tasks", "--tier", "D"]) == 2
+    assert "unknown tier 'D'" in capsys.readouterr().err
