@@ -204,13 +204,17 @@ def training_curves(run: RunFiles, entries: list[HallEntry], top: int,
                                + [len(p.slots) for _, p, _ in candidates])}
     seeds = tuple(int(s) for s in run.config.get("eval_seeds") or (0,))
     out: dict[str, list[dict]] = {}
-    for task_name in names:
+    started = time.monotonic()
+    for i, task_name in enumerate(names):
         try:
             task = tasks.resolve(task_name)
         except ValueError as err:
             run.notes.append(f"No curves on task {task_name}: {err}")
             continue
-        say(f"discover report: training curves on {task_name} ...")
+        elapsed = time.monotonic() - started
+        left = f"; about {elapsed / i * (len(names) - i):.0f} s left" if i else ""
+        say(f"discover report: training curves on {task_name} ({i + 1}/{len(names)}, "
+            f"{len(candidates)} programs, {elapsed:.0f} s{left}; --no-curves skips them) ...")
         evaluator = Evaluator([task], seeds=seeds, lr_grid=int(run.config.get("lr_grid") or 3),
                               schedule=run.config.get("schedule") or "constant", **bucket)
         curves = []

@@ -107,8 +107,12 @@ def test_cli_prints_the_table_and_writes_markdown(board, tmp_path, capsys):
     code = cli.main(["baselines", "--eval", "--tasks", ",".join(TASKS),
                      "--baselines", "adam,sgd", "--markdown", str(out)])
     assert code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert f"{board.scores['sgd']['logistic'].score:+.3f}" in printed
+    # Progress with n of N and an estimate (stderr is not a terminal: one line a step).
+    assert "baselines [" in captured.err and "1/2 tuning sgd on every task" in captured.err
+    assert "left)" in captured.err and "2/2 done" in captured.err
     tables = out.read_text().split("Tuned learning rates:")
     assert [t.count("\n| ") for t in tables] == [2, 3]  # two rows; header + two rows
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 
 import programs
 from discover.commands import add_yardstick_options, schedule_option, yardstick_options
@@ -44,14 +43,21 @@ def run(args: argparse.Namespace) -> int:
 
     seeds, lr_grid = yardstick_options(args)
     schedule = schedule_option(args)
+    from discover.bench import progress_bar
+
+    names = parse_list(args.baselines) if args.baselines else list(programs.BASELINES)
+    bar, done = progress_bar(what="baselines"), []
+
+    def progress(name: str) -> None:
+        bar(len(done), len(names), f"tuning {name} on every task")
+        done.append(name)
+
     try:
-        board = compute(parse_list(args.baselines) if args.baselines else None,
-                        parse_list(args.tasks) if args.tasks else None,
-                        seeds=seeds, lr_grid=lr_grid, schedule=schedule,
-                        progress=lambda name: print(f"tuning {name} ...", file=sys.stderr,
-                                                    flush=True))
+        board = compute(names, parse_list(args.tasks) if args.tasks else None,
+                        seeds=seeds, lr_grid=lr_grid, schedule=schedule, progress=progress)
     except ValueError as err:
         raise UserError(str(err)) from None
+    bar(len(names), len(names), "done")
     print(board.to_text(), end="")
     if args.markdown:
         path = pathlib.Path(args.markdown)
