@@ -189,9 +189,10 @@ def test_a_killed_worker_is_replaced_and_its_evaluation_requeued(tmp_path, pool)
     assert requeued["worker"] in (survivor.name, replacement.name)
     # No candidate was scored for the kill: no error of Ray's in any record.
     assert not [r for r in log if "Actor" in r.get("error", "") or "Ray" in r.get("error", "")]
-    # The survivor went on while the replacement compiled; the replacement took its share.
-    assert any(r["worker"] == survivor.name and seen["killed"] < r["time"] < seen["ready"]
-               for r in log)
+    # The survivor went on after the kill (how many of its results fall before the
+    # replacement was ready depends on how fast that one started: not asserted); the
+    # replacement took its share.
+    assert any(r["worker"] == survivor.name and r["time"] > seen["killed"] for r in log)
     assert sum(r["worker"] == replacement.name for r in log) >= 3
     assert {r["worker"] for r in log} == {survivor.name, victim.name, replacement.name}
 
@@ -237,8 +238,11 @@ def test_a_runaway_evaluation_is_cancelled_and_scored_as_a_timeout(tmp_path, poo
     for seq, name in enumerate(("sgd", "adam")):  # one job for each actor
         pool.submit(Job(seq, str(programs.BASELINES[name])))
     results = []
-    while len(results) < 2:
+    for _ in range(10):  # bounded: ten minutes at most, then the assertions below say why
         results += [result for _, result in pool.wait(timeout=60)]
+        if len(results) >= 2:
+            break
+    assert len(results) == 2, f"only {len(results)} of 2 jobs returned in 10 minutes"
     assert {r.worker for r in results} == {w.name for w in pool.workers}
     assert replacement.name in {r.worker for r in results}
     assert all(r.search.status == "ok" for r in results)
