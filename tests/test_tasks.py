@@ -63,6 +63,31 @@ def test_adam_at_default_lr_lowers_the_validation_loss(name, adam_run):
     assert np.mean(losses[-tail:]) < share * losses[0]
 
 
+ENGINE_RTOL = 2e-3
+"""The engine against optax on a whole training run (100-800 steps): both float32, the same
+initial weights and batches; adam's division by sqrt(v) amplifies rounding in chaotic
+training, so the bound is looser than a single step's (1e-5, tests/test_vm.py)."""
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_task_trains_through_the_engine_as_through_optax(name, adam_run):
+    """The main job's path on every built-in task of every tier: adam as a program, run by
+    the compile-once engine (``tasks.train.Trainer``, what the search's workers and the
+    bench run), at the task's default rate on seed 0, against ``optax.adam`` trained by
+    ``tasks.optax_loop`` on the same seed: training losses at every step and the final
+    validation loss."""
+    import programs
+    from tasks.train import Trainer
+
+    task = tasks.get(name)
+    losses, initial, valid = adam_run(name, 0)
+    result = Trainer(task, seeds=(0,), lr_grid_size=1).run(
+        programs.BASELINES["adam"], curves=True, lrs=np.array([task.default_lr], np.float32))
+    assert result.initial_valid_losses[0] == pytest.approx(initial, rel=1e-6)
+    np.testing.assert_allclose(result.train_losses[0, 0], losses, rtol=ENGINE_RTOL)
+    assert result.valid_losses[0, 0] == pytest.approx(valid, rel=ENGINE_RTOL)
+
+
 @pytest.mark.parametrize("name", NOT_C)
 def test_runs_are_deterministic_in_the_seed_and_compiled_once(name, adam_run):
     task = tasks.get(name)
