@@ -16,6 +16,8 @@ from discover import bench, cli
 from tasks import schedule
 from tasks.train import OptaxTrainer, Trainer
 
+TASK = "logistic"  # cheap, and adam's schedule matters on it (checked below)
+
 
 @pytest.mark.parametrize("T", [1, 7, 10, 100, 123])
 def test_warmup_cosine_is_optax_warmup_cosine_decay(T):
@@ -36,7 +38,7 @@ def test_unknown_schedule_is_refused_by_name():
 
 
 def _scheduled_adam(lr):
-    T = tasks.get("digits_mlp_s").steps
+    T = tasks.get(TASK).steps
     return optax.chain(optax.scale_by_adam(),
                        optax.scale_by_schedule(optax.warmup_cosine_decay_schedule(
                            0.0, 1.0, T // 10, T, 0.0)),
@@ -46,7 +48,7 @@ def _scheduled_adam(lr):
 def test_a_scheduled_trainer_trains_as_optax_under_the_same_schedule():
     """adam under ``warmup_cosine`` through the engine = optax adam scaled by optax's own
     schedule = the library's adam_warmup_cosine program (its schedule written inside)."""
-    task = tasks.get("digits_mlp_s")
+    task = tasks.get(TASK)
     scheduled = Trainer(task, seeds=(1, 2), schedule="warmup_cosine").run(
         programs.BASELINES["adam"]).valid_losses
     reference = OptaxTrainer(task, _scheduled_adam, seeds=(1, 2)).run().valid_losses
@@ -82,16 +84,16 @@ def test_bench_under_a_schedule_is_cached_apart_and_scores_as_optax(tmp_path):
     adam under optax's schedule at the tuned rates; the constant-rate bench sharing the cache
     file reuses none of them."""
     out = tmp_path / "b"
-    argv = ["bench", "--tasks", "digits_mlp_s", "--seeds", "1,2", "--baselines", "adam,sgd",
+    argv = ["bench", "--tasks", TASK, "--seeds", "1,2", "--baselines", "adam,sgd",
             "--out", str(out)]
     assert cli.main([*argv, "--schedule", "warmup_cosine"]) == 0
     data = json.loads((out / "results.json").read_text())
     assert data["schedule"] == "warmup_cosine"
     assert "warmup_cosine" in (out / "table.md").read_text()
     adam = next(c for c in data["contenders"] if c["name"] == "adam")
-    tuning = adam["tunings"]["digits_mlp_s"]
+    tuning = adam["tunings"][TASK]
     lrs = np.array(tuning["lrs"][:3], np.float32)
-    reference = OptaxTrainer(tasks.get("digits_mlp_s"), _scheduled_adam, seeds=(1, 2),
+    reference = OptaxTrainer(tasks.get(TASK), _scheduled_adam, seeds=(1, 2),
                              lr_grid_size=3).run(lrs=lrs).valid_losses
     np.testing.assert_allclose(np.array(tuning["valid_losses"][:3]), reference, rtol=2e-4)
     scheduled_entries = len(json.loads((out / bench.CACHE_FILE).read_text())["losses"])
@@ -120,20 +122,20 @@ def test_a_campaign_configuration_carries_its_schedule_to_the_workers_evaluators
     assert SCHEDULES == schedule.SCHEDULES
     with pytest.raises(UserError, match="'schedule' must be one of constant, warmup_cosine"):
         CampaignConfig.from_dict({"schedule": "cosine"})
-    config = CampaignConfig(tasks=("digits_mlp_s",), held_out_tasks=(), schedule="warmup_cosine")
+    config = CampaignConfig(tasks=(TASK,), held_out_tasks=(), schedule="warmup_cosine")
     assert CampaignConfig.from_dict(config.to_dict()).schedule == "warmup_cosine"
     spec = WorkerSpec.from_config(config)
     worker = EvaluationWorker(spec)
     evaluator = worker.search
     assert evaluator.config()["schedule"] == "warmup_cosine"
-    baseline = evaluator.baseline("digits_mlp_s")
-    reference = OptaxTrainer(tasks.get("digits_mlp_s"), _scheduled_adam, seeds=(0,),
+    baseline = evaluator.baseline(TASK)
+    reference = OptaxTrainer(tasks.get(TASK), _scheduled_adam, seeds=(0,),
                              lr_grid_size=3).run(lrs=np.full(3, baseline.lr, np.float32))
     np.testing.assert_allclose(baseline.tuning.best_losses, reference.valid_losses[0],
                                rtol=2e-4)
     constant = EvaluationWorker(WorkerSpec.from_config(config.replace(schedule="constant")))
     assert "schedule" not in constant.search.config()
-    assert abs(constant.search.baseline("digits_mlp_s").loss - baseline.loss) > 1e-3
+    assert abs(constant.search.baseline(TASK).loss - baseline.loss) > 1e-3
 
 
 def test_a_variant_resolves_by_name_and_is_cached_as_a_built_in():
