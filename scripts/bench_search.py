@@ -14,7 +14,12 @@ program: one seed, the search's rate grid), ``outcomes.json``.
 
     .venv/bin/python scripts/bench_search.py [--targets momentum,adam]
         [--variants default,restarts] [--seeds 5] [--budget 300] [--cpu-budget S] [--jobs 2]
-        [--tasks a,b] [--judge-tasks B] [--base '{"population_size": 50}'] [--out results/search_power]
+        [--tasks a,b] [--judge-tasks B] [--base '{"population_size": 50}'] [--out runs/search_power]
+
+The committed studies (``results/search_power``, ``results/search_power_cpu``,
+``results/rediscovery_b``) keep their run directories in ``runs.tar.xz``: unpack them first
+(``scripts/unpack_runs.py results/search_power``), then ``--out results/search_power`` resumes
+and re-judges them without training a search again.
 
 ``--bar-check`` runs no search: it judges each target's exemplars (the baselines of the class a
 success belongs to) by the target's rule on the judge's tasks and seeds, prints whether they
@@ -150,7 +155,10 @@ def main() -> int:
     parser.add_argument("--judge-seeds", default="1,2,3",
                         help="the judge's training seeds (default: none the searches used)")
     parser.add_argument("--base", default="{}", help="campaign settings for every search (JSON)")
-    parser.add_argument("--out", default=os.path.join(ROOT, "results", "search_power"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "runs", "search_power"),
+                        help="where the searches, caches and tables go (default runs/"
+                             "search_power; the committed studies are in results/, their run "
+                             "directories in runs.tar.xz: scripts/unpack_runs.py)")
     parser.add_argument("--bar-check", action="store_true",
                         help="only judge the targets' exemplars by their rule (no search)")
     args = parser.parse_args()
