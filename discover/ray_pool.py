@@ -32,6 +32,7 @@ import math
 import os
 import re
 import socket
+import sys
 import time
 import warnings
 from typing import Any
@@ -101,7 +102,7 @@ class RayPool:
         self.workers = [self._start() for _ in range(size)]
         start = time.perf_counter()
         try:
-            infos = ray.get([w.ready_ref for w in self.workers], timeout=self.START_TIMEOUT)
+            infos = self._wait_ready(start)
         except ray.exceptions.RayError as err:  # GetTimeoutError included
             self.close()
             crashed = "creation task" not in str(err)  # not a Python error of __init__
@@ -118,6 +119,33 @@ class RayPool:
         for worker, info in zip(self.workers, infos):
             worker.ready_ref, worker.pid, worker.node = None, info["pid"], info["node"]
         self.worker_warm_up = [i["warm_up_seconds"] for i in infos]
+
+    HEARTBEAT_SECONDS = 10.0
+    """While the workers compile, a line on stderr at least this often: a first start takes
+    minutes, and a silent one looks hung."""
+
+    def _wait_ready(self, start: float) -> list[dict]:
+        """Every worker's ``ready()`` (``ray.get`` semantics: a ``RayError`` if one fails, a
+        ``GetTimeoutError`` past ``START_TIMEOUT``), saying every ``HEARTBEAT_SECONDS`` how
+        many are ready.  Each worker also prints a line a task as it compiles it."""
+        import ray
+
+        refs = [w.ready_ref for w in self.workers]
+        pending = list(refs)
+        while pending:
+            left = self.START_TIMEOUT - (time.perf_counter() - start)
+            if left <= 0:
+                raise ray.exceptions.GetTimeoutError(
+                    f"{len(pending)} of {len(refs)} workers not ready")
+            done, pending = ray.wait(pending, num_returns=len(pending),
+                                     timeout=min(self.HEARTBEAT_SECONDS, left))
+            ray.get(done)  # a worker that failed to start raises here, at once
+            if pending:
+                print(f"discover: {len(refs) - len(pending)} of {len(refs)} worker(s) ready "
+                      f"after {time.perf_counter() - start:.0f} s (each compiles every task "
+                      f"once; later starts load it from the cache)", file=sys.stderr,
+                      flush=True)
+        return ray.get(refs)
 
     @property
     def where(self) -> str:
