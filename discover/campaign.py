@@ -56,6 +56,54 @@ from programs.fingerprint import VERSION as FINGERPRINT_VERSION
 EXPORT_TARGETS = ("optax", "torch", "numpy")
 
 
+def _replayed(config: CampaignConfig, state: dict, after: list[LogRecord]
+              ) -> tuple[AgingEvolution, list[Individual]]:
+    """The evolution of checkpoint ``state`` with the records logged after it told, and the
+    children still to evaluate.  A child bred after the checkpoint is bred again, so that the
+    random draws that made it are drawn again and the campaign goes on as the one that died
+    would have: exactly so when the checkpoint's next child was bred after its last result
+    (one worker).  Where breeding again does not give the logged children in order (several
+    workers bred them between results), the logged children are adopted instead: no
+    evaluation lost or repeated, the draws not replayed."""
+    evolution = AgingEvolution(config, funnel=bool(config.held_out_tasks))
+    pending = evolution.load_state_dict(state)
+    by_seq = {child.seq: child for child in pending}
+    bred: dict[int, Individual] = {}
+    replay = not pending
+    for record in after:
+        child = by_seq.pop(record.seq, None) or bred.pop(record.seq, None)
+        while replay and child is None and evolution.next_seq <= record.seq:
+            again = evolution.breed()
+            if again is None or (again.seq == record.seq
+                                 and str(again.program) != record.program):
+                replay = False
+            elif again.seq == record.seq:
+                child = again
+            else:
+                bred[again.seq] = again
+        if child is None or str(child.program) != record.program:
+            return _adopted(config, state, after)
+        evolution.tell(child, record)
+    return evolution, sorted([*by_seq.values(), *bred.values()], key=lambda c: c.seq)
+
+
+def _adopted(config: CampaignConfig, state: dict, after: list[LogRecord]
+             ) -> tuple[AgingEvolution, list[Individual]]:
+    """:func:`_replayed` without breeding again: each logged child adopted as logged."""
+    evolution = AgingEvolution(config, funnel=bool(config.held_out_tasks))
+    pending = evolution.load_state_dict(state)
+    by_seq = {child.seq: child for child in pending}
+    for record in after:
+        child = by_seq.pop(record.seq, None)
+        if child is None:
+            child = Individual(programs.parse(record.program), record.fingerprint,
+                               seq=record.seq, parent=record.parent,
+                               mutation=record.mutation, island=record.island or 0)
+        evolution.adopt(child)
+        evolution.tell(child, record)
+    return evolution, list(by_seq.values())
+
+
 FOUND_NAME = "discovered"
 """The found program's name wherever it is shown: the summary, report.md, best/program.opt
 and the exported modules (not the baseline it descends from)."""
@@ -138,24 +186,15 @@ class Campaign:
             files.write_config(config.to_dict())
         if workers is not None:
             config = config.replace(workers=workers)
-        evolution = AgingEvolution(config, funnel=bool(config.held_out_tasks))
-        pending = evolution.load_state_dict(saved["evolution"])
         # Results logged after the checkpoint (the process died before the next one), and
         # any pending child found in the log, are told now, not evaluated again.
-        by_seq = {child.seq: child for child in pending}
-        for index, record in enumerate(files.records()):
-            if index < saved["log_count"] and record.seq not in by_seq:
-                continue
-            child = by_seq.pop(record.seq, None)
-            if child is None:
-                child = Individual(programs.parse(record.program), record.fingerprint,
-                                   seq=record.seq, parent=record.parent,
-                                   mutation=record.mutation, island=record.island or 0)
-            evolution.adopt(child)
-            evolution.tell(child, record)
+        after = [record for index, record in enumerate(files.records())
+                 if index >= saved["log_count"]
+                 or record.seq in {c["seq"] for c in saved["evolution"]["pending"]}]
+        evolution, pending = _replayed(config, saved["evolution"], after)
         meta = {"elapsed_seconds": saved["elapsed_seconds"],
                 "invocations": saved["invocations"]}
-        return cls(files, config, evolution, list(by_seq.values()), meta)
+        return cls(files, config, evolution, pending, meta)
 
     # -- running --------------------------------------------------------------------------
     def run(self, pool: Pool | None = None, *, progress: bool = True) -> Summary:
