@@ -93,15 +93,17 @@ CONDITIONS = (
 )
 
 
-def condition_tasks(condition: Condition) -> list[str]:
-    """The search set's tasks as changed by ``condition``: variant names, which
-    ``tasks.resolve`` builds (``"kjv_gru_s.steps4x"``)."""
+def condition_tasks(condition: Condition, base: list[str] | None = None) -> list[str]:
+    """The tasks ``base`` (default the search set) as changed by ``condition``: variant
+    names, which ``tasks.resolve`` builds (``"kjv_gru_s.steps4x"``); a tier condition's
+    tier."""
     import tasks
 
     if condition.tier is not None:
         return tasks.names(condition.tier)
     return [tasks.variant(name, steps=condition.steps, width=condition.width,
-                          batch=condition.batch).name for name in tasks.search_names()]
+                          batch=condition.batch).name
+            for name in (base or tasks.search_names())]
 
 
 def contenders(paths: list[str], baselines: list[str]):
@@ -252,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", default=",".join(BASELINES))
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--threads", type=int, default=1, help="XLA threads (default 1)")
+    parser.add_argument("--tasks", default="",
+                        help="the tasks whose factors are changed (default: the search set)")
     args = parser.parse_args(argv)
     if args.threads == 1:
         os.environ.setdefault(
@@ -279,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     for name in chosen:
         condition = known[name]
-        task_names = condition_tasks(condition)
+        task_names = condition_tasks(condition, [t for t in args.tasks.split(",") if t])
         print(f"[{time.time() - started:6.0f} s] {name}: {len(field)} contenders on "
               f"{len(task_names)} tasks", flush=True)
         result = bench.run(field, task_names, condition.seeds or seeds,
