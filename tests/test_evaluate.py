@@ -279,3 +279,17 @@ def test_the_first_task_is_a_hurdle_that_stops_or_passes_without_changing_scores
 
     diverging = evaluator.evaluate(DIVERGING, hurdle=10.0)  # not ok on the first task: stops
     assert diverging.status == REJECTED and not diverging.hurdle.passed
+
+
+def test_correct_programs_on_real_tasks_score_without_any_error():
+    """An engine bug becomes a per-task ``error`` (a candidate's failure is data), so a broken
+    engine would look like a search of bad candidates: correct programs on real search tasks
+    must give no per-task error, no failed evaluation, and a finite score."""
+    from discover.records import OK
+
+    evaluator = cached_evaluator(("digits_mlp_s", "kjv_bag_of_words_s"))
+    for name in ("adam", "lion", "sgd", "lookahead"):
+        evaluation = evaluator.evaluate(programs.BASELINES[name])
+        assert evaluation.status == OK, (name, evaluation)
+        for score in evaluation.scores:
+            assert score.status == OK and math.isfinite(score.score), (name, score)
