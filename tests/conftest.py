@@ -15,6 +15,16 @@ os.environ.setdefault("DISCOVER_BASELINE_CACHE", tempfile.mkdtemp(prefix="discov
 os.environ.setdefault("DISCOVER_EVAL_CACHE", tempfile.mkdtemp(prefix="discover-eval-"))
 
 
+def pytest_configure(config):
+    """The compile cache on for the whole session, from the start: the bench, eval and the
+    workers turn it on the first time they run, and it stays on for the process, so without
+    this a test module run alone would take another path (no traced-run cache) than in the
+    full suite.  Every module now runs as in the product."""
+    from discover import compile_cache
+
+    compile_cache.enable()
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """A local Ray instance with 2 CPUs, shut down when the session ends.  Tests that need Ray
