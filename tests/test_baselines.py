@@ -85,6 +85,18 @@ def run_program(program: programs.Program, lr: float, problem: Problem):
     return run_optax(programs.as_optax(program, lr, total_steps=STEPS), problem)
 
 
+def float64_start(problem: Problem):
+    """``(w, m, v, history)`` of a float64 transcription: the initial weights, two zero
+    moments per tensor, and an empty trajectory per tensor."""
+    w = [np.asarray(x, np.float64) for x in problem.w0]
+    return w, [np.zeros_like(x) for x in w], [np.zeros_like(x) for x in w], [[] for _ in w]
+
+
+def float64_gradients(problem: Problem, w, step: int):
+    """The gradients at ``w`` of step ``step`` (from 1), in float64."""
+    return gradient(problem, w, [np.float64(n[step - 1]) for n in problem.noise])
+
+
 def ranger_numpy(lr: float, problem: Problem, betas=(0.95, 0.999), eps=1e-5,
                  n_sma_threshold=5.0, k=6, alpha=0.5):
     """Ranger (Less Wright), transcribed in float64 from its published update rule: gradient
@@ -93,14 +105,10 @@ def ranger_numpy(lr: float, problem: Problem, betas=(0.95, 0.999), eps=1e-5,
     buffer is a copy of the weights taken before the first step; weight_decay = 0."""
     b1, b2 = betas
     n_sma_max = 2.0 / (1.0 - b2) - 1.0
-    w = [np.asarray(x, np.float64) for x in problem.w0]
+    w, m, v, history = float64_start(problem)
     slow = [x.copy() for x in w]
-    m = [np.zeros_like(x) for x in w]
-    v = [np.zeros_like(x) for x in w]
-    history = [[] for _ in w]
     for step in range(1, STEPS + 1):
-        grads = gradient(problem, w, [np.float64(n[step - 1]) for n in problem.noise])
-        for i, g in enumerate(grads):
+        for i, g in enumerate(float64_gradients(problem, w, step)):
             if g.ndim > 1:
                 g = g - g.mean(axis=tuple(range(1, g.ndim)), keepdims=True)
             v[i] = b2 * v[i] + (1.0 - b2) * g * g
@@ -125,13 +133,9 @@ def cautious_adam_numpy(lr: float, problem: Problem, b1=0.9, b2=0.999, eps=1e-8)
     """Cautious AdamW (Liang et al. 2024) without weight decay, transcribed in float64 from the
     authors' step: Adam's normalised update times ``mask * numel / (mask.sum() + 1)`` per
     tensor, ``mask = (exp_avg * grad > 0)``."""
-    w = [np.asarray(x, np.float64) for x in problem.w0]
-    m = [np.zeros_like(x) for x in w]
-    v = [np.zeros_like(x) for x in w]
-    history = [[] for _ in w]
+    w, m, v, history = float64_start(problem)
     for step in range(1, STEPS + 1):
-        grads = gradient(problem, w, [np.float64(n[step - 1]) for n in problem.noise])
-        for i, g in enumerate(grads):
+        for i, g in enumerate(float64_gradients(problem, w, step)):
             m[i] = b1 * m[i] + (1.0 - b1) * g
             v[i] = b2 * v[i] + (1.0 - b2) * g * g
             d = (m[i] / (1.0 - b1 ** step)) / (np.sqrt(v[i] / (1.0 - b2 ** step)) + eps)
