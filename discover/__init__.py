@@ -1,10 +1,28 @@
 """The search: DEAP evolution over programs, Ray evaluators, campaign state, CLI, reports
 (the architecture and data flow: ``docs/DESIGN.md``).
 
-``discover.evaluate(program, task_names, ...)`` scores a program as the search does (the
-function; import the module's other names with ``from discover.evaluate import ...``).
+The Python API (``discover/api.py``; each call does what the CLI command of the same job does):
+
+- ``run_campaign(CampaignConfig(...), run_dir)`` and ``resume_campaign(run_dir)`` -> a
+  ``CampaignResult`` (``.best``, ``.summary``, ``.hall_of_fame``, ``.final_check``);
+- ``score(program, tasks)``: scored as the search does, against tuned adam;
+- ``bench({"name": program}, "C")``: against every tuned baseline, with intervals;
+- ``report(run_dir)``; ``export(program_or_run_dir, "optax" | "torch" | "numpy")``.
+
+``evaluate(program, task_names, ...)`` and ``Evaluator`` are the scoring engine's own calls.
 """
 
+from discover.api import (
+    CampaignResult,
+    bench,
+    export,
+    report,
+    resume_campaign,
+    run_campaign,
+    score,
+)
+from discover.config import CampaignConfig
 from discover.evaluate import Evaluation, Evaluator, TaskScore, evaluate
 
-__all__ = ["Evaluation", "Evaluator", "TaskScore", "evaluate"]
+__all__ = ["CampaignConfig", "CampaignResult", "Evaluation", "Evaluator", "TaskScore", "bench",
+           "evaluate", "export", "report", "resume_campaign", "run_campaign", "score"]

@@ -107,6 +107,7 @@ class BenchResult:
     trained_windows: int = 0
     cached_windows: int = 0
     schedule: str = schedules.CONSTANT
+    paths: list[str] = dataclasses.field(default_factory=list)  # what write_outputs wrote
 
     def median(self, name: str) -> float:
         return aggregate(self.scores[name][t].score for t in self.tasks)

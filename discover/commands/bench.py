@@ -12,7 +12,7 @@ from discover.commands import (
     schedule_option,
     yardstick_options,
 )
-from discover.config import MAX_SLOTS, MAX_STATEMENTS, parse_list
+from discover.config import parse_list
 from discover.errors import UserError
 
 
@@ -37,63 +37,38 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _contender(spec: str):
-    import programs
-    from discover.bench import Contender
-
-    path, name = program_path(spec)
-    program = programs.load(path)  # ProgramError names the file, line and problem
-    if len(program.body) > MAX_STATEMENTS or len(program.slots) > MAX_SLOTS:
-        raise UserError(f"{path}: {len(program.body)} statements and {len(program.slots)} "
-                        f"state slots; at most {MAX_STATEMENTS} and {MAX_SLOTS} can be run")
-    return Contender(name, program, user=True)
-
-
 def suite(text: str | None) -> list[str]:
     """``--tasks``: tier C when absent, a tier's tasks for a tier's name, else the named
     tasks (each resolved: a registered name or a ``package.module:factory`` spec)."""
-    import tasks
+    from discover.api import task_names_of
 
     if not text:
-        return tasks.tier_c_names()
-    if text in tasks.TIERS:
-        return tasks.names(text)
-    task_names = list(parse_list(text))
-    if not task_names:
+        return task_names_of("C")
+    if "," not in text:
+        return task_names_of(text)
+    names = list(parse_list(text))
+    if not names:
         raise UserError("--tasks names no task")
-    for name in task_names:
-        try:
-            tasks.resolve(name)
-        except ValueError as err:
-            raise UserError(str(err)) from None
-    return task_names
+    return task_names_of(names)
 
 
 def run(args: argparse.Namespace) -> int:
     import programs
-    from discover import bench
+    from discover import api, bench
 
-    contenders = [_contender(spec) for spec in args.programs]
-    names = list(parse_list(args.baselines)) if args.baselines else list(programs.BASELINES)
-    for name in names:
-        if name not in programs.BASELINES:
-            raise UserError(f"unknown baseline {name!r} (known: {', '.join(programs.BASELINES)})")
-    taken = {c.name for c in contenders}
-    for name in names:
-        if name in taken:
-            raise UserError(f"a program is called {name!r}, as a baseline: rename its file")
-    contenders += [bench.Contender(n, programs.BASELINES[n]) for n in names]
-    task_names = suite(args.tasks)
+    contenders = {}
+    for spec in args.programs:
+        path, name = program_path(spec)
+        if name in contenders:
+            raise UserError(f"two programs are called {name!r}: rename one file")
+        contenders[name] = api.check_runnable(programs.load(path), path)  # errors name the file
+    baselines = list(parse_list(args.baselines)) if args.baselines else None
     seeds, lr_grid = yardstick_options(args)
-    schedule = schedule_option(args)
-    from discover import compile_cache
-
-    compile_cache.enable()
-    result = bench.run(contenders, task_names, seeds, args.out, lr_grid=lr_grid,
-                       schedule=schedule, progress=bench.progress_bar())
     command = "discover bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    paths = bench.write_outputs(result, args.out, command if sys.argv[1:2] == ["bench"] else "")
+    result = api.bench(contenders, suite(args.tasks), seeds=seeds, out=args.out,
+                       baselines=baselines, lr_grid=lr_grid, schedule=schedule_option(args),
+                       progress=True, command=command if sys.argv[1:2] == ["bench"] else "")
     print(bench.markdown(result).split("Tuned learning rates:")[0].rstrip())
     print(f"\n{result.trained_windows} windows of rates trained, {result.cached_windows} "
-          f"from the cache; written: {', '.join(paths)}")
+          f"from the cache; written: {', '.join(result.paths)}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(sub) -> None:
@@ -24,27 +23,11 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from discover import compile_cache
-    from discover.campaign import Campaign
-    from discover.ray_pool import init_ray
+    from discover import api
 
     # Everything is checked before anything is written or started (Campaign.open): a resume
     # that fails leaves the run directory as it was.
-    compile_cache.enable()  # before the driver's first compile (the probe, on reading back)
-    campaign = Campaign.open(args.run_dir, max_evals=args.max_evals, time_limit=args.time_limit,
-                             workers=args.workers)
-    try:
-        if campaign.config.workers != 0:
-            init_ray(campaign.config.address)
-        print(f"discover: resuming {args.run_dir} after {campaign.log.count} evaluations ...",
-              file=sys.stderr)
-        summary = campaign.run(progress=not args.quiet)
-    finally:
-        campaign.close()
-    print("\n".join(summary.lines()))
-    from discover import final_check
-
-    for line in final_check.after_campaign(args.run_dir, campaign.config, summary.evaluations,
-                                           summary.stopped, args.quiet):
-        print(line)
-    return 130 if summary.stopped == "interrupted" else 0
+    result = api.resume_campaign(args.run_dir, max_evals=args.max_evals,
+                                 time_limit=args.time_limit, workers=args.workers,
+                                 progress=not args.quiet, echo=print)
+    return 130 if result.summary.stopped == "interrupted" else 0

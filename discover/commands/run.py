@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from discover.config import CampaignConfig, load_config, parse_list
 from discover.errors import UserError
@@ -70,56 +69,22 @@ def config_from_args(args: argparse.Namespace) -> CampaignConfig:
         raise UserError(str(err).replace("configuration: ", "command line: ", 1)) from None
 
 
-def check_run_dir(run_dir: str) -> None:
-    """``run_dir`` can become a new run directory: absent or empty, and creatable."""
-    if os.path.isdir(run_dir) and os.listdir(run_dir):
-        raise UserError(f"run directory {run_dir} is not empty (use 'discover resume "
-                        f"{run_dir}' to continue it, or choose another --out)")
-    if os.path.lexists(run_dir) and not os.path.isdir(run_dir):
-        raise UserError(f"run directory {run_dir} exists and is not a directory")
-    parent = os.path.dirname(os.path.abspath(run_dir))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"cannot create run directory {run_dir}: {parent} is not a writable "
-                        f"directory")
-
-
 def run(args: argparse.Namespace) -> int:
-    from discover import compile_cache
-    from discover.campaign import Campaign
-    from discover.ray_pool import init_ray
+    from discover import api
     from discover.resolve import resolve_tasks
     from discover.rundir import default_path
 
     # Every check before anything is created or started (Ray, the JAX compile).
     config = config_from_args(args)
     run_dir = args.out or default_path(config.name)
-    check_run_dir(run_dir)
+    api.check_run_dir(run_dir)
     try:
         resolve_tasks(config)  # names against the registries (the flags' too), task specs
     except UserError as err:
         from_file = args.config and all(getattr(args, flag) is None
                                         for flag in ("tasks", "held_out", "start"))
         raise UserError(f"{args.config}: {err}" if from_file else str(err)) from None
-    if config.workers != 0:
-        init_ray(config.address)  # Ray first: the driver computes with JAX from here on
-    compile_cache.enable()  # the driver's probe (fingerprints) loads from disk next time
-    try:
-        campaign = Campaign.create(config, run_dir)
-    except OSError as err:
-        raise UserError(f"cannot create run directory {run_dir}: {err.strerror}") from None
-    print(f"discover: campaign in {run_dir}: compiling the evaluators ...", file=sys.stderr)
-    try:
-        summary = campaign.run(progress=not args.quiet)
-    finally:
-        campaign.close()
-    print("\n".join(summary.lines()))
-    from discover import final_check
-
-    for line in final_check.after_campaign(run_dir, campaign.config, summary.evaluations,
-                                           summary.stopped, args.quiet):
-        print(line)
+    result = api.run_campaign(config, run_dir, progress=not args.quiet, echo=print)
     print(f"results: {os.path.join(run_dir, 'hall_of_fame.json')}, "
           f"{os.path.join(run_dir, 'best')}/; continue with: discover resume {run_dir}")
-    return 130 if summary.stopped == "interrupted" else 0
+    return 130 if result.summary.stopped == "interrupted" else 0
