@@ -17,9 +17,10 @@ program: one seed, the search's rate grid), ``outcomes.json``.
         [--tasks a,b] [--judge-tasks B] [--base '{"population_size": 50}'] [--out runs/search_power]
 
 The committed studies (``results/search_power``, ``results/search_power_cpu``,
-``results/rediscovery_b``) keep their run directories in ``runs.tar.xz``: unpack them first
-(``scripts/unpack_runs.py results/search_power``), then ``--out results/search_power`` resumes
-and re-judges them without training a search again.
+``results/rediscovery_b``) keep their run directories, judge cache and curves in one archive,
+``runs.tar.xz``, kept in git history: unpack it first (``scripts/unpack_runs.py
+results/search_power``), then ``--out results/search_power`` resumes and re-judges them without
+training a search again.
 
 ``--bar-check`` runs no search: it judges each target's exemplars (the baselines of the class a
 success belongs to) by the target's rule on the judge's tasks and seeds, prints whether they
