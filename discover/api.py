@@ -4,7 +4,7 @@
     import discover
     result = discover.run_campaign(discover.CampaignConfig(max_evals=60), "runs/notebook")
     print(result.best)                          # the found program (programs.Program)
-    discover.report(result.run_dir)             # report.md and its plots
+    discover.write_report(result.run_dir)       # report.md and its plots
 
 Every function checks its input before it starts anything (a :class:`UserError` naming the
 problem), starts or joins Ray only when workers are asked for (and leaves it running for the
@@ -158,7 +158,7 @@ def score(program: programs.Program | str, tasks: Sequence[str] | None = None, *
                             schedule=schedule).evaluate(_program(program))
 
 
-def bench(contenders: Mapping[str, programs.Program | str], tasks: str | Sequence[str] = "C",
+def bench_programs(contenders: Mapping[str, programs.Program | str], tasks: str | Sequence[str] = "C",
           *, seeds: Sequence[int] = (1, 2, 3), out: str = "bench",
           baselines: Sequence[str] | None = None, lr_grid: int = 3,
           schedule: str = "constant", progress: bool = False, command: str = ""):
@@ -198,19 +198,27 @@ def check_runnable(program: programs.Program, where: str) -> programs.Program:
     return program
 
 
-def report(run_dir: str, *, curves: bool = True, top: int = 3) -> str:
+def write_report(run_dir: str, *, curves: bool = True, top: int = 3) -> str:
     """Write ``report.md`` and ``report/*.png`` in ``run_dir``; returns the report's path."""
-    from discover.report import write_report
+    from discover import report
 
-    return write_report(run_dir, curves=curves, top=top)
+    return report.write_report(run_dir, curves=curves, top=top)
 
 
-def export(program: programs.Program | str, target: str = "optax", **provenance) -> str:
-    """The source of a standalone ``optax``, ``torch`` or ``numpy`` module for ``program``
-    (a Program, its text, a ``.opt`` path or a run directory, whose best program is taken)."""
-    if isinstance(program, str) and os.path.isdir(program):
-        program = os.path.join(program, "best", "program.opt")
-    return programs.export(_program(program), target, **provenance)
+def export(program: programs.Program | str, target: str = "optax", *, fast: bool = False,
+           **provenance) -> str:
+    """The source of a standalone ``optax``, ``torch`` or ``numpy`` module for ``program``: a
+    Program or its text as given, or a path: a ``.opt`` file, or a run directory, whose best
+    program is exported pruned and with its scores and rates, as ``discover export`` does.
+    ``fast``: no saturation (the libraries' speed; Inf where the exact module saturates)."""
+    if isinstance(program, str) and "\n" not in program and os.path.exists(program):
+        from pathlib import Path
+
+        from discover.export_source import load_source
+
+        program, found = load_source(Path(program))
+        provenance = {**found, **provenance}
+    return programs.export(_program(program), target, fast=fast, **provenance)
 
 
 def task_names_of(tasks: str | Sequence[str]) -> list[str]:

@@ -68,7 +68,7 @@ class CampaignConfig:
     """Tasks searched on; None: ``tasks.search_names()`` (tier "search")."""
     held_out_tasks: tuple[str, ...] | None = None
     """The funnel's held-out stage; None: ``tasks.held_out_names()`` (tier B, ~10x a search
-    task); empty: no funnel.  Tier C (~100x) is ``discover bench``'s (see README)."""
+    task); empty: no funnel.  Tier C (~100x) is ``discover bench``'s (docs/bench.md)."""
     eval_seeds: tuple[int, ...] = (0,)
     """Training seeds of the search tasks' evaluation (scores are averaged over them)."""
     held_out_seeds: tuple[int, ...] = (0, 1, 2)
@@ -151,7 +151,7 @@ class CampaignConfig:
     only if that score is at most this percentile (0-100, lower scores are better) of the
     first-task scores of the last ``hurdle_window`` children evaluated; else it stops there,
     status "rejected", search score 1 (no better than untrained).  25 passes about the best
-    quarter; on by default since the equal-CPU comparison (README, "Search power": the same
+    quarter; on by default since the equal-CPU comparison (docs/search-power.md: the same
     success rates, about 2-4x the evaluations in the same CPU).  A search set of one task
     has no hurdle (nothing to save).  None (``false``): no hurdle."""
     hurdle_window: int = 100

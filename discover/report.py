@@ -380,8 +380,11 @@ def _summary(run: RunFiles, entries: list[HallEntry]) -> list[str]:
     adam = next((r for r in run.log if r.mutation.get("kind") == "start"
                  and r.mutation.get("detail") == "adam"), None)
     if adam:
+        held = (format_score(adam.held_out_score) if adam.held_out_score is not None else
+                "not scored (the funnel scores only candidates that beat it on the search "
+                "tasks; the held-out scores are against tuned adam, so its own is 0)")
         lines.append(f"- adam as evaluated in this run: search {format_score(adam.score)}, "
-                     f"held-out {format_score(adam.held_out_score)}.")
+                     f"held-out {held}.")
     from discover import final_check
 
     check = final_check.load(run.path)

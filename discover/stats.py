@@ -5,7 +5,7 @@ Contract:
 * A task's score is the mean over training seeds of the per-seed normalised scores
   (``discover.evaluate``); :func:`aggregate` combines tasks by their **median**, so no task
   can carry a score alone: a program must be better than adam on more than half the tasks to
-  score below 0 (README, "How programs are scored", states the measurement behind the choice).
+  score below 0 (docs/scoring.md states the measurement behind the choice).
 * :func:`interval` is a percentile bootstrap (``scipy.stats.bootstrap``) of the aggregate of
   *paired* per-seed differences (program minus reference on the same seed, the same initial
   weights and batches), resampling seeds within each task (a stratified bootstrap; the tasks

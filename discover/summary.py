@@ -81,7 +81,8 @@ class Summary:
                (f"best search score: {format_score(self.best_search_score)} (adam "
                 f"{format_score(self.adam_search_score)}; 0 = tuned adam, lower is better)"),
                (f"best held-out score: {format_score(self.best_held_out_score)} "
-                f"(adam {format_score(self.adam_held_out_score)})"
+                + (f"(adam {format_score(self.adam_held_out_score)})"
+                   if self.adam_held_out_score is not None else "(against tuned adam)")
                 + ("" if self.best_held_out_score is None else
                    f": {held_out_claim(self.best_held_out_interval)}"))]
         if self.best_program:

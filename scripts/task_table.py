@@ -1,4 +1,4 @@
-"""The README's task table: every task of the search set and tiers B and C (and ``--extra``),
+"""docs/tasks.md's task table: every task of the search set and tiers B and C (and ``--extra``),
 with its family, parameters, steps, batch, data, measured seconds per run and adam's tuned rate.
 
 * s/run: one window of 3 learning rates x 1 seed through the compile-once engine

@@ -135,16 +135,16 @@ def test_help(command, capsys):
     assert "usage: discover " + command in capsys.readouterr().out
 
 
-def test_the_readmes_example_configuration_loads_and_sets_what_it_says(tmp_path):
-    """README.md's annotated configuration file is a valid one: every key exists, every value
+def test_the_docs_example_configuration_loads_and_sets_what_it_says(tmp_path):
+    """docs/campaigns.md's annotated configuration file is a valid one: every key exists, every value
     passes the checks, and the values read back are the ones written."""
     import dataclasses
     import re
     import tomllib
     from pathlib import Path
 
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    text = re.search(r"of `discover\.config\.CampaignConfig`:\n\n```toml\n(.*?)```", readme,
+    page = (Path(__file__).parents[1] / "docs" / "campaigns.md").read_text(encoding="utf-8")
+    text = re.search(r"of `discover\.config\.CampaignConfig`:\n\n```toml\n(.*?)```", page,
                      re.DOTALL).group(1)
     (tmp_path / "example.toml").write_text(text)
     config = load_config(tmp_path / "example.toml")

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     baselines = list(parse_list(args.baselines)) if args.baselines else None
     seeds, lr_grid = yardstick_options(args)
     command = "discover bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    result = api.bench(contenders, suite(args.tasks), seeds=seeds, out=args.out,
+    result = api.bench_programs(contenders, suite(args.tasks), seeds=seeds, out=args.out,
                        baselines=baselines, lr_grid=lr_grid, schedule=schedule_option(args),
                        progress=True, command=command if sys.argv[1:2] == ["bench"] else "")
     print(bench.markdown(result).split("Tuned learning rates:")[0].rstrip())

@@ -15,7 +15,7 @@ def register(sub) -> None:
                     "bench's default suite, about 100x) and extra (tests and demos), with each "
                     "one's family, parameters, steps and batch size.  A variant of a built-in "
                     "is named NAME.stepsKx, NAME.widthKx or NAME.batchKx; a task of your own "
-                    "is 'package.module:factory'.  Seconds per run: the README's task table "
+                    "is 'package.module:factory'.  Seconds per run: docs/tasks.md's task table "
                     "(scripts/task_table.py measures them).")
     p.add_argument("--tier", metavar="TIER", help="only this tier (search, B, C, extra)")
     p.set_defaults(func=run)
