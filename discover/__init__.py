@@ -22,7 +22,7 @@ from discover.api import (
     write_report,
 )
 from discover.config import CampaignConfig
-from discover.evaluate import Evaluation, Evaluator, TaskScore, evaluate
+from discover.scoring.evaluate import Evaluation, Evaluator, TaskScore, evaluate
 
 __all__ = ["CampaignConfig", "CampaignResult", "Evaluation", "Evaluator", "TaskScore",
            "bench_programs", "evaluate", "export", "resume_campaign", "run_campaign", "score",

@@ -29,8 +29,8 @@ class CampaignResult:
     check on tier C (None when it did not run: a short or interrupted run)."""
 
     run_dir: str
-    summary: object  # discover.summary.Summary
-    final_check: object | None  # discover.final_check.FinalCheck
+    summary: object  # discover.reporting.summary.Summary
+    final_check: object | None  # discover.scoring.final_check.FinalCheck
 
     @property
     def best(self) -> programs.Program | None:
@@ -68,7 +68,7 @@ def check_run_dir(run_dir: str) -> None:
 
 def _finish(campaign, run_dir: str, progress: bool,
             echo: Callable[[str], None] | None) -> CampaignResult:
-    from discover import final_check
+    from discover.scoring import final_check
 
     try:
         summary = campaign.run(progress=progress)
@@ -93,11 +93,11 @@ def run_campaign(config: CampaignConfig | None = None, run_dir: str | None = Non
     (``max_evals``, ``time_limit``); then the final check when it is due.  ``progress``: the
     progress line on stderr.  Ctrl-C stops with a checkpoint (``summary.stopped`` is then
     ``"interrupted"``): :func:`resume_campaign` continues it."""
-    from discover import compile_cache
     from discover.campaign import Campaign
-    from discover.ray_pool import init_ray
     from discover.resolve import resolve_tasks
     from discover.rundir import default_path
+    from discover.scoring import compile_cache
+    from discover.search.ray_pool import init_ray
 
     config = config or CampaignConfig()
     if not isinstance(config, CampaignConfig):
@@ -125,9 +125,9 @@ def resume_campaign(run_dir: str, *, max_evals: int | None = None,
     """Continue the campaign in ``run_dir`` from its last checkpoint (no evaluation lost or
     repeated); ``max_evals`` is the whole campaign's budget, ``time_limit`` this call's;
     ``progress`` and ``echo`` as in :func:`run_campaign`."""
-    from discover import compile_cache
     from discover.campaign import Campaign
-    from discover.ray_pool import init_ray
+    from discover.scoring import compile_cache
+    from discover.search.ray_pool import init_ray
 
     compile_cache.enable()  # before the driver's first compile (the probe, on reading back)
     campaign = Campaign.open(run_dir, max_evals=max_evals, time_limit=time_limit,
@@ -150,8 +150,8 @@ def score(program: programs.Program | str, tasks: Sequence[str] | None = None, *
     is better); ``tasks`` default to the search set.  Returns a
     :class:`discover.records.Evaluation` (``.aggregate``: the median over tasks; ``.by_task()``)."""
     import tasks as task_registry
-    from discover import compile_cache
-    from discover.evaluate import cached_evaluator
+    from discover.scoring import compile_cache
+    from discover.scoring.evaluate import cached_evaluator
 
     compile_cache.enable()
     return cached_evaluator(list(tasks or task_registry.search_names()), seeds=seeds,
@@ -165,10 +165,10 @@ def bench_programs(contenders: Mapping[str, programs.Program | str], tasks: str 
     """Benchmark named programs against tuned baselines (all of them by default) on a suite
     (a tier's name or task names; default tier C), over ``seeds``, as ``discover bench``:
     tables, figures and the cache in ``out`` (a rerun trains only what is missing).  Returns
-    a :class:`discover.bench.BenchResult`; ``discover.bench.markdown(result)`` is its table
+    a :class:`discover.scoring.bench.BenchResult`; ``discover.scoring.bench.markdown(result)`` is its table
     (``command``, when given, is written beside it as the way to rerun it)."""
-    from discover import bench as bench_module
-    from discover import compile_cache
+    from discover.scoring import bench as bench_module
+    from discover.scoring import compile_cache
 
     suite = task_names_of(tasks)
     names = list(programs.BASELINES) if baselines is None else list(baselines)
@@ -200,7 +200,7 @@ def check_runnable(program: programs.Program, where: str) -> programs.Program:
 
 def write_report(run_dir: str, *, curves: bool = True, top: int = 3) -> str:
     """Write ``report.md`` and ``report/*.png`` in ``run_dir``; returns the report's path."""
-    from discover import report
+    from discover.reporting import report
 
     return report.write_report(run_dir, curves=curves, top=top)
 
@@ -214,7 +214,7 @@ def export(program: programs.Program | str, target: str = "optax", *, fast: bool
     if isinstance(program, str) and "\n" not in program and os.path.exists(program):
         from pathlib import Path
 
-        from discover.export_source import load_source
+        from discover.reporting.export_source import load_source
 
         program, found = load_source(Path(program))
         provenance = {**found, **provenance}

@@ -22,7 +22,7 @@ Contract:
   bred since the last checkpoint is logged (and told) only once every child bred before it
   since then is logged; one finishing early waits in memory, and a checkpoint saves it as
   pending.
-* Faults of the workers (``discover.ray_pool``) never lose a child: a job whose worker died
+* Faults of the workers (``discover.search.ray_pool``) never lose a child: a job whose worker died
   is re-queued and evaluated by another; an evaluation past ``eval_timeout`` is logged with
   status ``"timeout"`` and the worst score.  Each fault is a line of ``events.jsonl``
   (``event``, ``time``, ``invocation``, ``evaluations`` logged so far, and the pool's fields:
@@ -43,14 +43,14 @@ import time
 import programs
 from discover.config import CampaignConfig
 from discover.errors import UserError, WorkersLost
-from discover.evolution import AgingEvolution, Individual
-from discover.pool import Job, Pool, WorkerSpec
 from discover.progress import Progress, format_score
-from discover.ray_pool import cluster_cpus, init_ray, make_pool
 from discover.records import HallEntry, LogRecord
+from discover.reporting.summary import Summary, describe_event, held_out_claim
 from discover.resolve import resolve_tasks, start_programs
 from discover.rundir import CONFIG_FILE, RunDir
-from discover.summary import Summary, describe_event, held_out_claim
+from discover.search.evolution import AgingEvolution, Individual
+from discover.search.pool import Job, Pool, WorkerSpec
+from discover.search.ray_pool import cluster_cpus, init_ray, make_pool
 from programs.fingerprint import VERSION as FINGERPRINT_VERSION
 
 EXPORT_TARGETS = ("optax", "torch", "numpy")

@@ -73,7 +73,7 @@ class CampaignConfig:
     """Training seeds of the search tasks' evaluation (scores are averaged over them)."""
     held_out_seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds of the held-out evaluation: its interval against adam (paired by seed,
-    ``discover.stats``) needs at least two."""
+    ``discover.scoring.stats``) needs at least two."""
     schedule: str = "constant"
     """Schedule of the learning rate every contender trains under, on the search tasks and the
     held-out ones alike, adam the reference included (``tasks/schedule.py``): "constant" (the
@@ -81,11 +81,11 @@ class CampaignConfig:
     decay to 0; the program reads ``lr`` times the schedule).  Under a schedule a program is
     not paid for decaying its own step: it is compared with adam under the same schedule."""
     lr_grid: int = 3
-    """Learning rates per window of the rate tuning (``discover.tuning``): a walk from the
+    """Learning rates per window of the rate tuning (``discover.scoring.tuning``): a walk from the
     parent's rate runs one window, and the next one while the best rate is at an edge."""
     held_out_threshold: float = -0.005
     """Funnel: a candidate whose search score is at most this (lower is better; the default,
-    minus ``discover.stats.MIN_EFFECT``, means "beats tuned adam on the search tasks") is also
+    minus ``discover.scoring.stats.MIN_EFFECT``, means "beats tuned adam on the search tasks") is also
     scored on the held-out tasks; with two or more ``eval_seeds`` the upper end of the search
     score's 95% interval against adam must be at most this too."""
     held_out_margin: float | None = None
@@ -165,7 +165,7 @@ class CampaignConfig:
     # -- the final check ------------------------------------------------------------------
     final_check: int = 3
     """At the end of a run or resume, the hall of fame's first this-many programs are benched
-    on tier C beside tuned adam (``discover.final_check``: seeds 1-3, the campaign's schedule,
+    on tier C beside tuned adam (``discover.scoring.final_check``: seeds 1-3, the campaign's schedule,
     ``<run>/final_check/``), and the summary says which beat it: the funnel's precision.
     0: never."""
     final_check_min_evals: int = 1000

@@ -1,7 +1,7 @@
 """The figures of ``discover report``, drawn with matplotlib's Agg backend (no display needed).
 
 Each function takes plain data (lists and arrays, no run-directory knowledge) and returns the
-PNG as bytes; :mod:`discover.report` decides what to draw and writes the files.  Scores are
+PNG as bytes; :mod:`discover.reporting.report` decides what to draw and writes the files.  Scores are
 on the search's scale: 0 is tuned adam, lower is better; the fitness figure draws only the
 trained evaluations (a failed or rejected child is counted in its legend).
 """

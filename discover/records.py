@@ -3,7 +3,7 @@
 Contract (``docs/DESIGN.md``, "Records"):
 
 * :class:`TaskScore` and :class:`Evaluation`: one program scored on a set of tasks
-  (``discover.evaluate.Evaluator.evaluate``); a failure is data (``status``, the worst score,
+  (``discover.scoring.evaluate.Evaluator.evaluate``); a failure is data (``status``, the worst score,
   ``error``), never an exception.
 * :class:`JobResult`: what a worker returns for one job (the search-task evaluation, the
   held-out one when the funnel passed it, seconds, CPU seconds, the worker's name).
@@ -90,7 +90,7 @@ class TaskScore:
 
 @dataclasses.dataclass(frozen=True)
 class Hurdle:
-    """The hurdle a child met (``discover.evaluate``): its ``score`` on the first search task
+    """The hurdle a child met (``discover.scoring.evaluate``): its ``score`` on the first search task
     ``task`` against the ``threshold`` (lower is better), whether it ``passed``, and whether
     it was an ``audit`` (evaluated on every task whatever the outcome, to count false
     rejections)."""
@@ -113,7 +113,7 @@ class Evaluation:
     when nothing was scored), the overall ``status`` (ok | failed | timeout), the wall-clock
     ``seconds`` spent, for a failure that is not a task's the ``error``, and the bootstrap
     ``interval`` of (aggregate - adam's) paired by seed (None with one seed;
-    ``discover.stats``), and the ``hurdle`` met (None when there was none)."""
+    ``discover.scoring.stats``), and the ``hurdle`` met (None when there was none)."""
 
     scores: tuple[TaskScore, ...]
     aggregate: float

@@ -1,4 +1,4 @@
-"""Which aggregate over tasks: the measurement behind ``discover.stats.aggregate`` (median).
+"""Which aggregate over tasks: the measurement behind ``discover.scoring.stats.aggregate`` (median).
 
 Reads ``results.json`` files of ``discover bench`` (per program, task and seed the normalised
 scores against tuned adam) and, for each candidate aggregate, prints over the programs:
@@ -8,7 +8,7 @@ scores against tuned adam) and, for each candidate aggregate, prints over the pr
 * ``hidden``: programs the aggregate puts behind adam although they are better than adam on
   more than half of the tasks;
 * ``claims``: programs whose 95% interval against adam (stratified bootstrap over seeds,
-  paired, ``discover.stats.interval`` with the aggregate swapped) excludes 0;
+  paired, ``discover.scoring.stats.interval`` with the aggregate swapped) excludes 0;
 * ``width``: the mean width of those intervals (smaller is a sharper yardstick).
 
     .venv/bin/python scripts/aggregates.py results/bench/held_out/results.json \
@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np
 from scipy import stats as scipy_stats
 
-from discover import stats
+from discover.scoring import stats
 
 
 def _trimmed(values: np.ndarray, axis: int = 0) -> np.ndarray:

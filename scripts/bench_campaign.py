@@ -44,10 +44,10 @@ def main() -> int:
     ray.init(num_cpus=max(counts), include_dashboard=False, logging_level="WARNING")
     from discover.campaign import Campaign
     from discover.config import CampaignConfig, parse_list
-    from discover.pool import WorkerSpec
-    from discover.ray_pool import RayPool
     from discover.rundir import LOG_FILE
     from discover.rundir.files import read_log
+    from discover.search.pool import WorkerSpec
+    from discover.search.ray_pool import RayPool
 
     config = CampaignConfig(
         seed=args.seed, max_evals=args.evals, time_limit=None, population_size=20,
@@ -95,7 +95,7 @@ def cpu_share(summary) -> float:
 
 def replay(pool, texts: list[str]) -> float:
     """Seconds to evaluate ``texts`` through ``pool``, every actor kept busy."""
-    from discover.pool import Job
+    from discover.search.pool import Job
 
     start = time.perf_counter()
     queue = list(enumerate(texts))

@@ -2,7 +2,7 @@
 
 A campaign of ``--evals`` evaluations with the default configuration (the search set, tier B
 held out, hurdles, the funnel; ``--config`` to change it) is driven with
-``discover.simulated_pool.SimulatedPool``: ``--workers`` simulated workers that answer at
+``discover.search.simulated_pool.SimulatedPool``: ``--workers`` simulated workers that answer at
 once (or after ``--seconds`` x Exp(1)), so every CPU second measured is the driver's:
 breeding (mutation, check, fingerprint probe), logging, telling, checkpoints.  Prints, and
 with ``--json`` writes:
@@ -60,8 +60,8 @@ def measure(workers: int, evals: int, seconds: float, config_data: dict, profile
             ) -> dict:
     from discover.campaign import Campaign
     from discover.config import CampaignConfig
-    from discover.pool import WorkerSpec
-    from discover.simulated_pool import SimulatedPool
+    from discover.search.pool import WorkerSpec
+    from discover.search.simulated_pool import SimulatedPool
 
     config = CampaignConfig.from_dict({**config_data, "max_evals": evals, "time_limit": None,
                                        "workers": None, "progress_seconds": 0,
@@ -121,7 +121,7 @@ def compare_probe_memo(workers: int, evals: int, config_data: dict, rounds: int 
     """Driver CPU per evaluation with the probe memo (``AgingEvolution._screen``) and without
     it (a memo of size 0), alternating; the same campaign either way (the memo changes no
     result)."""
-    from discover.evolution import AgingEvolution
+    from discover.search.evolution import AgingEvolution
 
     size = AgingEvolution.PROBE_MEMO_SIZE
     figures = {"memo": [], "no memo": []}
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         from discover.config import load_config
 
         config_data = load_config(args.config).to_dict()
-    from discover import compile_cache
+    from discover.scoring import compile_cache
 
     compile_cache.enable()  # the driver's probe compiles once per machine
     if args.compare_probe_memo:

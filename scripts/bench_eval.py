@@ -4,9 +4,9 @@ and the optax.adam floor, on the default search tasks with the same lr grid and 
 * naive: per program and task, ``jax.jit`` of the whole training run over the grid built from
   ``programs.as_optax`` (``tasks.train.OptaxTrainer``): compile + run, as a search without
   the engine would pay for every candidate;
-* engine: ``discover.evaluate.Evaluator`` (``programs.vm`` + ``tasks.train.Trainer``): the
+* engine: ``discover.scoring.evaluate.Evaluator`` (``programs.vm`` + ``tasks.train.Trainer``): the
   one-time compile (``warm_up``), then each candidate's ``evaluate`` (no compile), its rates
-  tuned by the walk from its parent's (``discover.tuning``), against what the search paid per
+  tuned by the walk from its parent's (``discover.scoring.tuning``), against what the search paid per
   candidate before the wide-grid yardstick (one window of 3 rates per task), interleaved;
 * floor: ``optax.adam`` in the same training loop compiled once (``OptaxTrainer``), steady
   state.  ``engine/floor`` compares like with like: adam run by the engine against optax.adam;
@@ -23,7 +23,7 @@ runs, engine and floor interleaved so that both see the same machine load.
     .venv/bin/python scripts/bench_eval.py --startup [--held-out a,b]
 
 ``--startup`` measures instead what a campaign's worker pays before its first evaluation
-(``discover.pool.EvaluationWorker``: compiling every search and tier-B task and tuning adam on
+(``discover.search.pool.EvaluationWorker``: compiling every search and tier-B task and tuning adam on
 each), in a fresh process, twice: cold (empty compilation and baseline caches) and warm (the
 caches the first start filled).
 """
@@ -98,7 +98,7 @@ def median(clocks: list) -> tuple[float, float]:
 STARTUP = """
 import json, sys, time
 start = time.perf_counter()
-from discover.pool import EvaluationWorker, WorkerSpec
+from discover.search.pool import EvaluationWorker, WorkerSpec
 spec = WorkerSpec(tuple(sys.argv[1].split(",")), held_out_tasks=tuple(sys.argv[2].split(",")))
 worker = EvaluationWorker(spec)
 print(json.dumps({"warm_up": worker.warm_up_seconds, "total": time.perf_counter() - start}))
@@ -149,7 +149,7 @@ def main() -> int:
 
     import programs
     import tasks
-    from discover.evaluate import Evaluator
+    from discover.scoring.evaluate import Evaluator
     from programs.vm import scalar_registers
     from tasks.train import OptaxTrainer
 

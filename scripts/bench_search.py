@@ -1,11 +1,11 @@
 """Search power: K independent searches per (target, variant), each judged against its target.
 
-Every search is a real campaign (``discover.search_power.search``: serial evaluation, no
+Every search is a real campaign (``discover.experiments.search_power.search``: serial evaluation, no
 funnel, ``--budget`` evaluations) in ``<out>/runs/<target>/<variant>/seed<k>``, run in
 ``--jobs`` processes (one XLA thread each).  A killed benchmark resumes: finished searches
 are left alone, unfinished ones resume from their checkpoint, and the judge's runs are cached
 in ``<out>/judge_cache.json``.  Then each search is judged with the yardstick
-(``discover.search_power.Judge``: wide-grid tuning, seeds ``--judge-seeds``) and the success
+(``discover.experiments.search_power.Judge``: wide-grid tuning, seeds ``--judge-seeds``) and the success
 rate with its 95% interval and the median evaluations and CPU seconds to success are printed
 and written to ``<out>/table.md`` (with the command), ``runs.csv`` (one row a search),
 ``curves.csv`` and ``curves.png`` (best search score so far against evaluations: median and
@@ -46,8 +46,8 @@ sys.path.insert(0, ROOT)
 
 import numpy as np
 
-from discover import search_power as sp
 from discover.errors import UserError
+from discover.experiments import search_power as sp
 
 
 def _names(text: str, known: dict, what: str) -> list:
@@ -121,7 +121,7 @@ def limits_sentence(judge, names) -> str:
 def open_judge(judge_tasks: list[str], args) -> sp.Judge:
     """The judge of ``--judge-seeds`` on ``judge_tasks``, cached in ``<out>/judge_cache.json``
     (persistent XLA compile cache on)."""
-    from discover import compile_cache
+    from discover.scoring import compile_cache
 
     compile_cache.enable()
     os.makedirs(args.out, exist_ok=True)
@@ -189,7 +189,7 @@ def main() -> int:
     run_searches(work, args.jobs, args.cpu_budget)
 
     from discover import plots
-    from discover.rundir.files import write_bytes_atomic, write_text_atomic
+    from discover.atomic import write_bytes_atomic, write_text_atomic
 
     judge = open_judge(judge_tasks, args)
     judge_seeds = judge.seeds

@@ -44,8 +44,8 @@ def main() -> int:
 
     import programs
     import tasks
-    from discover import compile_cache
-    from discover.evaluate import Evaluator
+    from discover.scoring import compile_cache
+    from discover.scoring.evaluate import Evaluator
 
     compile_cache.enable()
     names = args.tasks.split(",") if args.tasks else tasks.search_names()

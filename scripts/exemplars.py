@@ -33,7 +33,7 @@ def tier_cells(path: str) -> dict[str, str]:
     verdict."""
     import numpy as np
 
-    from discover.stats import aggregate, format_interval, interval, short_verdict
+    from discover.scoring.stats import aggregate, format_interval, interval, short_verdict
 
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:
-        from discover.rundir.files import write_text_atomic
+        from discover.atomic import write_text_atomic
 
         write_text_atomic(args.out, text)
     return 0

@@ -6,7 +6,7 @@ baseline, a search-power judge's tier-B runs) trains only what is new.
 
 A SOURCE is a cache file or a directory searched for ``*.json`` cache files (the proxy panel
 keeps one a program and task).  Keys are (fingerprint, task, rate, seed), as the bench reads
-them; an entry already in ``OUT_CACHE`` is never replaced (``discover.bench.Cache``), nor is
+them; an entry already in ``OUT_CACHE`` is never replaced (``discover.scoring.bench.Cache``), nor is
 one source's entry by a later source's.  Every source is checked before anything is written:
 a file that is not a bench cache of this version is a one-line error and ``OUT_CACHE`` is
 left as it was.  Prints how many entries were added.
@@ -20,8 +20,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from discover.bench import Cache
 from discover.errors import UserError
+from discover.scoring.bench import Cache
 
 
 def source_files(source: str) -> list[str]:

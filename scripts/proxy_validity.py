@@ -2,7 +2,7 @@
 
 A fixed panel of programs (the 15 baselines, three rescaled and seven perturbed baselines,
 the found programs in ``results/*/best``, and random mutants of the baselines that still
-train) is scored with the yardstick (``discover.bench``: every rate tuned on the wide grid,
+train) is scored with the yardstick (``discover.scoring.bench``: every rate tuned on the wide grid,
 seeds 0, 1, 2, scores against tuned adam, the median over tasks) on the search set and on
 tier C.  Printed and written to ``<out>/table.md``: Spearman's rank correlation between the
 search-set median and the tier-C median over the panel, with a percentile bootstrap interval
@@ -10,7 +10,7 @@ search-set median and the tier-C median over the panel, with a percentile bootst
 mislead), and for tier B when asked.
 
 Every validation loss is cached per (task, program) in ``<out>/cache/<task>/<fingerprint>.json``
-(``discover.bench.Cache``), written after each window of rates, so a killed run resumes where
+(``discover.scoring.bench.Cache``), written after each window of rates, so a killed run resumes where
 it stopped and a rerun trains nothing.  Work runs in ``--jobs`` processes (one XLA thread
 each), a chunk of programs on one task at a time.  Mutants are screened on the search set
 first: one whose median search score is 1 or worse (no better than the untrained model on
@@ -111,7 +111,7 @@ def tune_chunk(task_name: str, texts: list[str], seeds: tuple[int, ...], cache_d
     """Wide tunings of the programs (as text) on one task: ``{"initial": [...], "tunings":
     {fingerprint: {...}}}``, every run cached under ``cache_dir``."""
     import programs
-    from discover.bench import Cache, TaskEngine
+    from discover.scoring.bench import Cache, TaskEngine
 
     os.makedirs(cache_dir, exist_ok=True)
 
@@ -138,7 +138,7 @@ def tune_chunk(task_name: str, texts: list[str], seeds: tuple[int, ...], cache_d
 
 
 def _tuning(data: dict):
-    from discover.tuning import Tuning
+    from discover.scoring.tuning import Tuning
 
     return Tuning(tuple(data["exponents"]), tuple(data["lrs"]),
                   np.array(data["losses"], np.float64), data["best"], data["at_limit"],
@@ -147,7 +147,7 @@ def _tuning(data: dict):
 
 def score(rows, task_names, seeds, out_dir, jobs) -> dict[str, dict[str, object]]:
     """``{task: {program name: TaskScore}}`` for every row on every task."""
-    from discover.bench import task_scores
+    from discover.scoring.bench import task_scores
 
     work = []
     for task in task_names:
@@ -194,7 +194,7 @@ def spearman_interval(x, y) -> tuple[float, float]:
 
 
 def medians(scores, rows, task_names) -> np.ndarray:
-    from discover.stats import aggregate
+    from discover.scoring.stats import aggregate
 
     return np.array([aggregate(scores[t][name].score for t in task_names) for name, _, _ in rows])
 
@@ -236,8 +236,8 @@ def main() -> None:
 
 def choose_tasks(search_scores, rows, task_names, y, target) -> tuple[list[str], dict]:
     """The search-task subsets that rank the panel most like the target tier, and whether
-    choosing one beats keeping every task out of sample (``discover.task_selection``)."""
-    from discover.task_selection import split_half_selection, subset_correlations
+    choosing one beats keeping every task out of sample (``discover.experiments.task_selection``)."""
+    from discover.experiments.task_selection import split_half_selection, subset_correlations
 
     x = np.array([[search_scores[t][name].score for t in task_names] for name, _, _ in rows])
     chosen, rhos = subset_correlations(x, y, SUBSET_MIN)
@@ -273,7 +273,7 @@ def choose_tasks(search_scores, rows, task_names, y, target) -> tuple[list[str],
 
 
 def write_tables(args, rows, dropped, tiers, tier_tasks, search_scores, target_scores) -> None:
-    from discover.rundir.files import write_json_atomic, write_text_atomic
+    from discover.atomic import write_json_atomic, write_text_atomic
 
     target = tiers[-1]
     y = medians(target_scores[target], rows, tier_tasks[target])

@@ -124,8 +124,8 @@ def main() -> int:
     from discover import rundir
     from discover.campaign import Campaign
     from discover.config import CampaignConfig, parse_list
-    from discover.pool import WorkerSpec
-    from discover.ray_pool import RayPool
+    from discover.search.pool import WorkerSpec
+    from discover.search.ray_pool import RayPool
 
     total = args.warm_up + args.evals
     config = CampaignConfig(

@@ -5,7 +5,7 @@ with its family, parameters, steps, batch, data, measured seconds per run and ad
   (``tasks.train.Trainer``, XLA on one thread, as in the search's workers) after its compile,
   the median of 3, divided by 3.  A search candidate costs about 1.9 windows per task (the
   walk, ``scripts/bench_eval.py``), so the search set's "s/candidate" is 1.9 x 3 x the sum.
-* adam: the rate tuned on the wide grid over seeds 0, 1, 2 (``discover.bench``, the
+* adam: the rate tuned on the wide grid over seeds 0, 1, 2 (``discover.scoring.bench``, the
   yardstick), with the validation loss before -> after (geometric means over the seeds);
   ``!`` marks a rate at the grid's limit.  The runs are cached where
   ``scripts/proxy_validity.py`` caches them (``--cache``), so its runs are reused and these
@@ -48,9 +48,9 @@ def main() -> None:
 
     import programs
     import tasks
-    from discover import compile_cache
-    from discover.bench import Cache, TaskEngine
-    from discover.tuning import mean_log_loss
+    from discover.scoring import compile_cache
+    from discover.scoring.bench import Cache, TaskEngine
+    from discover.scoring.tuning import mean_log_loss
     from tasks.train import Trainer
 
     compile_cache.enable()

@@ -108,7 +108,7 @@ def condition_tasks(condition: Condition, base: list[str] | None = None) -> list
 
 def contenders(paths: list[str], baselines: list[str]):
     import programs
-    from discover.bench import Contender
+    from discover.scoring.bench import Contender
 
     found = []
     for path in paths:
@@ -126,7 +126,7 @@ def summary_rows(results: dict) -> list[dict]:
     """One row per (condition, contender): the median difference from tuned adam, its
     interval (None with one seed), whether adam's or the contender's rate hit the grid's
     limit on some task."""
-    from discover.stats import verdict
+    from discover.scoring.stats import verdict
 
     rows = []
     for cname, (condition, result) in results.items():
@@ -148,7 +148,7 @@ def summary_rows(results: dict) -> list[dict]:
 
 
 def markdown(rows: list[dict], conditions: list[str], command: str) -> str:
-    from discover.stats import MIN_EFFECT
+    from discover.scoring.stats import MIN_EFFECT
 
     programs_ = list(dict.fromkeys(r["program"] for r in rows))
     cell = {(r["program"], r["condition"]): r for r in rows}
@@ -233,7 +233,7 @@ def write_summary(out: str, results: dict, command: str) -> None:
     import io
 
     from discover import plots
-    from discover.rundir.files import write_bytes_atomic, write_text_atomic
+    from discover.atomic import write_bytes_atomic, write_text_atomic
 
     rows = summary_rows(results)
     write_text_atomic(os.path.join(out, "table.md"), markdown(rows, list(results), command))
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not chosen:
         parser.error(f"--conditions: unknown {unknown or 'none'}; known: {', '.join(known)}")
     import programs
-    from discover import bench, compile_cache
+    from discover.scoring import bench, compile_cache
 
     unknown = [b for b in args.baselines.split(",") if b and b not in programs.BASELINES]
     if unknown:

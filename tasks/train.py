@@ -13,7 +13,7 @@ Contract:
 * The learning-rate grid (:func:`lr_grid`) is log-spaced around ``task.default_lr``, half a
   decade (a factor sqrt(10) ~ 3.16) apart: for 3 points ``default_lr * [0.316, 1, 3.16]``.
   ``run(..., lrs=...)`` trains at any other rates, as many as the grid has points, without a
-  compile: the rates are an argument (``discover.tuning`` walks a wide grid this way).
+  compile: the rates are an argument (``discover.scoring.tuning`` walks a wide grid this way).
 * A run is *diverged* from the first step whose training loss is not finite; its validation
   loss is reported as NaN even if later values happen to be finite again.  The steps run in
   chunks (:func:`early_stop_chunk`); once every run of the grid has diverged, the remaining
@@ -21,7 +21,7 @@ Contract:
 * :class:`OptaxTrainer` runs an ``optax`` optimizer over the same grid and seeds with the same
   loop; it compiles per optimizer and is the reference (tests) and the floor (benchmark).
 * Tracing a built-in task's run takes longer than compiling it.  With :func:`use_export_cache`
-  (``discover.compile_cache.enable`` calls it) the traced and lowered run of a registered
+  (``discover.scoring.compile_cache.enable`` calls it) the traced and lowered run of a registered
   built-in task is kept on disk (``jax.export``), keyed by everything it is traced from (the
   task's registration and size, the bucket, the grid, the seeds, the argument shapes, the
   JAX version and a digest of the sources of ``programs`` and ``tasks``); a trainer that finds

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-# The evaluators' persistent compilation cache (discover/compile_cache.py): one directory for
+# The evaluators' persistent compilation cache (discover/scoring/compile_cache.py): one directory for
 # this test session, set before Ray starts so that actors inherit it; never the user's own.
 os.environ.setdefault("DISCOVER_COMPILE_CACHE", tempfile.mkdtemp(prefix="discover-xla-"))
 os.environ.setdefault("DISCOVER_BASELINE_CACHE", tempfile.mkdtemp(prefix="discover-baselines-"))
@@ -20,7 +20,7 @@ def pytest_configure(config):
     workers turn it on the first time they run, and it stays on for the process, so without
     this a test module run alone would take another path (no traced-run cache) than in the
     full suite.  Every module now runs as in the product."""
-    from discover import compile_cache
+    from discover.scoring import compile_cache
 
     compile_cache.enable()
 

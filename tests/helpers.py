@@ -77,7 +77,7 @@ def job_result(score: float | None, held_out: float | None = None, *, status: st
 
 
 def logged(child, result, time: float = 0.0):
-    """The log record of ``child`` (a ``discover.evolution.Individual``) and ``result``."""
+    """The log record of ``child`` (a ``discover.search.evolution.Individual``) and ``result``."""
     from discover.records import LogRecord
 
     return LogRecord.from_result(child.seq, str(child.program), child.fingerprint, child.parent,
@@ -85,7 +85,7 @@ def logged(child, result, time: float = 0.0):
 
 
 class StandInPool:
-    """The pool interface (``discover.pool.Pool``) with made-up, deterministic results: each
+    """The pool interface (``discover.search.pool.Pool``) with made-up, deterministic results: each
     task's score is drawn from the program text's hash (no training), every ``fail_every``-th
     job fails.  For tests of what a campaign writes (report, ``best/``), not of evaluation."""
 
@@ -145,7 +145,7 @@ class StandInPool:
             return JobResult(Evaluation.failed("stand-in failure"), None, seconds, seconds,
                              "w0")
         search = self.evaluation(job.program, self.spec.tasks)
-        if job.hurdle is not None:  # the first task is the hurdle, as in discover.evaluate
+        if job.hurdle is not None:  # the first task is the hurdle, as in discover.scoring.evaluate
             from discover.records import REJECTED, REJECTED_SCORE, Hurdle
 
             first = search.scores[0]

@@ -84,8 +84,8 @@ def test_bad_input_is_refused_before_anything_starts(tmp_path):
 
 def test_bench_programs_matches_the_bench_command(tmp_path, capsys):
     """The API and ``discover bench`` are one path: the same cache, the same table."""
-    from discover import bench as bench_module
     from discover.cli import main
+    from discover.scoring import bench as bench_module
 
     sgd_file = tmp_path / "mine.opt"
     sgd_file.write_text(str(programs.BASELINES["sgd"]))

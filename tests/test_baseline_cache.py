@@ -1,4 +1,4 @@
-"""discover.baseline_cache: tuned adam read back from disk is the tuning the engine computes,
+"""discover.scoring.baseline_cache: tuned adam read back from disk is the tuning the engine computes,
 a worker that reads it trains nothing, and a stale, corrupt or disabled cache is never used."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 
 import programs
 import tasks
-from discover import baseline_cache
-from discover.evaluate import Evaluator
-from discover.tuning import Tuning
+from discover.scoring import baseline_cache
+from discover.scoring.evaluate import Evaluator
+from discover.scoring.tuning import Tuning
 
 ADAM = programs.BASELINES["adam"]
 

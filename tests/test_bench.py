@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import programs
-from discover import bench, cli
-from discover.evaluate import Evaluator
+from discover import cli
+from discover.scoring import bench
+from discover.scoring.evaluate import Evaluator
 
 TASKS = "quadratic,logistic"
 MOMENTUM_LIKE = "def mine(g, lr, m):\n    m = 0.9 * m + g\n    u = lr * m\n    return u, m\n"

@@ -1,5 +1,5 @@
 """The driver's benchmark (``scripts/bench_driver.py``) and what it measures with: simulated
-workers (``discover.simulated_pool``), and the probe memo, which must change no result."""
+workers (``discover.search.simulated_pool``), and the probe memo, which must change no result."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from helpers import ROOT
 
 from discover.campaign import Campaign
 from discover.config import CampaignConfig
-from discover.evolution import AgingEvolution
-from discover.pool import WorkerSpec
-from discover.simulated_pool import SimulatedPool
+from discover.search.evolution import AgingEvolution
+from discover.search.pool import WorkerSpec
+from discover.search.simulated_pool import SimulatedPool
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import bench_driver
@@ -40,7 +40,7 @@ def test_the_probe_memo_changes_no_result(tmp_path, monkeypatch):
     from programs import fingerprint
 
     real = fingerprint.probe
-    monkeypatch.setattr("discover.evolution.probe", lambda p: probes.append(1) or real(p))
+    monkeypatch.setattr("discover.search.evolution.probe", lambda p: probes.append(1) or real(p))
     with_memo = run_log(tmp_path / "memo")
     spared = len(probes)
     monkeypatch.setattr(AgingEvolution, "PROBE_MEMO_SIZE", 0)

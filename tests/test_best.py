@@ -15,7 +15,7 @@ from helpers import StandInPool
 import programs
 from discover.campaign import Campaign
 from discover.config import CampaignConfig
-from discover.pool import WorkerSpec
+from discover.search.pool import WorkerSpec
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
                         population_size=6, lr_grid=2, held_out_threshold=0.5,

@@ -21,10 +21,10 @@ from discover import rundir
 from discover.campaign import Campaign
 from discover.cli import main
 from discover.config import CampaignConfig
-from discover.pool import WorkerSpec
 from discover.progress import Progress
-from discover.ray_pool import RayPool
 from discover.records import TIMING_FIELDS
+from discover.search.pool import WorkerSpec
+from discover.search.ray_pool import RayPool
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
                         population_size=8, lr_grid=2, max_statements=20, time_limit=60.0,
@@ -184,8 +184,8 @@ def test_hurdles_islands_and_the_new_mutations_resume_exactly(tmp_path):
     percentile of the first-task scores told before it (a reference computation)."""
     import numpy as np
 
-    from discover.pool import SerialPool
     from discover.resolve import resolve_tasks
+    from discover.search.pool import SerialPool
 
     config = resolve_tasks(CampaignConfig(
         tasks=("quadratic", "rosenbrock_2d"), held_out_tasks=(), population_size=8, lr_grid=2,

@@ -1,4 +1,4 @@
-"""discover.compile_cache: a second start loads the evaluators' executables from disk."""
+"""discover.scoring.compile_cache: a second start loads the evaluators' executables from disk."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from helpers import ROOT
 
 CODE = """
 import json, jax
-from discover import compile_cache
+from discover.scoring import compile_cache
 hits = []
 jax.monitoring.register_event_listener(
     lambda event, **kw: hits.append(event) if event == "/jax/compilation_cache/cache_hits" else None)
 path = compile_cache.enable()
 if path is not None:
-    from discover.evaluate import Evaluator
+    from discover.scoring.evaluate import Evaluator
     Evaluator(["logistic"]).warm_up()
 print(json.dumps({"path": path, "hits": len(hits)}))
 """
@@ -48,7 +48,7 @@ def test_empty_value_turns_it_off():
 
 TRACED = """
 import json
-from discover import compile_cache
+from discover.scoring import compile_cache
 compile_cache.enable()
 import programs, tasks
 from tasks import quadratic

@@ -1,4 +1,4 @@
-"""discover.evaluate and tasks.train: compile once, score candidates, failures as data."""
+"""discover.scoring.evaluate and tasks.train: compile once, score candidates, failures as data."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 import programs
 import tasks
-from discover.evaluate import (
+from discover.records import REJECTED, REJECTED_SCORE, Hurdle
+from discover.scoring.evaluate import (
     Evaluation,
     Evaluator,
     TaskScore,
@@ -19,7 +20,6 @@ from discover.evaluate import (
     cached_evaluator,
     evaluate,
 )
-from discover.records import REJECTED, REJECTED_SCORE, Hurdle
 from programs import parse
 from tasks.base import WORST_SCORE, normalized_score
 from tasks.train import OptaxTrainer, lr_grid
@@ -62,7 +62,7 @@ class CompileCounter:
 
 @pytest.fixture(scope="module")
 def evaluator():
-    # The cached evaluator of discover.evaluate(): test_leaderboard reuses its compilations.
+    # The cached evaluator of discover.scoring.evaluate(): test_leaderboard reuses its compilations.
     return cached_evaluator(TASKS).warm_up()
 
 

@@ -1,4 +1,4 @@
-"""discover.evolution: aging, tournament selection, the fitness cache, rejection of invalid
+"""discover.search.evolution: aging, tournament selection, the fitness cache, rejection of invalid
 children, the hall of fame, restarts and checkpoints of the RNG streams.
 
 Evaluations are stood in for by records with chosen scores (the evolution only reads
@@ -19,8 +19,8 @@ from helpers import job_result, logged
 
 import programs
 from discover.config import CampaignConfig
-from discover.evolution import AgingEvolution, Fitness, tournament
 from discover.resolve import start_programs
+from discover.search.evolution import AgingEvolution, Fitness, tournament
 from programs.mutate import Mutation
 
 ADAM = programs.BASELINES["adam"]

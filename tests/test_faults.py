@@ -35,10 +35,10 @@ from discover import rundir
 from discover.campaign import Campaign
 from discover.config import CampaignConfig
 from discover.errors import WorkersLost
-from discover.evolution import Individual
-from discover.pool import Job, WorkerSpec
-from discover.ray_pool import RayPool
 from discover.rundir import EVENTS_FILE
+from discover.search.evolution import Individual
+from discover.search.pool import Job, WorkerSpec
+from discover.search.ray_pool import RayPool
 from tasks.base import WORST_SCORE
 
 if ROOT not in sys.path:  # the driver resolves "tests.test_faults:..." as the actors do
@@ -253,7 +253,7 @@ def test_a_runaway_evaluation_is_cancelled_and_scored_as_a_timeout(tmp_path, poo
 
 
 def test_memory_of_an_evaluation_does_not_depend_on_the_candidate(pool):
-    """The argument of discover/pool.py, measured: programs are data for a compiled
+    """The argument of discover/search/pool.py, measured: programs are data for a compiled
     interpreter of static shapes, so evaluating long, many-slot, diverging or NaN-making
     programs leaves each actor's peak memory where the first evaluations put it; and each
     actor runs under its memory cap."""

@@ -1,4 +1,4 @@
-"""The final check of a campaign (``discover.final_check``): its top programs benched with the
+"""The final check of a campaign (``discover.scoring.final_check``): its top programs benched with the
 bench's yardstick on tasks it never searched on, the funnel's precision, in the report."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pytest
 from helpers import StandInPool
 
 import programs
-from discover import bench, final_check
 from discover.campaign import Campaign
 from discover.config import CampaignConfig
-from discover.pool import WorkerSpec
 from discover.records import HallEntry
-from discover.report import write_report
+from discover.reporting.report import write_report
+from discover.scoring import bench, final_check
+from discover.search.pool import WorkerSpec
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
                         population_size=6, lr_grid=2, held_out_threshold=0.5,

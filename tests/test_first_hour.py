@@ -80,7 +80,7 @@ def test_eval_never_prints_minus_zero():
 def test_a_starting_worker_says_which_task_it_compiled(capsys):
     """A worker's first start compiles for minutes: one line a task, with n of N and an
     estimate of the time left (Ray forwards an actor's stderr to the driver's terminal)."""
-    from discover.pool import EvaluationWorker, WorkerSpec
+    from discover.search.pool import EvaluationWorker, WorkerSpec
 
     EvaluationWorker(WorkerSpec(("quadratic", "logistic"), held_out_tasks=("rosenbrock_2d",)),
                      name="w7")
@@ -101,7 +101,7 @@ def test_the_found_program_is_handed_over_with_its_rates(tmp_path, capsys):
     from helpers import StandInPool
 
     from discover.campaign import Campaign
-    from discover.pool import WorkerSpec
+    from discover.search.pool import WorkerSpec
 
     config = CampaignConfig(tasks=("quadratic", "logistic"), held_out_tasks=(),
                             population_size=6, lr_grid=2, checkpoint_every=5,
@@ -157,8 +157,8 @@ def test_eval_keeps_what_it_computed(tmp_path, capsys, monkeypatch):
 
 def test_a_campaign_shows_its_budget_and_each_new_best_program(tmp_path, capsys):
     from discover.campaign import Campaign
-    from discover.pool import WorkerSpec
-    from discover.simulated_pool import SimulatedPool
+    from discover.search.pool import WorkerSpec
+    from discover.search.simulated_pool import SimulatedPool
 
     config = CampaignConfig(tasks=("quadratic",), held_out_tasks=(), population_size=6,
                             lr_grid=2, progress_seconds=0.001, seed=3, max_evals=12,

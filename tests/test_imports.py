@@ -101,3 +101,40 @@ def test_no_import_circle_in_the_packages():
 def test_the_cycle_finder_finds_a_planted_circle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+DISCOVER_LAYERS = (
+    ("core", ("discover.errors", "discover.records", "discover.atomic", "discover.progress",
+              "discover.plots", "discover.config", "discover.resolve")),
+    ("scoring", ("discover.scoring",)),
+    ("search", ("discover.search",)),
+    ("run directory", ("discover.rundir",)),
+    ("reporting", ("discover.reporting",)),
+    ("campaign", ("discover.campaign",)),
+    ("experiments", ("discover.experiments",)),
+    ("front door", ("discover", "discover.api", "discover.cli", "discover.commands")),
+)
+
+
+def _layer(module: str) -> int:
+    """The index in DISCOVER_LAYERS of the most specific prefix naming ``module``."""
+    best, length = None, -1
+    for index, (_, prefixes) in enumerate(DISCOVER_LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > length:
+                best, length = index, len(prefix)
+    assert best is not None, f"{module} is in no layer of DISCOVER_LAYERS"
+    return best
+
+
+def test_discover_is_layered_by_concept():
+    """Inside discover, each concept imports only the ones below it: core < scoring < search
+    < run directory < reporting < campaign < experiments < the API and the CLI.  Scoring
+    knows nothing of the search; nothing in the product imports the experiments."""
+    graph = {m: deps for m, deps in _import_graph(ROOT).items() if m.startswith("discover")}
+    assert "discover.scoring.evaluate" in graph and "discover.search.evolution" in graph
+    upward = sorted(f"{m} ({DISCOVER_LAYERS[_layer(m)][0]}) imports {d} "
+                    f"({DISCOVER_LAYERS[_layer(d)][0]})"
+                    for m, deps in graph.items() for d in deps
+                    if d.startswith("discover") and _layer(d) > _layer(m))
+    assert upward == [], "\n".join(upward)

@@ -1,4 +1,4 @@
-"""discover.leaderboard and ``discover baselines --eval`` on two cheap tasks."""
+"""discover.scoring.leaderboard and ``discover baselines --eval`` on two cheap tasks."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import programs
 import tasks
 from discover import cli
-from discover.evaluate import TaskScore, evaluate
-from discover.leaderboard import Leaderboard, compute
+from discover.scoring.evaluate import TaskScore, evaluate
+from discover.scoring.leaderboard import Leaderboard, compute
 from tasks.base import WORST_SCORE
 
 TASKS = ("quadratic", "logistic")  # as in test_evaluate: the same cached compilations
@@ -29,7 +29,7 @@ def test_sgd_score_matches_optax_loops_independently_of_the_engine(board):
     by mean log loss over the seeds, normalised seed by seed as the contract says."""
     import optax
 
-    from discover import tuning
+    from discover.scoring import tuning
     from tasks.base import normalized_score
     from tasks.train import OptaxTrainer
 
@@ -63,7 +63,7 @@ def test_adam_is_zero_by_construction_and_sgd_lags_on_the_ill_conditioned_quadra
 
 
 def test_table_holds_the_scores_of_evaluate(board):
-    """Rendering check: the table's cells are the scores ``discover.evaluate`` gives (the
+    """Rendering check: the table's cells are the scores ``discover.scoring.evaluate`` gives (the
     same engine; the numbers themselves are checked against optax above)."""
     text = board.to_text()
     for name in BASELINES:

@@ -1,4 +1,4 @@
-"""discover.pool: the evaluation worker in this process (failures as data, the funnel) and the
+"""discover.search.pool: the evaluation worker in this process (failures as data, the funnel) and the
 serial pool; both pools against the Pool protocol.  The Ray pool's faults are in
 test_faults.py, its campaigns in test_campaign.py and test_cluster.py."""
 
@@ -10,8 +10,8 @@ import inspect
 import pytest
 
 import programs
-from discover.pool import EvaluationWorker, Job, Pool, SerialPool, WorkerSpec
-from discover.ray_pool import RayPool, describe
+from discover.search.pool import EvaluationWorker, Job, Pool, SerialPool, WorkerSpec
+from discover.search.ray_pool import RayPool, describe
 
 # The search tasks and bucket of test_evaluate's cached evaluator: compiled once per session.
 SPEC = WorkerSpec(("quadratic", "logistic"), held_out_tasks=("quadratic",), max_statements=32,
@@ -64,7 +64,7 @@ def test_with_two_seeds_the_gate_is_the_upper_end_of_the_search_interval():
 
 
 def test_the_serial_pool_runs_one_job_at_a_time(worker, monkeypatch):
-    monkeypatch.setattr("discover.pool.EvaluationWorker", lambda spec, name: worker)
+    monkeypatch.setattr("discover.search.pool.EvaluationWorker", lambda spec, name: worker)
     pool = SerialPool(SPEC)
     pool.configure(8, eval_timeout=5.0)
     assert (pool.limit, pool.eval_timeout) == (1, None)  # no timeout in the driver

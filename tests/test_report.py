@@ -1,10 +1,10 @@
-"""discover.report and ``discover report`` on run directories written by the campaign code.
+"""discover.reporting.report and ``discover report`` on run directories written by the campaign code.
 
 The run directories come from real campaigns (``Campaign.create`` + ``Campaign.run``: real
 evolution, records, hall of fame, checkpoints, ``best/``) whose evaluations are made by a
 stand-in pool: scores drawn from each program's fingerprint, learning rates from the
 engine's grid (``tasks.train.lr_grid``), some evaluations failed.  That keeps the module fast
-and lets it choose what a run holds.  When ``discover.evaluate`` exists, one more test runs
+and lets it choose what a run holds.  When ``discover.scoring.evaluate`` exists, one more test runs
 the real serial path (``--workers 0``).  Tasks: quadratic searched, rosenbrock_2d held out
 (the cheapest to train for the curves).
 """
@@ -21,14 +21,15 @@ import pytest
 from helpers import StandInPool
 
 import tasks
-from discover import rundir, tuning
+from discover import rundir
 from discover.campaign import Campaign
 from discover.cli import main
 from discover.config import CampaignConfig
 from discover.errors import UserError
-from discover.pool import WorkerSpec
 from discover.progress import format_score
-from discover.report import write_report
+from discover.reporting.report import write_report
+from discover.scoring import tuning
+from discover.search.pool import WorkerSpec
 
 CONFIG = CampaignConfig(tasks=("quadratic",), held_out_tasks=("rosenbrock_2d",),
                         population_size=6, lr_grid=2, max_statements=20, time_limit=60.0,
@@ -161,7 +162,7 @@ def test_curves_compare_the_top_programs_with_tuned_baselines(full_run):
     assert names == [f"#{e['rank']}" for e in hof[:3]] + ["adam", "sgd", "lion"]
     for (name, lr, _), entry in zip(rows[:3], hof):
         assert lr == f"{entry['held_out_lr']['rosenbrock_2d']:.3g}"
-    # The baselines at the rate the tuning walk finds, on the grid of discover.tuning.
+    # The baselines at the rate the tuning walk finds, on the grid of discover.scoring.tuning.
     default_lr = tasks.get("rosenbrock_2d").default_lr
     grid = {f"{tuning.rate(default_lr, k):.3g}" for k in range(tuning.LIMIT[0],
                                                                 tuning.LIMIT[1] + 1)}

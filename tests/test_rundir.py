@@ -11,9 +11,9 @@ from helpers import job_result, logged
 
 from discover import rundir
 from discover.errors import UserError
-from discover.evolution import Individual
 from discover.rundir import RunDir
 from discover.rundir.files import EvaluationLog, read_log, write_json_atomic
+from discover.search.evolution import Individual
 from programs import BASELINES
 
 

@@ -12,7 +12,8 @@ import pytest
 
 import programs
 import tasks
-from discover import bench, cli
+from discover import cli
+from discover.scoring import bench
 from tasks import schedule
 from tasks.train import OptaxTrainer, Trainer
 
@@ -117,7 +118,7 @@ def test_a_campaign_configuration_carries_its_schedule_to_the_workers_evaluators
     evaluator: tuned adam, the reference, is optax adam under optax's schedule at its rate."""
     from discover.config import SCHEDULES, CampaignConfig
     from discover.errors import UserError
-    from discover.pool import EvaluationWorker, WorkerSpec
+    from discover.search.pool import EvaluationWorker, WorkerSpec
 
     assert SCHEDULES == schedule.SCHEDULES
     with pytest.raises(UserError, match="'schedule' must be one of constant, warmup_cosine"):

@@ -1,4 +1,4 @@
-"""Search power (discover/search_power.py, scripts/bench_search.py): the searches are real
+"""Search power (discover/experiments/search_power.py, scripts/bench_search.py): the searches are real
 campaigns that resume, the judge is the yardstick of ``discover bench``, and the statistics
 are checked against their textbook definitions."""
 
@@ -13,11 +13,11 @@ import pytest
 from scipy import stats
 
 import programs
-from discover import search_power as sp
-from discover.bench import Contender
-from discover.bench import run as bench_run
 from discover.errors import UserError
+from discover.experiments import search_power as sp
 from discover.records import LogRecord
+from discover.scoring.bench import Contender
+from discover.scoring.bench import run as bench_run
 from tests.helpers import ROOT, job_result
 
 TASK = "digits_mlp_s"
@@ -340,8 +340,8 @@ def test_the_random_variant_breeds_without_selection():
     from helpers import job_result, logged
 
     from discover.config import CampaignConfig
-    from discover.evolution import AgingEvolution
     from discover.resolve import start_programs
+    from discover.search.evolution import AgingEvolution
 
     def parents(variant, scores):
         base = {"population_size": 6, "start": ("adam", "sgd", "lion"), "tasks": ("quadratic",),

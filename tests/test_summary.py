@@ -1,10 +1,10 @@
-"""discover.summary: what a campaign's summary claims about its best program."""
+"""discover.reporting.summary: what a campaign's summary claims about its best program."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from discover.summary import Summary, held_out_claim
+from discover.reporting.summary import Summary, held_out_claim
 
 BASE = Summary(run_dir="runs/x", stopped="time_limit", evaluations=10, evaluations_here=10,
                cache_hits=0, cache_hit_rate=0.0, invalid=0, failed=0, restarts=0,

@@ -1,4 +1,4 @@
-"""discover.task_selection: subset correlations against scipy, and the split-half selection."""
+"""discover.experiments.task_selection: subset correlations against scipy, and the split-half selection."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 from scipy import stats
 
-from discover.task_selection import split_half_selection, subset_correlations, subsets
+from discover.experiments.task_selection import split_half_selection, subset_correlations, subsets
 
 
 def test_every_subset_rho_is_scipys_spearman_of_the_subset_median():

@@ -1,5 +1,5 @@
-"""The yardstick: wide-grid tuning (``discover.tuning``), the median over tasks and the paired
-bootstrap interval (``discover.stats``), checked against the real engine and references."""
+"""The yardstick: wide-grid tuning (``discover.scoring.tuning``), the median over tasks and the paired
+bootstrap interval (``discover.scoring.stats``), checked against the real engine and references."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 import programs
 import tasks
-from discover import stats, tuning
-from discover.evaluate import Evaluator
+from discover.scoring import stats, tuning
+from discover.scoring.evaluate import Evaluator
 from tasks.train import OptaxTrainer, Trainer
 
 TASKS = ["quadratic", "logistic"]

@@ -39,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name:<{width}}  {n:>3} statement{'' if n == 1 else 's'}  state: {slots}")
         return 0
     from discover.config import parse_list
-    from discover.leaderboard import compute
+    from discover.scoring.leaderboard import compute
 
     seeds, lr_grid = yardstick_options(args)
     schedule = schedule_option(args)
-    from discover.bench import progress_bar
+    from discover.scoring.bench import progress_bar
 
     names = parse_list(args.baselines) if args.baselines else list(programs.BASELINES)
     bar, done = progress_bar(what="baselines"), []

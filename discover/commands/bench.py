@@ -54,7 +54,8 @@ def suite(text: str | None) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     import programs
-    from discover import api, bench
+    from discover import api
+    from discover.scoring import bench
 
     contenders = {}
     for spec in args.programs:

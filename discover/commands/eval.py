@@ -38,9 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     import programs
     import tasks
-    from discover import bench
-    from discover.cache_dirs import cache_directory
-    from discover.stats import format_interval, verdict
+    from discover.scoring import bench
+    from discover.scoring.cache_dirs import cache_directory
+    from discover.scoring.stats import format_interval, verdict
 
     started = time.monotonic()
     program = programs.load(args.program_file)
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
           f"{len(seeds)} seed(s): {total - cached} of {total} rate tunings to train, "
           f"{cached} from the cache ({folder}); a search-set tuning takes seconds, a tier-B "
           f"one about a minute on one core", file=sys.stderr, flush=True)
-    from discover import compile_cache
+    from discover.scoring import compile_cache
 
     compile_cache.enable()
     result = bench.run(contenders, task_names, seeds, folder, lr_grid=lr_grid,
@@ -116,7 +116,7 @@ def _cached_tunings(contenders, task_names, seeds, folder: str, schedule: str
     the eval will not have to train, roughly (a tuning may still extend its grid)."""
     import os
 
-    from discover.bench import CACHE_FILE, Cache
+    from discover.scoring.bench import CACHE_FILE, Cache
     from tasks import schedule as schedules
 
     path = os.path.join(folder, CACHE_FILE)

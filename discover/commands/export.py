@@ -14,14 +14,13 @@ directory, then renamed), and an existing file is replaced only with ``--force``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import programs
+from discover.atomic import write_text_atomic
 from discover.errors import UserError
-from discover.export_source import load_source
+from discover.reporting.export_source import load_source
 from programs.exporters import TARGETS
 from programs.exporters.layout import rate_factor, usage_rate
 
@@ -59,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_atomically(path: Path, text: str, force: bool) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory; never
-    replace an existing file unless ``force`` (without it, the final step is a hard link,
-    which fails if ``path`` appeared in the meantime)."""
+    """Write ``text`` to ``path`` through :mod:`discover.atomic`; never replace an existing
+    file unless ``force`` (without it, the final step is a hard link, which fails if ``path``
+    appeared in the meantime)."""
     if path.is_dir():
         raise UserError(f"{path} is a directory")
     if path.exists() and not force:
@@ -70,30 +69,8 @@ def write_atomically(path: Path, text: str, force: bool) -> None:
     if not parent.is_dir():
         raise UserError(f"no such directory: {parent}")
     try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as err:
-        raise UserError(f"cannot write in {parent}: {err.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise UserError(f"{path} exists; pass --force to replace it") from None
-            except OSError:  # no hard links here: check, then rename
-                if path.exists():
-                    raise UserError(f"{path} exists; pass --force to replace it") from None
-                os.replace(tmp, path)
+        write_text_atomic(str(path), text, replace=force)
+    except FileExistsError:
+        raise UserError(f"{path} exists; pass --force to replace it") from None
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from discover.report import write_report
+    from discover.reporting.report import write_report
 
     if args.top < 0:
         raise UserError(f"--top must be >= 0, got {args.top}")

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from discover.atomic import UMASK, fsync_dir, read_json, write_text_atomic
 from discover.errors import UserError
 from discover.records import HallEntry, LogRecord
 from discover.rundir.files import (
@@ -46,14 +47,10 @@ from discover.rundir.files import (
     RATES_FILE,
     STATE_FILE,
     STATE_VERSION,
-    UMASK,
     EvaluationLog,
-    fsync_dir,
-    read_json,
     read_log,
     read_records,
     write_json_atomic,
-    write_text_atomic,
 )
 from discover.rundir.validate import validate_run_dir
 

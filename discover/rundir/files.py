@@ -1,11 +1,10 @@
-"""The run directory's files: the one atomic writer, JSON reading, the append-only log.
+"""The run directory's files: their names, the append-only log, JSON writes.
 
 Contract:
 
-* :func:`write_bytes_atomic` (and :func:`write_text_atomic`, :func:`write_json_atomic`):
-  a temporary file in the same directory, ``fsync``, ``rename``, then ``fsync`` of the
-  directory, so a crash leaves the old file or the new one, never half.  Every file of a run
-  directory, ``best/`` and the report are written through it.
+* Every file of a run directory, ``best/`` and the report is written through
+  :mod:`discover.atomic` (a crash leaves the old file or the new one, never half);
+  :func:`write_json_atomic` writes the files of :data:`COMPACT_FILES` compact.
 * ``evaluations.jsonl`` holds one JSON object per evaluation (``discover.records.LogRecord``),
   each with a unique ``seq``.  Lines are appended and flushed as results arrive;
   :meth:`EvaluationLog.sync` ``fsync``s them before a checkpoint records how many there are.
@@ -20,10 +19,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
+from discover import atomic
 from discover.errors import UserError
 from discover.records import LogRecord
 
@@ -39,7 +38,7 @@ STATE_VERSION = 3
 """Version of the ``state.json`` format; a checkpoint of another version is not resumed.
 1: fingerprints of ``fp1``; 2: ``fp2`` (the engine's probe), ``fingerprint_version`` recorded,
 the hall of fame kept as log records; 3: scores of the wide-grid yardstick (rates tuned by
-``discover.tuning``, the median over tasks, held-out intervals), the cache keeps each
+``discover.scoring.tuning``, the median over tasks, held-out intervals), the cache keeps each
 program's rates."""
 
 
@@ -52,72 +51,9 @@ The files people read stay indented."""
 
 
 def write_json_atomic(path: str, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` so that readers see the old or the new file."""
-    if os.path.basename(path) in COMPACT_FILES:
-        text = json.dumps(data, allow_nan=False, separators=(",", ":"))
-    else:
-        text = json.dumps(data, indent=1, allow_nan=False)
-    write_text_atomic(path, text + "\n")
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path``, as :func:`write_bytes_atomic`."""
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path``: temporary file, fsync, rename, fsync of the directory.
-    Readers see the old file or the new one, never half; on failure the temporary file is
-    removed and the old file is untouched."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~UMASK)  # mkstemp makes 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(directory)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-UMASK = _umask()
-"""This process's umask (read once: os.umask can only be read by setting it)."""
-
-
-def fsync_dir(directory: str) -> None:
-    """fsync a directory (a rename in it is then durable); a no-op where unsupported."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems do not support fsync on a directory
-    finally:
-        os.close(fd)
-
-
-def read_json(path: str) -> Any:
-    """The JSON data of ``path``; ValueError (also for nesting too deep to decode) or
-    OSError."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except RecursionError:
-            raise ValueError("nested too deeply") from None
+    """Write ``data`` as JSON to ``path`` so that readers see the old or the new file
+    (:mod:`discover.atomic`), compact for the files in :data:`COMPACT_FILES`."""
+    atomic.write_json_atomic(path, data, compact=os.path.basename(path) in COMPACT_FILES)
 
 
 def read_log(path: str) -> list[dict]:

@@ -21,9 +21,9 @@ from typing import Any
 
 import programs
 import tasks
+from discover.atomic import read_json
 from discover.config import CampaignConfig, check_names
 from discover.errors import UserError
-from discover.evolution import AgingEvolution
 from discover.records import LogRecord, field_problem, short
 from discover.rundir.files import (
     CONFIG_FILE,
@@ -31,8 +31,8 @@ from discover.rundir.files import (
     STATE_FILE,
     STATE_VERSION,
     log_lines,
-    read_json,
 )
+from discover.search.evolution import AgingEvolution
 from programs import mutate
 from programs.fingerprint import VERSION as FINGERPRINT_VERSION
 

@@ -1,7 +1,7 @@
 """A pool of simulated workers: made-up scores at once, for measuring the driver alone.
 
 ``SimulatedPool(spec, workers)`` implements the campaign's pool interface
-(``discover.pool.Pool``) without training anything: a job's result is made up from a hash of
+(``discover.search.pool.Pool``) without training anything: a job's result is made up from a hash of
 its program text (deterministic: the same program always scores the same, as a real
 evaluation does), returned at once or after a drawn delay (``seconds``: each job takes
 ``seconds * Exp(1)`` of simulated time; ``wait`` sleeps until the first is due).  Hurdles and
@@ -21,7 +21,6 @@ import time
 
 import numpy as np
 
-from discover.pool import Job, WorkerSpec
 from discover.records import (
     OK,
     REJECTED,
@@ -31,6 +30,7 @@ from discover.records import (
     JobResult,
     TaskScore,
 )
+from discover.search.pool import Job, WorkerSpec
 
 
 def made_up_evaluation(program: str, task_names, salt: bytes = b"") -> Evaluation:

@@ -15,10 +15,10 @@ Contract:
   invalid children and restarts are the counters of ``state.json``; the hall of fame is
   ``hall_of_fame.json`` (ranked from the log when that file is missing or still empty).
 * Training curves (the top programs and the tuned baselines, on each held-out task) come from
-  the engine itself (``discover.evaluate.Evaluator.run``: the compile-once VM over a window
+  the engine itself (``discover.scoring.evaluate.Evaluator.run``: the compile-once VM over a window
   of rates and the campaign's seeds, one compile per task): a program's curve is the run at
   the learning rate it chose (``held_out_lr`` of its record), a baseline's the run at the
-  rate the tuning walk finds from adam's (``discover.tuning``).  Losses are averaged over
+  rate the tuning walk finds from adam's (``discover.scoring.tuning``).  Losses are averaged over
   the seeds.
 """
 
@@ -31,13 +31,13 @@ import sys
 import time
 from collections.abc import Callable
 
+from discover.atomic import write_bytes_atomic
 from discover.errors import UserError
 from discover.progress import format_score
 from discover.records import OK, REJECTED, HallEntry
+from discover.reporting.summary import held_out_claim
 from discover.rundir import BEST_DIR, HALL_OF_FAME_FILE, LOG_FILE, STATE_FILE, RunFiles, load
-from discover.rundir.files import write_bytes_atomic
-from discover.stats import format_interval
-from discover.summary import held_out_claim
+from discover.scoring.stats import format_interval
 
 REPORT_FILE = "report.md"
 FIGURE_DIR = "report"
@@ -185,7 +185,7 @@ def training_curves(run: RunFiles, entries: list[HallEntry], top: int,
     ``top`` entries and the tuned baselines, from the engine's grid runs."""
     import programs
     import tasks
-    from discover.evaluate import Evaluator
+    from discover.scoring.evaluate import Evaluator
 
     names, lr_key = curve_tasks(run)
     candidates = []
@@ -234,10 +234,10 @@ def training_curves(run: RunFiles, entries: list[HallEntry], top: int,
 
 def _curve(evaluator, program, task, lr: float | None, *, baseline: bool) -> dict:
     """The run at ``lr`` (the rate a program chose) or, without one, at the rate the walk of
-    ``discover.tuning`` finds from adam's (a baseline: "tuned"); losses averaged over seeds."""
+    ``discover.scoring.tuning`` finds from adam's (a baseline: "tuned"); losses averaged over seeds."""
     import numpy as np
 
-    from discover.tuning import STEP, rate
+    from discover.scoring.tuning import STEP, rate
 
     offsets = [i - (evaluator.lr_grid - 1) // 2 for i in range(evaluator.lr_grid)]
     if lr is not None and np.isfinite(lr) and lr > 0:  # exactly the rate it chose
@@ -385,7 +385,7 @@ def _summary(run: RunFiles, entries: list[HallEntry]) -> list[str]:
                 "tasks; the held-out scores are against tuned adam, so its own is 0)")
         lines.append(f"- adam as evaluated in this run: search {format_score(adam.score)}, "
                      f"held-out {held}.")
-    from discover import final_check
+    from discover.scoring import final_check
 
     check = final_check.load(run.path)
     if check is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from discover.cache_dirs import cache_directory
+from discover.scoring.cache_dirs import cache_directory
 
 ENV = "DISCOVER_COMPILE_CACHE"
 MIN_COMPILE_SECONDS = 0.0

@@ -7,7 +7,7 @@ Contract:
   :meth:`EvaluationWorker.evaluate` never raises for a bad candidate: the
   :class:`~discover.records.JobResult` says its status.
 * :class:`Pool` is what a campaign needs of its workers; :class:`SerialPool` (one in-process
-  worker, for debugging) and ``discover.ray_pool.RayPool`` (Ray actors) implement it.  A pool
+  worker, for debugging) and ``discover.search.ray_pool.RayPool`` (Ray actors) implement it.  A pool
   runs one :class:`Job` per worker at a time: ``submit(job)`` when ``idle() > 0``;
   ``wait(timeout)`` returns the finished ``(job, result)`` pairs (possibly none on a
   timeout).  A job's ``threshold`` is the funnel: held-out tasks run when the search score is
@@ -147,8 +147,8 @@ class EvaluationWorker:
         # Imported here, after the actor's environment is set (JAX reads XLA_FLAGS once).
         # The process-wide cached evaluators: a serial campaign resumed in the same process
         # compiles nothing again.
-        from discover import compile_cache
-        from discover.evaluate import cached_evaluator
+        from discover.scoring import compile_cache
+        from discover.scoring.evaluate import cached_evaluator
 
         compile_cache.enable()  # executables from an earlier start load from disk
         self.spec = spec

@@ -12,7 +12,7 @@ import json
 
 from discover.progress import format_score
 from discover.rundir import EVENTS_FILE
-from discover.stats import format_interval, verdict
+from discover.scoring.stats import format_interval, verdict
 
 
 @dataclasses.dataclass

@@ -3,8 +3,8 @@ one.
 
 Contract:
 
-* :class:`RayPool` implements ``discover.pool.Pool`` with ``size`` actors
-  (``discover.pool.EvaluationWorker``), one CPU each, JAX on one thread: the thread settings
+* :class:`RayPool` implements ``discover.search.pool.Pool`` with ``size`` actors
+  (``discover.search.pool.EvaluationWorker``), one CPU each, JAX on one thread: the thread settings
   are in the actor's ``runtime_env`` so they hold before JAX is imported in the actor process.
 * Faults.  A job whose actor dies (process killed, node lost) is the infrastructure's fault,
   never the candidate's: the job is re-queued, ahead of new work, and a replacement actor is
@@ -38,8 +38,8 @@ import warnings
 from typing import Any
 
 from discover.errors import UserError, WorkersLost
-from discover.pool import ACTOR_ENV, EvaluationWorker, Job, SerialPool, WorkerSpec
 from discover.records import JobResult
+from discover.search.pool import ACTOR_ENV, EvaluationWorker, Job, SerialPool, WorkerSpec
 
 
 @dataclasses.dataclass(eq=False)

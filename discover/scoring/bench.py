@@ -3,11 +3,11 @@
 Contract:
 
 * :func:`run` tunes every contender's learning rate on every task of the suite on the wide
-  grid (``discover.tuning``, ``wide=True``) over the seeds given, with the compile-once engine
+  grid (``discover.scoring.tuning``, ``wide=True``) over the seeds given, with the compile-once engine
   (one compiled trainer per task, built only when a run is missing from the cache), and scores
-  it as ``discover.evaluate`` does: per seed against tuned adam (always a contender), the mean
+  it as ``discover.scoring.evaluate`` does: per seed against tuned adam (always a contender), the mean
   over seeds per task, the median over tasks, a bootstrap interval against adam paired by seed
-  (``discover.stats``); and, for each user program, its difference from every baseline with
+  (``discover.scoring.stats``); and, for each user program, its difference from every baseline with
   an interval.
 * Every validation loss is cached in ``<out>/cache.json`` keyed by program fingerprint, task,
   rate and seed (``null``: the run diverged), written atomically after each window of rates:
@@ -35,17 +35,17 @@ import numpy as np
 
 import programs
 import tasks
-from discover.errors import UserError
-from discover.evaluate import BASELINE, seed_scores
-from discover.records import NONFINITE, OK, TaskScore
-from discover.rundir.files import (
+from discover.atomic import (
     read_json,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
 )
-from discover.stats import aggregate, format_interval, interval, short_verdict, verdict
-from discover.tuning import Tuning, mean_log_loss, rate, tune
+from discover.errors import UserError
+from discover.records import NONFINITE, OK, TaskScore
+from discover.scoring.evaluate import BASELINE, seed_scores
+from discover.scoring.stats import aggregate, format_interval, interval, short_verdict, verdict
+from discover.scoring.tuning import Tuning, mean_log_loss, rate, tune
 from programs.program import Program
 from tasks import schedule as schedules
 from tasks.base import WORST_SCORE
@@ -189,7 +189,7 @@ def task_scores(task_name: str, tunings: dict[str, Tuning], initial_losses: np.n
                 ) -> dict[str, TaskScore]:
     """Each tuning's :class:`TaskScore` on ``task_name``: per seed against the tuning of
     ``BASELINE`` (which ``tunings`` must hold) and the untrained losses (one per seed), as
-    ``discover.evaluate`` scores; a tuning where every rate diverged scores WORST_SCORE."""
+    ``discover.scoring.evaluate`` scores; a tuning where every rate diverged scores WORST_SCORE."""
     initial = float(np.exp(mean_log_loss(np.asarray(initial_losses, np.float64))))
     reference = float(np.exp(mean_log_loss(tunings[BASELINE].best_losses)))
     seeds = len(initial_losses)

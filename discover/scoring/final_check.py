@@ -7,7 +7,7 @@ yardstick (each rate tuned on the wide grid per task, seeds the campaign never t
 tier C by default, the campaign's schedule) and says of each whether it beats tuned adam
 beyond the interval.  The share that do, among those the campaign crowned, is the funnel's
 precision (``crowned`` below: the held-out interval against adam, or without a funnel the
-search score, excludes 0 by ``discover.stats.MIN_EFFECT``).
+search score, excludes 0 by ``discover.scoring.stats.MIN_EFFECT``).
 
 Contract:
 
@@ -25,7 +25,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 
-from discover.stats import MIN_EFFECT, format_interval, verdict
+from discover.scoring.stats import MIN_EFFECT, format_interval, verdict
 
 DIRECTORY = "final_check"
 RESULT_FILE = "check.json"
@@ -98,9 +98,9 @@ def run_check(run_dir: str, config, *, task_names: Sequence[str] | None = None,
     tuned adam on ``task_names`` (default tier C); None when the hall of fame is empty."""
     import programs
     import tasks
-    from discover import bench
+    from discover.atomic import read_json, write_json_atomic
     from discover.records import HallEntry
-    from discover.rundir.files import read_json, write_json_atomic
+    from discover.scoring import bench
 
     entries = [HallEntry.from_json(e) for e in read_json(os.path.join(run_dir,
                                                                         "hall_of_fame.json"))]
@@ -145,7 +145,7 @@ def after_campaign(run_dir: str, config, evaluations: int, stopped: str,
     stderr with the bench's progress bar; returns the summary's lines (none when skipped)."""
     import sys
 
-    from discover import bench
+    from discover.scoring import bench
 
     if stopped == "interrupted" or not due(config, evaluations):
         return []

@@ -11,11 +11,11 @@ Contract (the search, the workers and the CLI rely on it):
   included, trains under ``schedule`` (``tasks.schedule``).  An unknown task is a
   ``ValueError`` from the constructor; a program that does not fit the bucket (statements,
   slots) is a ``ValueError`` from ``evaluate``.
-* The rate is tuned per task by ``discover.tuning``: ``wide=True`` (comparisons) covers four
+* The rate is tuned per task by ``discover.scoring.tuning``: ``wide=True`` (comparisons) covers four
   decades and extends while the best rate is at an edge; ``wide=False`` (the search's fitness)
   walks from one window centred on the parent's rate (``starts``) or adam's, extending the
   same way.  Tuned adam, the normaliser, is always tuned wide, once per evaluator, or read
-  from the disk cache of ``discover.baseline_cache`` (identical numbers, no training).
+  from the disk cache of ``discover.scoring.baseline_cache`` (identical numbers, no training).
 * ``evaluate(program) -> Evaluation`` (``discover.records``) never raises for a bad candidate.
   Per task and seed, ``score = tasks.normalized_score(loss at the chosen rate, adam's reference
   loss, the untrained loss)`` (references: geometric means over the seeds): 0 is tuned adam, 1
@@ -24,11 +24,11 @@ Contract (the search, the workers and the CLI rely on it):
   loss at the chosen ``lr``, ``at_limit`` flags a rate at the grid's limit.  Status ``"ok"``;
   ``"nonfinite"`` when every rate diverged (score ``WORST_SCORE``, loss and lr NaN);
   ``"error"`` when the run raised (same).  ``aggregate`` is the median over tasks
-  (``discover.stats``); ``interval`` the bootstrap interval of the aggregate minus adam's,
+  (``discover.scoring.stats``); ``interval`` the bootstrap interval of the aggregate minus adam's,
   paired by seed (None with one seed); the evaluation's status is ``"ok"`` when at least one
   task is ``"ok"`` and none is ``"error"``, else ``"failed"``.  With a ``hurdle`` the first
   task decides whether the others run (``rejected`` when it does not pass; see ``evaluate``).
-* ``evaluate(program, task_names, **kwargs)`` (module function, ``discover.evaluate``) uses
+* ``evaluate(program, task_names, **kwargs)`` (module function, ``discover.scoring.evaluate``) uses
   one cached ``Evaluator`` per configuration.
 """
 
@@ -46,7 +46,6 @@ import numpy as np
 
 import programs
 import tasks
-from discover import baseline_cache
 from discover.records import (
     ERROR,
     FAILED,
@@ -58,9 +57,10 @@ from discover.records import (
     Hurdle,
     TaskScore,
 )
-from discover.stats import aggregate, interval
-from discover.tuning import Tuning, exponent, mean_log_loss, tune
-from discover.tuning import rate as tuning_rate
+from discover.scoring import baseline_cache
+from discover.scoring.stats import aggregate, interval
+from discover.scoring.tuning import Tuning, exponent, mean_log_loss, tune
+from discover.scoring.tuning import rate as tuning_rate
 from programs.program import Program
 from programs.vm import encode
 from tasks import schedule as schedules
@@ -171,7 +171,7 @@ class Evaluator:
 
     def tune(self, program: Program, task_name: str, *, wide: bool | None = None,
              start: int | None = None) -> Tuning:
-        """Tune ``program``'s rate on one task (``discover.tuning``): wide (default: the
+        """Tune ``program``'s rate on one task (``discover.scoring.tuning``): wide (default: the
         evaluator's mode) or a walk from exponent ``start`` (default: adam's rate)."""
         trainer = self.trainer(task_name, program)
         encoded = trainer.encode(program)

@@ -1,13 +1,13 @@
 """The tuned leaderboard: every baseline program on every task, as comparisons score them.
 
 Contract: :func:`compute` evaluates each baseline of ``programs.BASELINES`` (or the ones
-named) with :class:`discover.evaluate.Evaluator` on the search and held-out tasks (or the
-ones named), the learning rate tuned on the wide grid (``discover.tuning``) over the seeds
-given (default 0, 1, 2); the scores are exactly those of ``discover.evaluate`` for the same
+named) with :class:`discover.scoring.evaluate.Evaluator` on the search and held-out tasks (or the
+ones named), the learning rate tuned on the wide grid (``discover.scoring.tuning``) over the seeds
+given (default 0, 1, 2); the scores are exactly those of ``discover.scoring.evaluate`` for the same
 configuration (0 = tuned adam, 1 = untrained, lower is better, ``WORST_SCORE`` when every
 learning rate diverged).  :class:`Leaderboard` renders them as a text table or markdown: rows
 optimizers, columns tasks, then per group (search, held-out) the median over tasks, its
-bootstrap interval against adam (paired by seed) and what it supports (``discover.stats``);
+bootstrap interval against adam (paired by seed) and what it supports (``discover.scoring.stats``);
 then the tuned learning rates, each flagged when it is at the grid's limit.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 
 import programs
 import tasks
-from discover.evaluate import OK, TaskScore, cached_evaluator
-from discover.stats import aggregate, format_interval, short_verdict
+from discover.scoring.evaluate import OK, TaskScore, cached_evaluator
+from discover.scoring.stats import aggregate, format_interval, short_verdict
 
 NOT_OK_MARK = "*"
 LIMIT_MARK = "!"

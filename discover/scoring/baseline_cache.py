@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from discover.cache_dirs import cache_directory
-from discover.tuning import Tuning
+from discover.scoring.cache_dirs import cache_directory
+from discover.scoring.tuning import Tuning
 
 ENV = "DISCOVER_BASELINE_CACHE"
 VERSION = 1
 _ENGINE_SOURCES = ("programs/vm.py", "programs/ops.py", "tasks/train.py", "tasks/base.py",
-                   "tasks/layers.py", "discover/tuning.py")
+                   "tasks/layers.py", "discover/scoring/tuning.py")
 
 
 def directory() -> str | None:
@@ -60,7 +60,7 @@ def key(task, seeds, width: int, program_text: str, initial_losses,
     """What a tuned baseline depends on (see the module docstring), as JSON-safe data."""
     import jax
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     sources = [os.path.join(root, p) for p in _ENGINE_SOURCES]
     try:
         sources.append(inspect.getsourcefile(task.loss) or "")
@@ -101,7 +101,7 @@ def load(key_data: dict) -> Tuning | None:
 
 def store(key_data: dict, tuning: Tuning) -> None:
     """Write ``tuning`` under ``key_data`` (nothing when the cache is off or unwritable)."""
-    from discover.rundir.files import write_json_atomic
+    from discover.atomic import write_json_atomic
 
     folder = directory()
     if folder is None:

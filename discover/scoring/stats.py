@@ -3,7 +3,7 @@
 Contract:
 
 * A task's score is the mean over training seeds of the per-seed normalised scores
-  (``discover.evaluate``); :func:`aggregate` combines tasks by their **median**, so no task
+  (``discover.scoring.evaluate``); :func:`aggregate` combines tasks by their **median**, so no task
   can carry a score alone: a program must be better than adam on more than half the tasks to
   score below 0 (docs/scoring.md states the measurement behind the choice).
 * :func:`interval` is a percentile bootstrap (``scipy.stats.bootstrap``) of the aggregate of

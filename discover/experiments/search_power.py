@@ -9,7 +9,7 @@ Contract:
 
 * A :class:`Target` names the start of the searches and what counts as success: a program that
   beats every one of its ``references`` (tuned baselines) by more than ``MIN_EFFECT`` beyond
-  the 95% interval on the judge's tasks (``discover.stats.verdict``), and, when ``stateful``,
+  the 95% interval on the judge's tasks (``discover.scoring.stats.verdict``), and, when ``stateful``,
   keeps state that carries the gradients' history to its update (:func:`stateful`: after
   simplification, a slot read by the update whose recurrence reads ``g`` or ``w``, and a
   gradient or weight changed at one step changes a later update; a schedule of the rate,
@@ -29,9 +29,9 @@ Contract:
   run directory: killed at any point it resumes where it stopped (``Campaign.open``); a
   finished one is left alone; one made with another configuration is a ``UserError`` (move
   it away), never overwritten.
-* :class:`Judge` scores programs with the yardstick (``discover.bench``: every rate tuned on
+* :class:`Judge` scores programs with the yardstick (``discover.scoring.bench``: every rate tuned on
   the wide grid, the judge's seeds, scores against tuned adam), every run cached in one
-  ``discover.bench.Cache`` file, so a second judgement trains nothing.
+  ``discover.scoring.bench.Cache`` file, so a second judgement trains nothing.
 * :func:`first_success` finds a run's first success among the programs that improved the
   run's best search score (in evaluation order; with ``stateful``, among stateful programs
   only).  It judges the last such program first: if it fails, the run failed (an earlier
@@ -56,7 +56,7 @@ import numpy as np
 from discover.config import START_SCRATCH, CampaignConfig
 from discover.errors import UserError
 from discover.records import OK, LogRecord
-from discover.stats import MIN_EFFECT, aggregate, interval
+from discover.scoring.stats import MIN_EFFECT, aggregate, interval
 
 RUNS_DIR = "runs"
 FIRST_CHUNK = 50
@@ -162,7 +162,7 @@ _POOLS: dict = {}
 def _pool(spec):
     """One serial pool per spec and process: its tasks compile once for all the searches a
     process runs."""
-    from discover.pool import SerialPool
+    from discover.search.pool import SerialPool
 
     if spec not in _POOLS:
         _POOLS[spec] = SerialPool(spec)
@@ -172,12 +172,12 @@ def _pool(spec):
 def search(path: str, config: CampaignConfig) -> int:
     """Run (or resume) the campaign of ``config`` in ``path`` to its budget; returns the
     evaluations logged.  A directory made with another configuration is a UserError."""
-    from discover import compile_cache
+    from discover.atomic import read_json
     from discover.campaign import Campaign
-    from discover.pool import WorkerSpec
     from discover.resolve import resolve_tasks
     from discover.rundir import CONFIG_FILE, load
-    from discover.rundir.files import read_json
+    from discover.scoring import compile_cache
+    from discover.search.pool import WorkerSpec
 
     config = resolve_tasks(config)
     compile_cache.enable()
@@ -208,9 +208,9 @@ def search_scores(config: CampaignConfig, names: Sequence[str]) -> dict[str, flo
     (their tasks, seeds and rate grid, tuning walks from adam's rates): the level a curve of
     best search score so far must pass, on the curve's own footing."""
     import programs
-    from discover import compile_cache
-    from discover.pool import Job, WorkerSpec
     from discover.resolve import resolve_tasks
+    from discover.scoring import compile_cache
+    from discover.search.pool import Job, WorkerSpec
 
     compile_cache.enable()
     pool = _pool(WorkerSpec.from_config(resolve_tasks(config)))
@@ -298,7 +298,7 @@ class Judge:
 
     def __init__(self, task_names: Sequence[str], seeds: Sequence[int], cache_path: str,
                  lr_grid: int = 3):
-        from discover.bench import Cache, TaskEngine
+        from discover.scoring.bench import Cache, TaskEngine
 
         self.task_names, self.seeds = list(task_names), tuple(seeds)
         self.cache = Cache(cache_path)
@@ -310,8 +310,8 @@ class Judge:
     def seed_scores(self, program) -> list[np.ndarray]:
         """Per task, the program's per-seed scores against tuned adam (wide tuning)."""
         import programs
-        from discover.bench import task_scores
-        from discover.evaluate import BASELINE
+        from discover.scoring.bench import task_scores
+        from discover.scoring.evaluate import BASELINE
 
         fingerprint = program.fingerprint()
         if fingerprint not in self._seed_scores:
