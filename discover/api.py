@@ -97,7 +97,7 @@ def run_campaign(config: CampaignConfig | None = None, run_dir: str | None = Non
     from discover.resolve import resolve_tasks
     from discover.rundir import default_path
     from discover.scoring import compile_cache
-    from discover.search.ray_pool import init_ray
+    from discover.search.cluster import init_ray
 
     config = config or CampaignConfig()
     if not isinstance(config, CampaignConfig):
@@ -127,7 +127,7 @@ def resume_campaign(run_dir: str, *, max_evals: int | None = None,
     ``progress`` and ``echo`` as in :func:`run_campaign`."""
     from discover.campaign import Campaign
     from discover.scoring import compile_cache
-    from discover.search.ray_pool import init_ray
+    from discover.search.cluster import init_ray
 
     compile_cache.enable()  # before the driver's first compile (the probe, on reading back)
     campaign = Campaign.open(run_dir, max_evals=max_evals, time_limit=time_limit,

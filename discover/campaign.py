@@ -33,7 +33,6 @@ Contract:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -43,77 +42,19 @@ import time
 import programs
 from discover.config import CampaignConfig
 from discover.errors import UserError, WorkersLost
-from discover.progress import Progress, format_score
+from discover.progress import Progress
 from discover.records import HallEntry, LogRecord
-from discover.reporting.summary import Summary, describe_event, held_out_claim
+from discover.reporting.best import best_files, found_name
+from discover.reporting.summary import Summary, describe_event
 from discover.resolve import resolve_tasks, start_programs
 from discover.rundir import CONFIG_FILE, RunDir
-from discover.search.evolution import AgingEvolution, Individual
+from discover.search.cluster import cluster_cpus, init_ray
+from discover.search.evolution import AgingEvolution
+from discover.search.individual import Individual
 from discover.search.pool import Job, Pool, WorkerSpec
-from discover.search.ray_pool import cluster_cpus, init_ray, make_pool
+from discover.search.ray_pool import make_pool
+from discover.search.replay import replay
 from programs.fingerprint import VERSION as FINGERPRINT_VERSION
-
-EXPORT_TARGETS = ("optax", "torch", "numpy")
-
-
-def _replayed(config: CampaignConfig, state: dict, after: list[LogRecord]
-              ) -> tuple[AgingEvolution, list[Individual]]:
-    """The evolution of checkpoint ``state`` with the records logged after it told, and the
-    children still to evaluate.  A child bred after the checkpoint is bred again, so that the
-    random draws that made it are drawn again and the campaign goes on as the one that died
-    would have: exactly so when the checkpoint's next child was bred after its last result
-    (one worker).  Where breeding again does not give the logged children in order (several
-    workers bred them between results), the logged children are adopted instead: no
-    evaluation lost or repeated, the draws not replayed."""
-    evolution = AgingEvolution(config, funnel=bool(config.held_out_tasks))
-    pending = evolution.load_state_dict(state)
-    by_seq = {child.seq: child for child in pending}
-    bred: dict[int, Individual] = {}
-    replay = not pending
-    for record in after:
-        child = by_seq.pop(record.seq, None) or bred.pop(record.seq, None)
-        while replay and child is None and evolution.next_seq <= record.seq:
-            again = evolution.breed()
-            if again is None or (again.seq == record.seq
-                                 and str(again.program) != record.program):
-                replay = False
-            elif again.seq == record.seq:
-                child = again
-            else:
-                bred[again.seq] = again
-        if child is None or str(child.program) != record.program:
-            return _adopted(config, state, after)
-        evolution.tell(child, record)
-    return evolution, sorted([*by_seq.values(), *bred.values()], key=lambda c: c.seq)
-
-
-def _adopted(config: CampaignConfig, state: dict, after: list[LogRecord]
-             ) -> tuple[AgingEvolution, list[Individual]]:
-    """:func:`_replayed` without breeding again: each logged child adopted as logged."""
-    evolution = AgingEvolution(config, funnel=bool(config.held_out_tasks))
-    pending = evolution.load_state_dict(state)
-    by_seq = {child.seq: child for child in pending}
-    for record in after:
-        child = by_seq.pop(record.seq, None)
-        if child is None:
-            child = Individual(programs.parse(record.program), record.fingerprint,
-                               seq=record.seq, parent=record.parent,
-                               mutation=record.mutation, island=record.island or 0)
-        evolution.adopt(child)
-        evolution.tell(child, record)
-    return evolution, list(by_seq.values())
-
-
-FOUND_NAME = "discovered"
-"""The found program's name wherever it is shown: the summary, report.md, best/program.opt
-and the exported modules (not the baseline it descends from)."""
-
-
-def found_name(text: str | None) -> str | None:
-    """``text``, a program, renamed :data:`FOUND_NAME`."""
-    if text is None:
-        return None
-    return str(dataclasses.replace(programs.parse(text), name=FOUND_NAME))
 
 
 class Campaign:
@@ -191,7 +132,7 @@ class Campaign:
         after = [record for index, record in enumerate(files.records())
                  if index >= saved["log_count"]
                  or record.seq in {c["seq"] for c in saved["evolution"]["pending"]}]
-        evolution, pending = _replayed(config, saved["evolution"], after)
+        evolution, pending = replay(config, saved["evolution"], after)
         meta = {"elapsed_seconds": saved["elapsed_seconds"],
                 "invocations": saved["invocations"]}
         return cls(files, config, evolution, pending, meta)
@@ -446,24 +387,11 @@ class Campaign:
         else:
             return
         provenance["rates"] = self._rates_beside_adam(rates)
-        program = dataclasses.replace(program, name=FOUND_NAME)
-        header = (f"# Discovered by campaign {self.config.name or os.path.basename(self.run_dir)}"
-                  f" (seed {self.config.seed}).\n"
-                  f"# Search score {format_score(provenance['search_score'])}, held-out score "
-                  f"{format_score(provenance['held_out_score'])} (0 = tuned adam, lower is "
-                  f"better{'' if interval is None else '; ' + held_out_claim(interval)}); "
-                  f"fingerprint {provenance['fingerprint']}.\n")
-        self.files.write_best(header + str(program), {})
-        modules = {}
-        for target in EXPORT_TARGETS:
-            try:
-                modules[target] = programs.export(program, target,
-                                                  run=os.path.abspath(self.run_dir),
-                                                  **provenance)
-            except Exception as err:
-                raise RuntimeError(f"{self.run_dir}/best: exporting the best program to "
-                                   f"{target} failed: {type(err).__name__}: {err}") from err
-        self.files.write_best(header + str(program), modules, provenance["rates"])
+        text, modules = best_files(program, provenance, interval,
+                                   campaign=self.config.name or os.path.basename(self.run_dir),
+                                   seed=self.config.seed, run_dir=os.path.abspath(self.run_dir))
+        self.files.write_best(text, {})
+        self.files.write_best(text, modules(), provenance["rates"])
 
     def _rates_beside_adam(self, rates: dict | None) -> dict | None:
         """Per search task, [the program's tuned rate, adam's] where both are known (adam's

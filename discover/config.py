@@ -22,15 +22,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
 import tomllib
-import types
 import typing
 from typing import Any
 
 from discover.errors import UserError
+from discover.plain_data import (
+    INVALID,
+    coerce,
+    convert,
+    did_you_mean,
+    show,
+    type_name,
+    with_article,
+)
 
 START_SCRATCH = "scratch"
 """The ``start`` name of the trivial program (one gradient step), for a search from scratch."""
@@ -191,9 +198,9 @@ class CampaignConfig:
         values = {}
         for key, value in data.items():
             if key not in hints:
-                raise UserError(f"{source}: unknown configuration key {_show(key)}"
+                raise UserError(f"{source}: unknown configuration key {show(key)}"
                                 f"{did_you_mean(str(key), hints)}")
-            values[key] = _coerce(key, value, hints[key], source)
+            values[key] = coerce(key, value, hints[key], source)
         try:
             return cls(**values)
         except UserError as err:
@@ -302,98 +309,18 @@ def _hints() -> dict[str, Any]:
     return typing.get_type_hints(CampaignConfig)
 
 
-def _a(noun: str) -> str:
-    """``noun`` with its indefinite article: "an integer", "a number"."""
-    return ("an " if noun[:1] in "aeiou" else "a ") + noun
-
-
-def did_you_mean(name: str, known) -> str:
-    """" (did you mean 'x'?)" for the closest of ``known`` to ``name``, or ""."""
-    import difflib
-
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _type_name(hint) -> str:
-    if hint is type(None):
-        return "null"
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(hint))
-    if origin is tuple:
-        return f"list of {_type_name(typing.get_args(hint)[0])}"
-    if origin is dict:
-        return f"table of {_type_name(typing.get_args(hint)[1])}"
-    return {int: "integer", float: "number", str: "string", bool: "boolean"}[hint]
-
-
-def _coerce(key: str, value: Any, hint, source: str) -> Any:
-    """``value`` as the field's type (lists become tuples, ints become floats); else UserError."""
-    result = _convert(value, hint)
-    if result is _INVALID and isinstance(value, float) and not math.isfinite(value):
-        raise UserError(f"{source}: {key!r} must be a finite number, got {value!r}")
-    if result is _INVALID:
-        raise UserError(f"{source}: {key!r} must be {_a(_type_name(hint))}, got {_show(value)}")
-    return result
-
-
-_INVALID = object()
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, shortened: error messages stay one readable line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 4] + " ..."
-
-
-def _convert(value: Any, hint) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(hint):
-            result = _convert(value, option)
-            if result is not _INVALID:
-                return result
-        return _INVALID
-    if hint is type(None):  # null, or false ("off") where TOML cannot write null
-        return None if value is None or value is False else _INVALID
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            return _INVALID
-        items = [_convert(v, typing.get_args(hint)[0]) for v in value]
-        return _INVALID if any(i is _INVALID for i in items) else tuple(items)
-    if origin is dict:
-        if not isinstance(value, dict):
-            return _INVALID
-        items = {k: _convert(v, typing.get_args(hint)[1]) for k, v in value.items()}
-        if any(not isinstance(k, str) or v is _INVALID for k, v in items.items()):
-            return _INVALID
-        return items
-    if hint is bool:
-        return value if isinstance(value, bool) else _INVALID
-    if hint is int:
-        return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value) if math.isfinite(value) else _INVALID
-        return _INVALID
-    if hint is str:
-        return value if isinstance(value, str) else _INVALID
-    return _INVALID
-
-
 def _validate(c: CampaignConfig) -> None:
     """Range checks; the message names the key."""
     hints = _hints()
     for f in dataclasses.fields(c):
         value = getattr(c, f.name)
-        if _convert(value, hints[f.name]) is _INVALID:
-            raise UserError(f"{f.name!r} must be {_a(_type_name(hints[f.name]))}, "
-                            f"got {_show(value)}")
+        if convert(value, hints[f.name]) is INVALID:
+            raise UserError(f"{f.name!r} must be {with_article(type_name(hints[f.name]))}, "
+                            f"got {show(value)}")
 
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
-            raise UserError(f"{key!r} {what}, got {_show(getattr(c, key))}")
+            raise UserError(f"{key!r} {what}, got {show(getattr(c, key))}")
 
     need(c.name == "" or re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", c.name) is not None,
          "name", "must be letters, digits, '-', '_' or '.'")
@@ -470,13 +397,13 @@ def check_names(config: CampaignConfig, *, ops: typing.Iterable[str],
             # "module:factory" specs and variants ("kjv_gru_s.steps4x") are resolved later
             if name not in known and not (key.endswith("tasks") and (":" in name
                                                                     or "." in name)):
-                raise UserError(f"{key!r}: unknown name {_show(name)} (known: "
+                raise UserError(f"{key!r}: unknown name {show(name)} (known: "
                                 f"{', '.join(sorted(known))})")
     if START_SCRATCH in config.start and len(config.start) > 1:
         raise UserError(f"'start': {START_SCRATCH!r} cannot be combined with baselines")
     both = set(config.tasks or ()) & set(config.held_out_tasks or ())
     if both:
-        raise UserError(f"'held_out_tasks': {_show(min(both))} is also a search task")
+        raise UserError(f"'held_out_tasks': {show(min(both))} is also a search task")
 
 
 def parse_list(text: str) -> tuple[str, ...]:

@@ -48,6 +48,7 @@ import numpy as np
 
 from discover.errors import UserError
 from discover.experiments import search_power as sp
+from discover.experiments import search_power_tables as tables
 
 
 def _names(text: str, known: dict, what: str) -> list:
@@ -134,7 +135,7 @@ def bar_check_only(targets, judge_tasks: list[str], args) -> int:
     judge = open_judge(judge_tasks, args)
     print(f"Judged on {', '.join(judge_tasks)} with seeds {args.judge_seeds}.")
     for target in targets:
-        print(sp.bar_check(judge, target) or f"{target.name}: no exemplars", flush=True)
+        print(tables.bar_check(judge, target) or f"{target.name}: no exemplars", flush=True)
         judge.cache.save()
     return 0
 
@@ -202,7 +203,7 @@ def main() -> int:
               f" ({outcome.judged} programs judged)", flush=True)
         outcomes.append(outcome)
 
-    summaries = sp.summarize(outcomes)
+    summaries = tables.summarize(outcomes)
     command = "python scripts/bench_search.py " + " ".join(sys.argv[1:])
     import programs
 
@@ -214,7 +215,7 @@ def main() -> int:
     references = {t.name: {name: float(np.median([np.mean(s) for s in
                                                   judge.seed_scores(programs.BASELINES[name])]))
                            for name in t.references} for t in targets}
-    parity = sp.parity_table(outcomes, {t.name: t for t in targets})
+    parity = tables.parity_table(outcomes, {t.name: t for t in targets})
     parity_lines = [("Searches whose judged program is as good as one of the target's "
                      "exemplars (non-inferior: its interval against the exemplar below "
                      f"+{sp.MIN_EFFECT}), a rediscovery even where the bar is above the "
@@ -226,17 +227,17 @@ def main() -> int:
              f"interval: "
              f"Clopper-Pearson 95%. Variants: " + "; ".join(f"**{v.name}**: {v.description}"
                                                            for v in variants) + ".", "",
-             sp.summary_table(summaries, budget),
+             tables.summary_table(summaries, budget),
              ("What the searches did (medians over a variant's runs; counters of the campaign: "
               "children that were cache hits, twins dropped at the cap, invalid children, "
               "re-mutations of neutral children, hurdle rejections, restarts, island "
-              "migrations and resets):"), "", sp.diagnostics_table(outcomes),
+              "migrations and resets):"), "", tables.diagnostics_table(outcomes),
              ("Each search's judged program (its first success, or its best eligible program "
               "when none succeeded), simplified, and its median difference from each reference "
               "over the judged tasks with the 95% interval (lower is better):"), "",
-             sp.judgements_table(outcomes, {t.name: t for t in targets}),
+             tables.judgements_table(outcomes, {t.name: t for t in targets}),
              *parity_lines,
-             *[line for t in targets for line in (sp.bar_check(judge, t), "") if line],
+             *[line for t in targets for line in (tables.bar_check(judge, t), "") if line],
              "Judged search-set scores of the references (median over tasks, 0 = tuned adam): "
              + ", ".join(f"{n} {v:+.3f}" for r in references.values() for n, v in r.items())
              + ". " + limits_sentence(judge, ["adam", *{n for r in references.values() for n in r},
@@ -244,7 +245,7 @@ def main() -> int:
              "", "![best so far](curves.png)", ""]
     table = "\n".join(lines)
     write_text_atomic(os.path.join(args.out, "table.md"), table)
-    write_text_atomic(os.path.join(args.out, "outcomes.json"), sp.outcomes_json(outcomes))
+    write_text_atomic(os.path.join(args.out, "outcomes.json"), tables.outcomes_json(outcomes))
     write_text_atomic(os.path.join(args.out, "runs.csv"), csv_text(
         ["target", "variant", "seed", "evaluations", "cpu_seconds", "best_search_score",
          "success", "evaluations_to_success", "cpu_seconds_to_success", "judged", "program"],

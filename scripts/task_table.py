@@ -11,7 +11,12 @@ with its family, parameters, steps, batch, data, measured seconds per run and ad
   ``scripts/proxy_validity.py`` caches them (``--cache``), so its runs are reused and these
   are reused by it.
 
+With ``--write-costs`` the measured seconds per run also go to ``tasks/data/costs.json``
+(atomically; tasks not measured in this run keep their old entry), which ``discover tasks``
+shows.  Measure on an idle machine.
+
     .venv/bin/python scripts/task_table.py [--extra] [--tiers search,B,C] [--cache DIR]
+                                           [--write-costs]
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiers", default="search,B,C")
     parser.add_argument("--extra", action="store_true", help="add the extra tier")
+    parser.add_argument("--write-costs", action="store_true",
+                        help="also write the seconds per run to tasks/data/costs.json")
     parser.add_argument("--cache", default=os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "proxy", "cache"))
     args = parser.parse_args()
@@ -60,6 +67,7 @@ def main() -> None:
           "| valid loss (adam) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     totals: dict[str, float] = {}
+    measured: dict[str, float] = {}
     for tier in tiers:
         for name in tasks.names(tier):
             task = tasks.get(name)
@@ -73,6 +81,7 @@ def main() -> None:
                 times.append(time.perf_counter() - start)
             per_run = statistics.median(times) / 3
             totals[tier] = totals.get(tier, 0.0) + per_run
+            measured[name] = round(per_run, 4)
             folder = os.path.join(args.cache, name)
             os.makedirs(folder, exist_ok=True)
             engine = TaskEngine(name, (0, 1, 2), 3, 32, 4,
@@ -91,6 +100,20 @@ def main() -> None:
               f"(the search's walk, one seed): {total * 3 * 1.9:.2f} s")
     print(f"jax {jax.__version__}; {os.cpu_count()} CPUs; load average "
           f"{os.getloadavg()[0]:.1f} at the end; {np.__name__} {np.__version__}")
+    if args.write_costs:
+        write_costs(measured)
+
+
+def write_costs(measured: dict[str, float]) -> None:
+    """Merge ``measured`` into ``tasks/data/costs.json`` with today's date."""
+    from discover.atomic import write_json_atomic
+    from tasks.data import DATA_DIR, costs
+
+    old = costs()
+    data = {**old, "measured": time.strftime("%Y-%m-%d"),
+            "seconds_per_run": {**old.get("seconds_per_run", {}), **measured}}
+    write_json_atomic(str(DATA_DIR / "costs.json"), data)
+    print(f"wrote {DATA_DIR / 'costs.json'}")
 
 
 if __name__ == "__main__":

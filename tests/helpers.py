@@ -77,7 +77,7 @@ def job_result(score: float | None, held_out: float | None = None, *, status: st
 
 
 def logged(child, result, time: float = 0.0):
-    """The log record of ``child`` (a ``discover.search.evolution.Individual``) and ``result``."""
+    """The log record of ``child`` (a ``discover.search.individual.Individual``) and ``result``."""
     from discover.records import LogRecord
 
     return LogRecord.from_result(child.seq, str(child.program), child.fingerprint, child.parent,

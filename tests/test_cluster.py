@@ -170,7 +170,7 @@ def test_campaign_on_an_existing_cluster_survives_its_driver_being_killed(cluste
     # Ray kills the actors of a dead driver: no orphan keeps the cluster's CPUs.
     wait_until(lambda: not set(actors) & set(cluster.actors()), 60, "the actors to die")
     probe = subprocess.run(
-        [sys.executable, "-c", ("import json, ray; from discover.search.ray_pool import init_ray; "
+        [sys.executable, "-c", ("import json, ray; from discover.search.cluster import init_ray; "
                                 "init_ray(None); print(json.dumps(["
                                 "ray.get_runtime_context().gcs_address, "
                                 "ray.available_resources().get('CPU', 0)]))")],

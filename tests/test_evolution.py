@@ -20,7 +20,8 @@ from helpers import job_result, logged
 import programs
 from discover.config import CampaignConfig
 from discover.resolve import start_programs
-from discover.search.evolution import AgingEvolution, Fitness, tournament
+from discover.search.evolution import AgingEvolution
+from discover.search.individual import Fitness, tournament
 from programs.mutate import Mutation
 
 ADAM = programs.BASELINES["adam"]

@@ -36,7 +36,7 @@ from discover.campaign import Campaign
 from discover.config import CampaignConfig
 from discover.errors import WorkersLost
 from discover.rundir import EVENTS_FILE
-from discover.search.evolution import Individual
+from discover.search.individual import Individual
 from discover.search.pool import Job, WorkerSpec
 from discover.search.ray_pool import RayPool
 from tasks.base import WORST_SCORE

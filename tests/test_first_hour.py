@@ -19,6 +19,8 @@ def test_show_accepts_a_run_directory(tmp_path, capsys):
                                       "    u = m * lr\n    return u, m\n")
     assert cli.main(["show", str(tmp_path / "run")]) == 0
     assert capsys.readouterr().out.startswith("def discovered(g, lr, m):")
+    assert cli.main(["show", str(best)]) == 0  # RUN_DIR/best itself
+    assert capsys.readouterr().out.startswith("def discovered(g, lr, m):")
     assert cli.main(["show", str(tmp_path)]) == 2  # a directory that is not a run
     err = capsys.readouterr().err
     assert "without best/program.opt" in err and len(err.strip().splitlines()) == 1
@@ -173,14 +175,24 @@ def test_a_campaign_shows_its_budget_and_each_new_best_program(tmp_path, capsys)
     assert "new best search score" in err and "    def discovered(" in err
 
 
-def test_discover_tasks_lists_every_task_by_tier_with_its_size(capsys):
+def test_discover_tasks_lists_every_task_by_tier_with_its_size_and_cost(capsys):
+    from tasks.data import costs
+
     assert cli.main(["tasks", "--tier", "search"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["task", "tier", "family", "parameters", "steps", "batch"]
+    out = capsys.readouterr().out
+    table, _, footer = out.partition("\n\n")
+    lines = table.splitlines()
+    assert lines[0].split() == ["task", "tier", "family", "parameters", "steps", "batch", "s/run"]
     assert [line.split()[0] for line in lines[1:]] == tasks.search_names()
     mlp = next(line.split() for line in lines if line.startswith("digits_mlp_s "))
     # 64-32-32-10 with biases: 64*32+32 + 32*32+32 + 32*10+10
-    assert mlp[1:] == ["search", "mlp_classifier", f"{64*32+32 + 32*32+32 + 32*10+10:,}",
-                       "200", "32"]
+    assert mlp[1:6] == ["search", "mlp_classifier", f"{64*32+32 + 32*32+32 + 32*10+10:,}",
+                        "200", "32"]
+    assert float(mlp[6]) == pytest.approx(costs()["seconds_per_run"]["digits_mlp_s"], abs=5e-4)
+    assert f"measured {costs()['measured']}" in footer
+    assert cli.main(["tasks", "--tier", "extra"]) == 0  # not measured: a dash
+    quadratic = next(line.split() for line in capsys.readouterr().out.splitlines()
+                     if line.startswith("quadratic "))
+    assert quadratic[-1] == "-"
     assert cli.main(["tasks", "--tier", "D"]) == 2
     assert "unknown tier 'D'" in capsys.readouterr().err

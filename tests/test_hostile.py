@@ -77,14 +77,15 @@ def nothing_expensive(monkeypatch):
     or an evaluator fails the test: every case here must be refused before that."""
     import discover.campaign
     import discover.rundir
-    import discover.search.ray_pool
+    import discover.search.cluster
 
     evaluate_module = importlib.import_module("discover.scoring.evaluate")  # not the function
 
     def forbidden(*args, **kwargs):
         raise AssertionError("validation came too late: an expensive step was reached")
 
-    monkeypatch.setattr(discover.search.ray_pool, "init_ray", forbidden)
+    monkeypatch.setattr(discover.search.cluster, "init_ray", forbidden)
+    monkeypatch.setattr(discover.campaign, "init_ray", forbidden)
     monkeypatch.setattr(discover.campaign.Campaign, "create", forbidden)
     real_init = discover.rundir.RunDir.__init__
 

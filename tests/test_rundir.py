@@ -13,7 +13,7 @@ from discover import rundir
 from discover.errors import UserError
 from discover.rundir import RunDir
 from discover.rundir.files import EvaluationLog, read_log, write_json_atomic
-from discover.search.evolution import Individual
+from discover.search.individual import Individual
 from programs import BASELINES
 
 

@@ -15,6 +15,7 @@ from scipy import stats
 import programs
 from discover.errors import UserError
 from discover.experiments import search_power as sp
+from discover.experiments import search_power_tables as tables
 from discover.records import LogRecord
 from discover.scoring.bench import Contender
 from discover.scoring.bench import run as bench_run
@@ -64,7 +65,7 @@ def test_the_success_rate_interval_is_clopper_pearson():
                              None, None, 1)
 
     for k, n in ((0, 5), (3, 5), (5, 5), (1, 7)):
-        (summary,) = sp.summarize([outcome(i, i < k) for i in range(n)])
+        (summary,) = tables.summarize([outcome(i, i < k) for i in range(n)])
         alpha = 0.05
         low = 0.0 if k == 0 else stats.beta.ppf(alpha / 2, k, n - k + 1)
         high = 1.0 if k == n else stats.beta.ppf(1 - alpha / 2, k + 1, n - k)
@@ -84,7 +85,7 @@ def test_the_diagnostics_table_shows_each_variants_medians_and_leaves_out_zero_c
 
     runs = [outcome("default", 0, 0.08, False, 830), outcome("default", 1, 0.04, True, 4700),
             outcome("default", 2, 0.05, True, 1000), outcome("wired", 0, 0.02, True, 7)]
-    header, rule, *rows = sp.diagnostics_table(runs).splitlines()
+    header, rule, *rows = tables.diagnostics_table(runs).splitlines()
     assert header.count("|") == rule.count("|") == 6 and "restarts" not in header
     assert rows == ["| momentum | default | 0.0500 | 2/3 | 1000 |",
                     "| momentum | wired | 0.0200 | 1/1 | 7 |"]
@@ -108,7 +109,7 @@ def test_the_judgements_table_shows_each_searchs_simplified_program_and_interval
             outcome("adam", 0, str(programs.BASELINES["adam"]),
                     {**judged, "differences": {"adam": -0.02}, "intervals": {"adam": [-0.03, -0.01]}},
                     success=True)]
-    momentum, adam = sp.judgements_table(runs, sp.TARGETS).split("\n\n")
+    momentum, adam = tables.judgements_table(runs, sp.TARGETS).split("\n\n")
     header, _, first, second = momentum.strip().splitlines()
     assert header == ("| momentum: variant | seed | success | program judged | vs sgd | "
                       "vs signsgd | vs momentum | vs nesterov |")
@@ -140,16 +141,16 @@ def test_the_parity_table_counts_judged_programs_not_worse_than_an_exemplar():
             outcome("default", 0, None, None)]                        # judged before exemplars
     adam_run = sp.RunOutcome("adam", "default", 0, 10, 1.0, 0.0, True, 5, 1.0, None,
                              {"intervals": {"adam": [-0.03, -0.01]}}, 1)
-    _, _, structure, default, _ = sp.parity_table(runs + [adam_run],
+    _, _, structure, default, _ = tables.parity_table(runs + [adam_run],
                                                   sp.TARGETS).strip().splitlines()
     low, high = stats.binomtest(2, 3).proportion_ci(0.95, method="exact")
     assert structure == (f"| momentum | structure | 2/3 | [{low:.0%}, {high:.0%}] | "
                          "momentum 1, nesterov 1 |")
     assert default.startswith("| momentum | default | 0/1 | [0%, ")
     no_exemplars = {"adam": dataclasses.replace(sp.TARGETS["adam"], exemplars=())}
-    assert sp.parity_table([adam_run], no_exemplars) == ""
+    assert tables.parity_table([adam_run], no_exemplars) == ""
     # adam's exemplar (lookahead) is counted only where it was judged
-    assert sp.parity_table([adam_run], sp.TARGETS).strip().splitlines()[-1].startswith(
+    assert tables.parity_table([adam_run], sp.TARGETS).strip().splitlines()[-1].startswith(
         "| adam | default | 0/1 | [0%, ")
 
 
@@ -275,9 +276,9 @@ def test_the_judge_agrees_with_discover_bench(tmp_path):
     cells = [f"vs {r} {result.difference('momentum', r):+.3f} "
              f"[{result.interval('momentum', r)[0]:+.3f}, {result.interval('momentum', r)[1]:+.3f}]"
              for r in ("sgd", "signsgd")]
-    assert sp.bar_check(judge, target).endswith(
+    assert tables.bar_check(judge, target).endswith(
         "momentum " + ", ".join(cells) + (" (a success)." if beats else " (not a success)."))
-    assert sp.bar_check(judge, dataclasses.replace(sp.TARGETS["adam"], exemplars=())) == ""
+    assert tables.bar_check(judge, dataclasses.replace(sp.TARGETS["adam"], exemplars=())) == ""
 
 
 def test_without_the_fingerprint_cache_repeats_are_evaluated_again_identically(tmp_path):
@@ -328,7 +329,7 @@ def test_bench_search_bar_check_prints_the_judges_sentence_and_runs_no_search(tm
     assert sorted(os.listdir(out)) == [sp.JUDGE_CACHE]  # no run directory, no table
     # the same judge on the script's cache trains nothing and states the same bar check
     judge = sp.Judge([TASK], (0, 1), str(out / sp.JUDGE_CACHE))
-    sentence = sp.bar_check(judge, sp.TARGETS["momentum"])
+    sentence = tables.bar_check(judge, sp.TARGETS["momentum"])
     assert judge.engines[TASK].trained == 0 and judge.engines[TASK].cached > 0
     assert sentence.startswith("Bar check for **momentum**") and "nesterov vs sgd" in sentence
     assert done.stdout.splitlines()[-1] == sentence

@@ -17,8 +17,12 @@ BEST_PROGRAM = os.path.join("best", "program.opt")
 
 def program_path(spec: str) -> tuple[str, str]:
     """``(path, name)`` of a program given as a file, or as a run directory (its
-    ``best/program.opt``, named after the directory); a ``UserError`` naming ``spec`` when it
-    is neither (show, bench and export accept both)."""
+    ``best/program.opt``, named after the directory) or its ``best/`` folder; a ``UserError``
+    naming ``spec`` when it is none of these (show, bench and export accept them all)."""
+    beside = os.path.join(spec, os.path.basename(BEST_PROGRAM))
+    if os.path.isdir(spec) and os.path.isfile(beside) and not os.path.isfile(
+            os.path.join(spec, BEST_PROGRAM)):  # RUN_DIR/best itself
+        return beside, os.path.basename(os.path.dirname(os.path.abspath(spec)))
     if os.path.isdir(spec):
         path = os.path.join(spec, BEST_PROGRAM)
         if not os.path.isfile(path):

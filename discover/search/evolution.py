@@ -27,11 +27,8 @@ Contract:
 from __future__ import annotations
 
 import collections
-import dataclasses
 import random
 from collections.abc import Iterable, Sequence
-from operator import attrgetter
-from typing import Any
 
 import numpy as np
 from deap import base, tools
@@ -39,95 +36,12 @@ from deap import base, tools
 import programs
 from discover.config import CampaignConfig
 from discover.records import OK, REJECTED, LogRecord
+from discover.search import policies
+from discover.search.individual import Individual, Ranked, tournament
 from programs import mutate as mutations
 from programs.check import check
 from programs.fingerprint import probe
 from programs.statement import live_statements
-
-
-class Fitness(base.Fitness):
-    """One objective, the score; DEAP maximises weighted values, so the weight is -1."""
-
-    weights = (-1.0,)
-
-
-class Individual:
-    """A program with its fitness and its lineage."""
-
-    __slots__ = ("fingerprint", "fitness", "island", "mutation", "parent", "program", "seq")
-
-    def __init__(self, program: programs.Program, fingerprint: str, *, seq: int | None = None,
-                 parent: str | None = None, mutation: dict | None = None,
-                 score: float | None = None, island: int = 0):
-        self.island = island            # the island it was bred for (0 with one island)
-        self.program = program
-        self.fingerprint = fingerprint
-        self.seq = seq                  # the evaluation that scored it (None: a cache hit)
-        self.parent = parent            # the parent's fingerprint
-        self.mutation = mutation or {}  # {"kind": ..., "detail": ...}
-        self.fitness = Fitness()
-        if score is not None:
-            self.fitness.values = (score,)
-
-    @property
-    def score(self) -> float:
-        return self.fitness.values[0]
-
-    def copy(self) -> Individual:
-        twin = Individual(self.program, self.fingerprint, seq=self.seq, parent=self.parent,
-                          mutation=dict(self.mutation), island=self.island)
-        twin.fitness.values = self.fitness.values
-        return twin
-
-    def to_dict(self) -> dict:
-        return {"program": str(self.program), "fingerprint": self.fingerprint, "seq": self.seq,
-                "parent": self.parent, "mutation": self.mutation,
-                "score": self.score if self.fitness.valid else None, "island": self.island}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Individual:
-        return cls(programs.parse(data["program"]), data["fingerprint"], seq=data["seq"],
-                   parent=data["parent"], mutation=data["mutation"], score=data["score"],
-                   island=int(data.get("island", 0)))
-
-
-class _Ranked:
-    """A logged record in DEAP's ``HallOfFame``: its fitness is the held-out score (the
-    search score when there are no held-out tasks)."""
-
-    __slots__ = ("fingerprint", "fitness", "record")
-
-    def __init__(self, record: LogRecord, funnel: bool):
-        self.fingerprint = record.fingerprint
-        self.record = record
-        self.fitness = Fitness()
-        self.fitness.values = (record.held_out_score if funnel else record.search_score,)
-
-
-def tournament(individuals: Sequence, tournsize: int, rng: random.Random,
-               fit_attr: str = "fitness") -> Any:
-    """One winner of ``tools.selTournament(individuals, 1, tournsize)``, drawn with ``rng``.
-
-    The same draws as DEAP (``tournsize`` aspirants by ``choice`` with replacement, the first
-    best wins), from a ``random.Random`` of our own instead of the global one: with ``rng`` in
-    the global generator's state, DEAP picks the same individual (tested).
-    """
-    aspirants = [rng.choice(individuals) for _ in range(tournsize)]
-    return max(aspirants, key=attrgetter(fit_attr))
-
-
-def mutation_config(config: CampaignConfig) -> mutations.MutationConfig:
-    """The search space of ``config`` as a ``programs.mutate.MutationConfig``."""
-    changes: dict[str, Any] = {"max_statements": config.max_statements,
-                               "max_slots": config.max_slots,
-                               "wired_slot_probability": config.wired_slot_probability}
-    if config.ops is not None:
-        changes["ops"] = tuple(config.ops)
-    if config.mutation_weights is not None:
-        defaults = dataclasses.asdict(mutations.MutationConfig().weights)
-        changes["weights"] = mutations.MutationWeights(**{**defaults,
-                                                          **config.mutation_weights})
-    return mutations.MutationConfig(**changes)
 
 
 class AgingEvolution:
@@ -149,7 +63,7 @@ class AgingEvolution:
         seeds = np.random.SeedSequence(config.seed).spawn(2)
         self.mutation_rng = np.random.default_rng(seeds[0])
         self.selection_rng = random.Random(int(seeds[1].generate_state(1)[0]))
-        self.mutation_config = self.base_mutation_config = mutation_config(config)
+        self.mutation_config = self.base_mutation_config = policies.mutation_config(config)
         self.mutation_outcomes: collections.deque[tuple[str, bool]] = collections.deque(
             maxlen=config.adaptive_mutation_window or 1)  # (kind, better than its parent)
 
@@ -344,7 +258,7 @@ class AgingEvolution:
         self._learn_mutation(child, score)
         ranked = record.held_out_score is not None or not self.funnel
         if ranked and record.status == OK:
-            self.hall_of_fame.update([_Ranked(record, self.funnel)])
+            self.hall_of_fame.update([Ranked(record, self.funnel)])
         self._track_best(child)
         self._islands_exchange()
 
@@ -360,14 +274,8 @@ class AgingEvolution:
             self._reweight()
 
     def _reweight(self) -> None:
-        base = self.base_mutation_config.weights
-        tally = {k: [0, 0] for k in mutations.KINDS}
-        for kind, better in self.mutation_outcomes:
-            tally[kind][0] += 1
-            tally[kind][1] += better
-        weights = mutations.MutationWeights(**{k: base.of(k) * (b + 1) / (n + 2)
-                                               for k, (n, b) in tally.items()})
-        self.mutation_config = dataclasses.replace(self.base_mutation_config, weights=weights)
+        self.mutation_config = policies.adapted_mutation_config(self.base_mutation_config,
+                                                                self.mutation_outcomes)
         self.toolbox.register("mutate", mutations.mutate, rng=self.mutation_rng,
                               config=self.mutation_config)
 
@@ -401,42 +309,16 @@ class AgingEvolution:
         if self.best is None:
             return
         for i, size in enumerate(self.capacity):
-            self.islands[i] = collections.deque(self._copy_to(self.best, i) for _ in range(size))
+            self.islands[i] = collections.deque(self.best.moved_to(i) for _ in range(size))
         self.counters["restarts"] += 1
         self.counters["since_improvement"] = 0
 
-    @staticmethod
-    def _copy_to(individual: Individual, island: int) -> Individual:
-        twin = individual.copy()
-        twin.island = island
-        return twin
-
     def _islands_exchange(self) -> None:
-        """Every ``migration_every`` evaluations the best ``migrants`` of each island replace
-        the worst of the next (DEAP's ``tools.migRing``); every ``reset_every`` evaluations
-        the weaker half of the islands (by their best score) restart from copies of the best
-        of an island of the stronger half (FunSearch's reset)."""
-        config, done = self.config, self.counters["evaluations"]
-        if len(self.islands) < 2 or any(not island for island in self.islands):
-            return
-        if config.migration_every and done % config.migration_every == 0:
-            tools.migRing(self.islands, config.migrants,
-                          selection=lambda pop, k: [ind.copy() for ind in tools.selBest(pop, k)],
-                          replacement=tools.selWorst)
-            for i, island in enumerate(self.islands):  # immigrants belong to their new island
-                for ind in island:
-                    ind.island = i
-            self.counters["migrations"] += 1
-        if config.reset_every and done % config.reset_every == 0:
-            order = sorted(range(len(self.islands)),
-                           key=lambda i: min(ind.score for ind in self.islands[i]))
-            strong, weak = order[:(len(order) + 1) // 2], order[(len(order) + 1) // 2:]
-            for i in weak:
-                donor = self.islands[strong[self.selection_rng.randrange(len(strong))]]
-                best = tools.selBest(list(donor), 1)[0]
-                self.islands[i] = collections.deque(self._copy_to(best, i)
-                                                    for _ in range(self.capacity[i]))
-            self.counters["resets"] += 1
+        migrated, reset = policies.exchange_between_islands(
+            self.islands, self.capacity, self.config, self.counters["evaluations"],
+            self.selection_rng)
+        self.counters["migrations"] += migrated
+        self.counters["resets"] += reset
 
     @property
     def population(self) -> list[Individual]:
@@ -550,7 +432,7 @@ class AgingEvolution:
         self.cache = {fp: dict(v) for fp, v in state["cache"].items()}
         self.hall_of_fame.clear()
         for record in state["hall_of_fame"]:
-            self.hall_of_fame.update([_Ranked(LogRecord.from_json(record), self.funnel)])
+            self.hall_of_fame.update([Ranked(LogRecord.from_json(record), self.funnel)])
         self.best = Individual.from_dict(state["best"]) if state["best"] else None
         self.hurdle_scores.clear()
         self.hurdle_scores.extend(state.get("hurdle_scores", []))

@@ -6,12 +6,15 @@
 * ``kjv.txt.gz``: the King James Version of the Bible (1611, public domain), 31,102 verses, one
   a line as ``"<book><chapter>:<verse> <text>"`` (``"Ge1:1 In the beginning ..."``), dumped
   from Debian's ``bible-kjv-text`` package; see ``LICENSE-kjv.txt``.
+* ``costs.json``: each built-in task's measured seconds per training run (one rate, one seed,
+  one core, after its compile), written by ``scripts/task_table.py --write-costs``.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import json
 import re
 from pathlib import Path
 
@@ -21,6 +24,17 @@ DATA_DIR = Path(__file__).resolve().parent
 
 DIGITS_VALID_SIZE = 497
 """Images held out for validation; the other 1,300 are the training pool."""
+
+
+@functools.cache
+def costs() -> dict:
+    """``costs.json``: ``seconds_per_run`` (task name -> seconds), ``measured`` (the date),
+    ``how`` and ``command``; an empty ``seconds_per_run`` when the file is missing."""
+    try:
+        with open(DATA_DIR / "costs.json", encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {"seconds_per_run": {}}
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
