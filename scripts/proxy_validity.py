@@ -16,8 +16,10 @@ each), a chunk of programs on one task at a time.  Mutants are screened on the s
 first: one whose median search score is 1 or worse (no better than the untrained model on
 half the tasks) does not train and is left out of the panel before tier C.
 
-    .venv/bin/python scripts/proxy_validity.py [--out results/proxy] [--jobs 2]
-        [--tiers search,C] [--seeds 0,1,2] [--mutants 14]
+    .venv/bin/python scripts/proxy_validity.py [--out runs/proxy] [--jobs 2]
+        [--tiers search,C] [--seeds 0,1,2] [--mutants 14] [--found GLOB]
+
+``--out results/proxy`` reruns the committed table from its cache (nothing trains).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ BUCKETS, MAX_SLOTS = (32, 64), 4
 """Statement buckets: a program runs in the smallest that holds it (the VM's cost grows with
 the bucket, and only a few baselines need more than 32 statements)."""
 CHUNK = 4
+FOUND = os.path.join("results", "*", "best", "program.opt")
+"""The found programs of the committed panel (``--found``)."""
 RESAMPLES = 2000
 GOOD = 0.25
 """The panel's good programs, within this of tuned adam on the target tier: ranking them is
@@ -69,14 +73,16 @@ def fits(program) -> bool:
     return len(program.body) <= BUCKETS[0] and len(program.slots) <= MAX_SLOTS
 
 
-def panel(mutants: int, seed: int = 2026) -> list[tuple[str, str, object]]:
-    """``(name, kind, program)`` for every program of the panel, in a fixed order."""
+def panel(mutants: int, seed: int = 2026, found: str = FOUND
+          ) -> list[tuple[str, str, object]]:
+    """``(name, kind, program)`` for every program of the panel, in a fixed order; ``found``:
+    a glob (relative to the repository) of ``RUN/best/program.opt`` files."""
     import programs
     from programs.mutate import mutate, perturb_constant
 
     rng = np.random.default_rng(seed)
     rows = [(name, "baseline", p) for name, p in programs.BASELINES.items()]
-    for path in sorted(glob.glob(os.path.join(ROOT, "results", "*", "best", "program.opt"))):
+    for path in sorted(glob.glob(os.path.join(ROOT, found))):
         rows.append((f"found:{path.split(os.sep)[-3]}", "found", programs.load(path)))
     rows += [(f"{n} x{f:g}", "rescaled", rescaled(n, f)) for n, f in RESCALED]
     seen = {p.fingerprint() for _, _, p in rows}
@@ -201,7 +207,10 @@ def medians(scores, rows, task_names) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=os.path.join(ROOT, "results", "proxy"))
+    parser.add_argument("--out", default=os.path.join(ROOT, "runs", "proxy"),
+                        help="tables and cache (results/proxy: the committed panel, cached)")
+    parser.add_argument("--found", default=FOUND,
+                        help="glob of found programs for the panel (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tiers", default="search,C",
                         help="search and the target tier last; B in between adds a B column")
@@ -216,7 +225,7 @@ def main() -> None:
     if tiers[0] != "search" or len(tiers) < 2:
         parser.error("--tiers starts with search and names a target tier")
     tier_tasks = {tier: tasks.names(tier) for tier in tiers}
-    rows = panel(args.mutants)
+    rows = panel(args.mutants, found=args.found)
     print(f"{len(rows)} programs; tiers {', '.join(f'{t} ({len(n)} tasks)' for t, n in tier_tasks.items())}; "
           f"seeds {seeds}; {args.jobs} jobs", flush=True)
     print("stage 1: the search set", flush=True)
