@@ -129,10 +129,12 @@ class Campaign:
             config = config.replace(workers=workers)
         # Results logged after the checkpoint (the process died before the next one), and
         # any pending child found in the log, are told now, not evaluated again.
-        after = [record for index, record in enumerate(files.records())
-                 if index >= saved["log_count"]
-                 or record.seq in {c["seq"] for c in saved["evolution"]["pending"]}]
-        evolution, pending = replay(config, saved["evolution"], after)
+        pending_seqs = {c["seq"] for c in saved["evolution"]["pending"]}
+        told, after = [], []
+        for index, record in enumerate(files.records()):
+            later = index >= saved["log_count"] or record.seq in pending_seqs
+            (after if later else told).append(record)
+        evolution, pending = replay(config, saved["evolution"], after, told)
         meta = {"elapsed_seconds": saved["elapsed_seconds"],
                 "invocations": saved["invocations"]}
         return cls(files, config, evolution, pending, meta)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import weakref
 
 import pytest
 from deap import tools
@@ -35,9 +36,23 @@ def scaled_adam(factor: float) -> programs.Program:
     return programs.parse(str(ADAM).replace("u = u * lr", f"u = u * lr\n    u = u * {factor}"))
 
 
+TOLD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""The records told to each evolution, in order: what its run's log would hold."""
+
+
 def tell(evo: AgingEvolution, child, score, held_out=None, status="ok") -> None:
-    """Tell ``evo`` a made-up evaluation of ``child``."""
-    evo.tell(child, logged(child, job_result(score, held_out, status=status)))
+    """Tell ``evo`` a made-up evaluation of ``child`` (and note the record, as a log would)."""
+    record = logged(child, job_result(score, held_out, status=status))
+    TOLD.setdefault(evo, []).append(record)
+    evo.tell(child, record)
+
+
+def restored(clone: AgingEvolution, evo: AgingEvolution, state: dict) -> list:
+    """``clone`` loaded from ``state`` (a checkpoint of ``evo``) and the records told to
+    ``evo``, as a resume does; its fitness cache must then be ``evo``'s."""
+    pending = clone.load_state_dict(state, TOLD.get(evo, []))
+    assert clone.cache == evo.cache
+    return pending
 
 
 def evolution(**overrides) -> AgingEvolution:
@@ -245,8 +260,8 @@ def test_state_dict_is_json_and_resumes_the_same_search():
     pending = [evo.breed()]
     state = json.loads(json.dumps(evo.state_dict(pending)))
     clone = evolution(population_size=6, held_out_tasks=("logistic",))
-    (restored,) = clone.load_state_dict(state)
-    assert restored.program == pending[0].program and restored.seq == pending[0].seq
+    (back,) = restored(clone, evo, state)
+    assert back.program == pending[0].program and back.seq == pending[0].seq
     assert clone.hall_of_fame_records() == evo.hall_of_fame_records()
     for a, b in itertools.islice(zip(iter(evo.breed, None), iter(clone.breed, None)), 5):
         assert (a.program, a.seq, a.parent, a.mutation) == (b.program, b.seq, b.parent,
@@ -293,12 +308,12 @@ def test_the_hurdle_is_a_percentile_of_recent_first_task_scores_and_is_checkpoin
     state = json.loads(json.dumps(evo.state_dict()))
     clone = evolution(population_size=4, hurdle_percentile=25.0, hurdle_window=30,
                       hurdle_audit_every=7, tasks=two)
-    clone.load_state_dict(state)
+    restored(clone, evo, state)
     assert clone.hurdle() == evo.hurdle() and list(clone.hurdle_scores) == told[-30:]
     assert evo.hurdle() is not None
     for other in (evolution(population_size=4, hurdle_percentile=None, tasks=two),  # off
                   evolution(population_size=4, hurdle_percentile=25.0)):  # one task
-        other.load_state_dict(state)
+        other.load_state_dict(state, TOLD[evo])
         assert other.hurdle() is None
 
 
@@ -334,7 +349,7 @@ def test_islands_breed_in_turn_migrate_in_a_ring_and_reset_the_weaker_half():
     state = json.loads(json.dumps(evo.state_dict()))
     clone = evolution(population_size=12, islands=3, migration_every=6, migrants=1,
                       reset_every=12, start=("adam", "sgd"))
-    clone.load_state_dict(state)
+    restored(clone, evo, state)
     assert [[m.to_dict() for m in i] for i in clone.islands] == \
         [[m.to_dict() for m in i] for i in evo.islands]
     for a, b in itertools.islice(zip(iter(evo.breed, None), iter(clone.breed, None)), 6):
@@ -361,8 +376,20 @@ def test_adaptive_mutation_weights_follow_each_kinds_success_and_are_checkpointe
         assert evo.mutation_config.weights.of(k) == pytest.approx(base.of(k) * (b + 1) / (n + 2))
     assert evo.mutation_config.weights.resample == 0.0  # a kind that is off stays off
     clone = evolution(population_size=6, adaptive_mutation_window=12)
-    clone.load_state_dict(json.loads(json.dumps(evo.state_dict())))
+    restored(clone, evo, json.loads(json.dumps(evo.state_dict())))
     assert clone.mutation_config == evo.mutation_config
     fixed = started(evolution(population_size=6), score=0.5)
     tell(fixed, fixed.breed(), 0.1)
     assert fixed.mutation_config == MutationConfig(max_statements=20)  # off by default
+
+
+def test_a_checkpoint_does_not_copy_the_cache_and_needs_the_log_to_rebuild_it():
+    evo = started(evolution(population_size=4))
+    for i in range(6):
+        tell(evo, evo.breed(), 0.1 * i)
+    state = json.loads(json.dumps(evo.state_dict()))
+    assert "cache" not in state and len(evo.cache) > 1
+    with pytest.raises(ValueError, match="no cache"):
+        evolution(population_size=4).load_state_dict(state)
+    old = {**state, "cache": evo.cache}  # state version 3 carried a copy
+    assert evolution(population_size=4).load_state_dict(old) == []

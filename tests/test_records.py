@@ -45,7 +45,7 @@ PINNED_STATE_KEYS = ["version", "log_count", "fingerprint_version", "elapsed_sec
 
 
 def test_versions_and_fields_are_pinned():
-    assert SCHEMA_VERSION == 3 and rundir.STATE_VERSION == 3
+    assert SCHEMA_VERSION == 3 and rundir.STATE_VERSION == 4
     assert [f.name for f in dataclasses.fields(LogRecord)] == PINNED_LOG_FIELDS
     assert [f.name for f in dataclasses.fields(HallEntry)] == PINNED_HALL_FIELDS
 
@@ -159,8 +159,9 @@ def test_a_checkpoint_has_the_pinned_keys(tmp_path):
     assert sorted(state) == sorted(PINNED_STATE_KEYS)
     assert state["version"] == rundir.STATE_VERSION and state["fingerprint_version"] == "fp2"
     # hurdle_scores, next_island and mutation_outcomes were added within version 3: a state
-    # without them reads as no recent scores, island 0 next and no outcomes
+    # without them reads as no recent scores, island 0 next and no outcomes; version 4 drops
+    # version 3's copy of the fitness cache (rebuilt from the log)
     assert sorted(state["evolution"]) == sorted(
-        ["next_seq", "counters", "population", "pending", "waiting", "starts", "cache",
+        ["next_seq", "counters", "population", "pending", "waiting", "starts",
          "hall_of_fame", "best", "logbook", "rng", "hurdle_scores", "next_island",
          "mutation_outcomes"])

@@ -4,7 +4,7 @@ Contract of :func:`validate_run_dir`: the list of what keeps a directory from be
 one line per problem naming its file (and line), empty when it can be resumed; it only reads
 (nothing is created, written or truncated).  Checked: the directory and its ``config.json``
 and ``state.json`` exist; both are JSON; the configuration is valid (keys, types, ranges,
-registered names); ``state.json`` is of ``STATE_VERSION``, was made with this version of the
+registered names); ``state.json`` is of a readable version (``READABLE_STATE_VERSIONS``), was made with this version of the
 fingerprint (``programs.fingerprint.VERSION``: another version's cache would silently never
 hit) and has the structure a resume restores (a dry run of it); every line of
 ``evaluations.jsonl`` but a torn last one is a record of the schema
@@ -28,8 +28,8 @@ from discover.records import LogRecord, field_problem, short
 from discover.rundir.files import (
     CONFIG_FILE,
     LOG_FILE,
+    READABLE_STATE_VERSIONS,
     STATE_FILE,
-    STATE_VERSION,
     log_lines,
 )
 from discover.search.evolution import AgingEvolution
@@ -42,7 +42,7 @@ INDIVIDUAL_FIELDS: dict[str, tuple[type, ...]] = {
 }
 EVOLUTION_FIELDS: dict[str, type | tuple[type, ...]] = {
     "next_seq": int, "counters": dict, "population": list, "pending": list, "waiting": dict,
-    "starts": dict, "cache": dict, "hall_of_fame": list, "best": (dict, type(None)),
+    "starts": dict, "hall_of_fame": list, "best": (dict, type(None)),
     "logbook": list, "rng": dict,
 }
 
@@ -117,9 +117,10 @@ def _check_state(saved: Any, path: str, config) -> str | None:
                 f"learning-rate grid averaged over tasks); this one tunes rates on a wide "
                 f"grid and takes the median over tasks, so the run's scores would not compare "
                 f"with new ones: start a new campaign (discover report still reads this one)")
-    if saved["version"] != STATE_VERSION:
+    if saved["version"] not in READABLE_STATE_VERSIONS:
         return (f"{path}: state version {short(saved['version'])} is not supported (this "
-                f"version of discover reads version {STATE_VERSION})")
+                f"version of discover reads versions "
+                f"{', '.join(map(str, READABLE_STATE_VERSIONS))})")
     if saved.get("fingerprint_version") != FINGERPRINT_VERSION:
         return (f"{path}: fingerprints of version {short(saved.get('fingerprint_version'))}; "
                 f"this discover computes {FINGERPRINT_VERSION}, so the run's cache of scores "
@@ -144,8 +145,12 @@ def _check_state(saved: Any, path: str, config) -> str | None:
                         for t in (twins if isinstance(twins, list) else [twins])]
     problems = [_fields(ind, INDIVIDUAL_FIELDS, f"evolution.{where}")
                 for where, ind in individuals]
-    problems += [_fields(entry, {"score": (int, float)}, f"evolution.cache[{short(fp)}]")
-                 for fp, entry in evolution["cache"].items()]
+    if saved["version"] == 3:  # the cache copied into the checkpoint
+        problem = field_problem(evolution, "cache", dict, "evolution")
+        if problem:
+            return f"{path}: wrong structure: {problem}"
+        problems += [_fields(entry, {"score": (int, float)}, f"evolution.cache[{short(fp)}]")
+                     for fp, entry in evolution["cache"].items()]
     problems += [field_problem(evolution["counters"], key, int, "evolution.counters")
                  for key in evolution["counters"]]
     problem = next((p for p in problems if p), None)
@@ -153,7 +158,8 @@ def _check_state(saved: Any, path: str, config) -> str | None:
         return f"{path}: wrong structure: {problem}"
     # A dry run of what a resume does with it (in memory only).
     try:
-        AgingEvolution(config, funnel=bool(config.held_out_tasks)).load_state_dict(evolution)
+        AgingEvolution(config, funnel=bool(config.held_out_tasks)).load_state_dict(evolution,
+                                                                                   told=())
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as err:
         detail = str(err).splitlines()[0] if str(err).strip() else ""
         return (f"{path}: wrong structure: the evolution state does not load "

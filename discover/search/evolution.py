@@ -233,10 +233,7 @@ class AgingEvolution:
         score = record.search_score
         child.fitness.values = (score,)
         self.in_flight.pop(child.fingerprint, None)
-        self.cache[child.fingerprint] = {"score": score, "status": record.status,
-                                         "held_out_score": record.held_out_score,
-                                         "seq": child.seq, "lr": record.lr,
-                                         "held_out_lr": record.held_out_lr}
+        self.cache[child.fingerprint] = cache_entry(record)
         self.counters["evaluations"] += 1
         self.counters["failed"] += record.status not in (OK, REJECTED)
         self.counters["rejected"] += record.status == REJECTED
@@ -388,8 +385,10 @@ class AgingEvolution:
 
     # -- checkpoint -----------------------------------------------------------------------
     def state_dict(self, pending: Iterable[Individual] = ()) -> dict:
-        """Everything needed to go on, as JSON data.  ``pending``: children bred but not yet
-        evaluated (they are evaluated first after a resume)."""
+        """Everything needed to go on, as JSON data, but the fitness cache: the log holds it
+        (:meth:`load_state_dict` rebuilds it from the records told before the checkpoint), so
+        a checkpoint's size does not grow with the campaign.  ``pending``: children bred but
+        not yet evaluated (they are evaluated first after a resume)."""
         pending = list(pending)
         return {
             "next_seq": self.next_seq,
@@ -398,7 +397,6 @@ class AgingEvolution:
             "pending": [ind.to_dict() for ind in pending],
             "waiting": {fp: [t.to_dict() for t in twins] for fp, twins in self.waiting.items()},
             "starts": {str(seq): n for seq, n in self.starts.items()},
-            "cache": self.cache,
             "hall_of_fame": [r.to_json() for r in self.hall_of_fame_records()],
             "best": self.best.to_dict() if self.best else None,
             "hurdle_scores": list(self.hurdle_scores),
@@ -409,8 +407,12 @@ class AgingEvolution:
                     "selection": _jsonable(self.selection_rng.getstate())},
         }
 
-    def load_state_dict(self, state: dict) -> list[Individual]:
-        """Restore from :meth:`state_dict`; returns the pending children (to evaluate)."""
+    def load_state_dict(self, state: dict, told: Iterable[LogRecord] | None = None
+                        ) -> list[Individual]:
+        """Restore from :meth:`state_dict`; returns the pending children (to evaluate).
+        ``told``: the records told before the checkpoint, in log order, from which the cache
+        is rebuilt (a checkpoint of state version 3 carries its cache instead, and ``told``
+        is then ignored)."""
         self.next_seq = state["next_seq"]
         self.counters.update(state["counters"])
         self.islands = [collections.deque() for _ in self.capacity]
@@ -429,7 +431,12 @@ class AgingEvolution:
         self.waiting = {fp: [Individual.from_dict(d) for d in twins]
                         for fp, twins in state["waiting"].items()}
         self.starts = {int(seq): n for seq, n in state["starts"].items()}
-        self.cache = {fp: dict(v) for fp, v in state["cache"].items()}
+        if "cache" in state:  # state version 3
+            self.cache = {fp: dict(v) for fp, v in state["cache"].items()}
+        elif told is None:
+            raise ValueError("state: no cache and no records to rebuild it from")
+        else:
+            self.cache = {record.fingerprint: cache_entry(record) for record in told}
         self.hall_of_fame.clear()
         for record in state["hall_of_fame"]:
             self.hall_of_fame.update([Ranked(LogRecord.from_json(record), self.funnel)])
@@ -461,3 +468,10 @@ def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     return value
+
+
+def cache_entry(record: LogRecord) -> dict:
+    """What the fitness cache keeps of an evaluation (its fingerprint is the key)."""
+    return {"score": record.search_score, "status": record.status,
+            "held_out_score": record.held_out_score, "seq": record.seq, "lr": record.lr,
+            "held_out_lr": record.held_out_lr}
