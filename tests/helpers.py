@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 """The repository's root."""
 DISCOVER = os.path.join(os.path.dirname(sys.executable), "discover")
 """The ``discover`` command of the environment running the tests."""
+
+
+READY = re.compile(r"discover: \d+ worker\(s\) ready (on|in)\b")
+"""The line a campaign prints once every worker has compiled."""
 
 
 class Driver:
@@ -39,7 +44,7 @@ class Driver:
     def _read(self) -> None:
         for line in self.process.stderr:
             self.lines.append(line)
-            if "worker(s) ready" in line:
+            if READY.match(line):  # not the "n of N worker(s) ready after ..." progress
                 self.ready.set()
 
     def output(self) -> str:

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 import pytest
-from helpers import ROOT, Driver, wait_until
+from helpers import READY, ROOT, Driver, wait_until
 
 from discover import rundir
 
@@ -146,7 +146,7 @@ def test_campaign_on_an_existing_cluster_survives_its_driver_being_killed(cluste
                      str(run_dir), "--max-evals", "100000", "--time-limit", "300"], env)
     try:
         assert driver.ready.wait(300), driver.output()
-        ready = next(line for line in driver.lines if "worker(s) ready" in line)
+        ready = next(line for line in driver.lines if READY.match(line))
         assert "2 worker(s) ready on the Ray cluster at " in ready, ready
         assert f":{cluster.port} (1 node, 2 CPUs)" in ready, ready
         # Joined, did not start an instance of its own: no Ray daemon under the driver, and
