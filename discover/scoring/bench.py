@@ -42,13 +42,12 @@ from discover.atomic import (
     write_text_atomic,
 )
 from discover.errors import UserError
-from discover.records import NONFINITE, OK, TaskScore
-from discover.scoring.evaluate import BASELINE, seed_scores
+from discover.records import OK, TaskScore
+from discover.scoring.evaluate import BASELINE, tuned_score
 from discover.scoring.stats import aggregate, format_interval, interval, short_verdict, verdict
 from discover.scoring.tuning import Tuning, mean_log_loss, rate, tune
 from programs.program import Program
 from tasks import schedule as schedules
-from tasks.base import WORST_SCORE
 
 CACHE_FILE = "cache.json"
 CACHE_VERSION = 1
@@ -192,18 +191,8 @@ def task_scores(task_name: str, tunings: dict[str, Tuning], initial_losses: np.n
     ``discover.scoring.evaluate`` scores; a tuning where every rate diverged scores WORST_SCORE."""
     initial = float(np.exp(mean_log_loss(np.asarray(initial_losses, np.float64))))
     reference = float(np.exp(mean_log_loss(tunings[BASELINE].best_losses)))
-    seeds = len(initial_losses)
-    scores = {}
-    for name, t in tunings.items():
-        if t.best is None:
-            scores[name] = TaskScore(task_name, WORST_SCORE, math.nan, math.nan, NONFINITE,
-                                     (WORST_SCORE,) * seeds, windows=t.windows)
-        else:
-            per_seed = seed_scores(t.best_losses, reference, initial)
-            scores[name] = TaskScore(task_name, float(per_seed.mean()),
-                                     float(t.best_losses.mean()), t.lr, OK,
-                                     tuple(float(x) for x in per_seed), t.at_limit, t.windows)
-    return scores
+    return {name: tuned_score(task_name, t, reference, initial, len(initial_losses))
+            for name, t in tunings.items()}
 
 
 def run(contenders: Sequence[Contender], task_names: Sequence[str], seeds: Sequence[int],

@@ -113,6 +113,21 @@ def seed_scores(losses: np.ndarray, reference: float, initial: float) -> np.ndar
     return np.array([normalized_score(float(x), reference, initial) for x in losses])
 
 
+def tuned_score(task_name: str, tuning: Tuning, reference: float, initial: float,
+                seeds: int) -> TaskScore:
+    """The :class:`TaskScore` of a tuning on ``task_name`` against the reference loss (tuned
+    adam's geometric mean over seeds) and the untrained model's: the one way the search, the
+    funnel, ``eval`` and ``bench`` turn losses into a score.  A tuning where every rate
+    diverged scores ``WORST_SCORE`` on every seed."""
+    if tuning.best is None:
+        return TaskScore(task_name, WORST_SCORE, math.nan, math.nan, NONFINITE,
+                         (WORST_SCORE,) * seeds, windows=tuning.windows)
+    per_seed = seed_scores(tuning.best_losses, reference, initial)
+    return TaskScore(task_name, float(per_seed.mean()), float(tuning.best_losses.mean()),
+                     tuning.lr, OK, tuple(float(x) for x in per_seed), tuning.at_limit,
+                     tuning.windows)
+
+
 def _resolve(task: str | Task) -> Task:
     return task if isinstance(task, Task) else tasks.resolve(task)
 
@@ -239,13 +254,8 @@ class Evaluator:
             log.warning("evaluating %s on %s raised %s: %s", program.name, task_name,
                         type(err).__name__, err)
             return TaskScore(task_name, WORST_SCORE, math.nan, math.nan, ERROR, failed)
-        if tuning.best is None:
-            return TaskScore(task_name, WORST_SCORE, math.nan, math.nan, NONFINITE, failed,
-                             windows=tuning.windows)
-        per_seed = seed_scores(tuning.best_losses, baseline.loss, baseline.initial_loss)
-        return TaskScore(task_name, float(per_seed.mean()), float(tuning.best_losses.mean()),
-                         tuning.lr, OK, tuple(float(x) for x in per_seed), tuning.at_limit,
-                         tuning.windows)
+        return tuned_score(task_name, tuning, baseline.loss, baseline.initial_loss,
+                           len(self.seeds))
 
     def evaluate(self, program: Program, *, starts: Mapping[str, float] | None = None,
                  hurdle: float | None = None, audit: bool = False) -> Evaluation:
