@@ -43,9 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from programs.ops import CENTER, OPS, REDUCTION
-from programs.statement import ProgramLike, Statement, live_statements
-
-_SCALAR_INPUTS = frozenset({"lr", "t", "T"})
+from programs.statement import SCALAR_INPUTS, ProgramLike, Statement, live_statements
 
 
 def _entry_reads(program: ProgramLike, names) -> set[str]:
@@ -160,7 +158,7 @@ class _Graph:
         if isinstance(v, _Const):
             return True
         if isinstance(v, _Param):
-            return v.name in _SCALAR_INPUTS
+            return v.name in SCALAR_INPUTS
         return self.nodes[v.index].scalar
 
     def result_scalar(self, op: str, args: tuple[_Value, ...]) -> bool:

@@ -17,6 +17,8 @@ from typing import Protocol
 from programs.ops import OPS
 
 INPUTS: tuple[str, ...] = ("w", "g", "lr", "t", "T")
+SCALAR_INPUTS = frozenset({"lr", "t", "T"})
+"""The inputs that are one number for every tensor (``w`` and ``g`` are tensors)."""
 Operand = str | float
 
 

@@ -136,19 +136,14 @@ def tune_chunk(task_name: str, texts: list[str], seeds: tuple[int, ...], cache_d
         fingerprint = program.fingerprint()
         engine = engine_for(program)
         t = engine.tune(program, Cache(os.path.join(cache_dir, f"{fingerprint}.json")))
-        out["tunings"][fingerprint] = {
-            "exponents": list(t.exponents), "lrs": list(map(float, t.lrs)),
-            "losses": np.where(np.isfinite(t.losses), t.losses, np.nan).tolist(),
-            "best": t.best, "at_limit": t.at_limit, "windows": t.windows}
+        out["tunings"][fingerprint] = t.to_json()
     return out
 
 
 def _tuning(data: dict):
     from discover.scoring.tuning import Tuning
 
-    return Tuning(tuple(data["exponents"]), tuple(data["lrs"]),
-                  np.array(data["losses"], np.float64), data["best"], data["at_limit"],
-                  data["windows"])
+    return Tuning.from_json(data)
 
 
 def score(rows, task_names, seeds, out_dir, jobs) -> dict[str, dict[str, object]]:

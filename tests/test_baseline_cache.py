@@ -83,3 +83,21 @@ def test_an_empty_or_uncreatable_directory_turns_it_off(value, monkeypatch):
     tuning = Tuning((-1, 0, 1), (0.1, 0.2, 0.3), np.array([[2.0], [1.0], [np.nan]]), 1, False, 1)
     baseline_cache.store(key, tuning)  # writes nothing
     assert baseline_cache.load(key) is None
+
+
+def test_a_tuning_round_trips_through_json_with_its_diverged_runs():
+    import json
+    import math
+
+    for best in (1, None):
+        tuning = Tuning((-2, -1, 0), (0.01, 0.0316, 0.1),
+                        np.array([[1.5, 1.25], [0.75, math.nan], [math.inf, 2.0]]), best,
+                        True, 2)
+        text = json.dumps(tuning.to_json(), allow_nan=False)  # NaN and inf: null
+        back = Tuning.from_json(json.loads(text))
+        assert (back.exponents, back.lrs, back.best, back.at_limit, back.windows) == (
+            tuning.exponents, tuning.lrs, best, True, 2)
+        expected = np.where(np.isfinite(tuning.losses), tuning.losses, np.nan)
+        np.testing.assert_array_equal(back.losses, expected)
+    with pytest.raises(KeyError):
+        Tuning.from_json({"exponents": [0]})

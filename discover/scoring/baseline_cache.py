@@ -23,11 +23,8 @@ import functools
 import hashlib
 import inspect
 import json
-import math
 import os
 from typing import Any
-
-import numpy as np
 
 from discover.scoring.cache_dirs import cache_directory
 from discover.scoring.tuning import Tuning
@@ -89,12 +86,7 @@ def load(key_data: dict) -> Tuning | None:
             stored = json.load(f)
         if stored.get("key") != key_data:
             return None
-        t = stored["tuning"]
-        losses = np.array([[math.nan if x is None else float(x) for x in row]
-                           for row in t["losses"]], np.float64)
-        return Tuning(tuple(int(k) for k in t["exponents"]), tuple(float(x) for x in t["lrs"]),
-                      losses, None if t["best"] is None else int(t["best"]),
-                      bool(t["at_limit"]), int(t["windows"]))
+        return Tuning.from_json(stored["tuning"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -106,11 +98,7 @@ def store(key_data: dict, tuning: Tuning) -> None:
     folder = directory()
     if folder is None:
         return
-    losses = [[x if math.isfinite(x) else None for x in map(float, row)] for row in tuning.losses]
-    data = {"key": key_data, "tuning": {
-        "exponents": list(tuning.exponents), "lrs": [float(x) for x in tuning.lrs],
-        "losses": losses, "best": tuning.best, "at_limit": tuning.at_limit,
-        "windows": tuning.windows}}
+    data = {"key": key_data, "tuning": tuning.to_json()}
     try:
         write_json_atomic(_path(folder, key_data), data)
     except OSError:

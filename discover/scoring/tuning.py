@@ -80,6 +80,25 @@ class Tuning:
             return np.full(self.losses.shape[1], math.nan)
         return self.losses[self.best]
 
+    def to_json(self) -> dict:
+        """Plain JSON data (a diverged run's loss as null) that :meth:`from_json` reads."""
+        return {"exponents": [int(k) for k in self.exponents],
+                "lrs": [float(x) for x in self.lrs],
+                "losses": [[x if math.isfinite(x) else None for x in map(float, row)]
+                           for row in self.losses],
+                "best": self.best, "at_limit": bool(self.at_limit), "windows": int(self.windows)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> Tuning:
+        """The tuning :meth:`to_json` wrote (null or NaN losses read as NaN); KeyError,
+        TypeError or ValueError on anything else."""
+        losses = np.array([[math.nan if x is None else float(x) for x in row]
+                           for row in data["losses"]], np.float64)
+        return cls(tuple(int(k) for k in data["exponents"]),
+                   tuple(float(x) for x in data["lrs"]), losses,
+                   None if data["best"] is None else int(data["best"]),
+                   bool(data["at_limit"]), int(data["windows"]))
+
 
 def mean_log_loss(losses: np.ndarray) -> np.ndarray:
     """Mean over the last axis (seeds) of log loss (floored); NaN where a seed diverged."""

@@ -33,8 +33,7 @@ from programs.errors import ProgramError
 from programs.exporters.layout import INDENT, fit_assign, fit_call, fit_sequence
 from programs.ops import CENTER, ELEMENTWISE, OPS, REDUCTION, TINY
 from programs.program import INPUTS, Program, format_constant, format_expression
-
-_SCALAR_INPUTS = frozenset({"lr", "t", "T"})
+from programs.statement import SCALAR_INPUTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +156,7 @@ def plan(program: Program, dialect: Dialect) -> Plan:
             needed.discard(s.target)
             needed.update(s.names())
 
-    scalar = {n: n in _SCALAR_INPUTS for n in program.params}
+    scalar = {n: n in SCALAR_INPUTS for n in program.params}
     reusable = _reusable(program, live, dialect) if dialect.inplace else {}
     # Which slot's buffer holds each value (in place ops keep their operand's buffer), and
     # which statements write a slot's returned value: there, a commutative op takes the result
@@ -336,7 +335,7 @@ def hoist(plan_: Plan) -> Hoist | None:
     counts: dict[str, int] = {}
     for s in p.body:
         counts[s.target] = counts.get(s.target, 0) + 1
-    known = {n for n in p.params if n in _SCALAR_INPUTS}
+    known = {n for n in p.params if n in SCALAR_INPUTS}
     indices = set()
     for sp in plan_.statements:
         s = p.body[sp.index]
@@ -344,10 +343,10 @@ def hoist(plan_: Plan) -> Hoist | None:
                 and s.target not in p.params and all(a in known for a in s.names())):
             indices.add(sp.index)
             known.add(s.target)
-    if not any(n in _SCALAR_INPUTS for i in indices for n in p.body[i].names()):
+    if not any(n in SCALAR_INPUTS for i in indices for n in p.body[i].names()):
         return None  # constants only (typed constants take their dtype from an input)
     hoisted = {p.body[i].target for i in indices}
-    inputs = tuple(n for n in plan_.step_params if n in _SCALAR_INPUTS)
+    inputs = tuple(n for n in plan_.step_params if n in SCALAR_INPUTS)
     plain, guarded = set(p.outputs) & hoisted, set()
     for sp in plan_.statements:
         if not sp.live or sp.index in indices:
