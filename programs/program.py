@@ -122,7 +122,15 @@ class Program:
 
     # -- identity --------------------------------------------------------------------------
     def key(self) -> tuple:
-        """Canonical dataflow form: names of temporaries replaced by statement indices."""
+        """Canonical dataflow form: names of temporaries replaced by statement indices
+        (computed once: a program is immutable; equality and hashing read it)."""
+        cached = self.__dict__.get("_key")
+        if cached is None:
+            cached = self._dataflow_key()
+            object.__setattr__(self, "_key", cached)
+        return cached
+
+    def _dataflow_key(self) -> tuple:
         ref: dict[str, tuple] = {p: ("in", p) for p in self.params}
 
         def operand(a: Operand) -> tuple:
