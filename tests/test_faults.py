@@ -330,7 +330,9 @@ def test_workers_that_keep_dying_stop_the_campaign_with_its_jobs_saved(tmp_path,
     events = events_of(run_dir)
     assert [e["event"] for e in events] == ["worker_lost"] * 4 + ["stopped"]
     lost = sorted(e["seq"] for e in events if "seq" in e)
-    assert len(lost) == 2  # the two jobs running when the first actors died
+    # The jobs running when the first actors died: two, or one when an actor was between
+    # jobs at that moment (a loaded machine); the replacements died compiling, with none.
+    assert 1 <= len(lost) <= 2 and len(set(lost)) == len(lost)
     state = rundir.read_json(os.path.join(run_dir, rundir.STATE_FILE))
     pending = sorted(c["seq"] for c in state["evolution"]["pending"])
     logged = [r["seq"] for r in log_of(run_dir)]

@@ -37,7 +37,7 @@ import programs
 from discover.config import CampaignConfig
 from discover.records import OK, REJECTED, LogRecord
 from discover.search import policies
-from discover.search.individual import Individual, Ranked, tournament
+from discover.search.individual import Individual, Ranked, cache_entry, jsonable, tournament
 from programs import mutate as mutations
 from programs.check import check
 from programs.fingerprint import probe
@@ -403,8 +403,8 @@ class AgingEvolution:
             "next_island": self.next_island,
             "mutation_outcomes": [list(o) for o in self.mutation_outcomes],
             "logbook": list(self.logbook),
-            "rng": {"mutation": _jsonable(self.mutation_rng.bit_generator.state),
-                    "selection": _jsonable(self.selection_rng.getstate())},
+            "rng": {"mutation": jsonable(self.mutation_rng.bit_generator.state),
+                    "selection": jsonable(self.selection_rng.getstate())},
         }
 
     def load_state_dict(self, state: dict, told: Iterable[LogRecord] | None = None
@@ -459,19 +459,3 @@ class AgingEvolution:
         """Mark ``child`` (bred before a checkpoint, or rebuilt from the log) as in flight."""
         self.in_flight[child.fingerprint] = child.seq
         self.next_seq = max(self.next_seq, child.seq + 1)
-
-
-def _jsonable(value):
-    """Tuples to lists, recursively (RNG states are tuples and dicts of ints)."""
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def cache_entry(record: LogRecord) -> dict:
-    """What the fitness cache keeps of an evaluation (its fingerprint is the key)."""
-    return {"score": record.search_score, "status": record.status,
-            "held_out_score": record.held_out_score, "seq": record.seq, "lr": record.lr,
-            "held_out_lr": record.held_out_lr}

@@ -4,7 +4,8 @@ Contract: lower scores are better; DEAP maximises weighted values, so :class:`Fi
 weight -1 and ``a.fitness > b.fitness`` means ``a`` scored lower.  :func:`tournament` draws
 as ``deap.tools.selTournament`` does, from a generator of the caller's, never the global
 ``random``.  Individuals are plain classes (no ``creator`` globals) and round-trip through
-JSON (:meth:`Individual.to_dict`, :meth:`Individual.from_dict`).
+JSON (:meth:`Individual.to_dict`, :meth:`Individual.from_dict`).  :func:`cache_entry` is what
+the fitness cache keeps of an evaluated individual's record.
 """
 
 from __future__ import annotations
@@ -95,3 +96,19 @@ def tournament(individuals: Sequence, tournsize: int, rng: random.Random,
     """
     aspirants = [rng.choice(individuals) for _ in range(tournsize)]
     return max(aspirants, key=attrgetter(fit_attr))
+
+
+def jsonable(value):
+    """Tuples to lists, recursively (RNG states are tuples and dicts of ints)."""
+    if isinstance(value, (tuple, list)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    return value
+
+
+def cache_entry(record: LogRecord) -> dict:
+    """What the fitness cache keeps of an evaluation (its fingerprint is the key)."""
+    return {"score": record.search_score, "status": record.status,
+            "held_out_score": record.held_out_score, "seq": record.seq, "lr": record.lr,
+            "held_out_lr": record.held_out_lr}
