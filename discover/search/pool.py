@@ -125,6 +125,31 @@ def memory_info() -> dict:
             "data_limit": None if soft == resource.RLIM_INFINITY else soft / (1 << 20)}
 
 
+_LOWERINGS = {"counting": False, "count": 0}
+_LOWERING_EVENT = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+
+
+def count_compilations() -> None:
+    """From now on, count in :func:`compilations` every computation this process lowers for
+    XLA (each new executable, compiled or loaded from the persistent cache; a call that hits
+    JAX's in-memory cache lowers nothing).  Idempotent."""
+    if _LOWERINGS["counting"]:
+        return
+    import jax
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == _LOWERING_EVENT:
+            _LOWERINGS["count"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    _LOWERINGS["counting"] = True
+
+
+def compilations() -> int:
+    """Computations lowered since :func:`count_compilations` (0 before it)."""
+    return _LOWERINGS["count"]
+
+
 def _rates(starts: Mapping[str, float | None] | None) -> dict[str, float]:
     return {task: float(lr) for task, lr in (starts or {}).items() if lr is not None}
 
@@ -151,6 +176,7 @@ class EvaluationWorker:
         from discover.scoring.evaluate import cached_evaluator
 
         compile_cache.enable()  # executables from an earlier start load from disk
+        count_compilations()
         self.spec = spec
         self.name = name
         start = time.perf_counter()
@@ -188,6 +214,10 @@ class EvaluationWorker:
     def memory(self) -> dict:
         """:func:`memory_info` of this worker's process."""
         return memory_info()
+
+    def compilations(self) -> int:
+        """:func:`compilations` of this worker's process since it started compiling."""
+        return compilations()
 
     def evaluate(self, job: Job) -> JobResult:
         """Score ``job``'s program on the search tasks and, when the funnel passes it, on the
