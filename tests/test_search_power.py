@@ -2,8 +2,10 @@
 campaigns that resume, the judge is the yardstick of ``discover bench``, and the statistics
 are checked against their textbook definitions."""
 
+import csv
 import dataclasses
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -333,6 +335,53 @@ def test_bench_search_bar_check_prints_the_judges_sentence_and_runs_no_search(tm
     assert judge.engines[TASK].trained == 0 and judge.engines[TASK].cached > 0
     assert sentence.startswith("Bar check for **momentum**") and "nesterov vs sgd" in sentence
     assert done.stdout.splitlines()[-1] == sentence
+
+
+def test_bench_search_runs_judges_writes_its_tables_and_a_rerun_changes_nothing(tmp_path):
+    """The script's main path: two searches of the momentum target (12 evaluations each, on
+    quadratic), judged on quadratic with one fresh seed; its rows agree with the searches' own
+    logs (read here, independently); then the same command again resumes the finished searches
+    without evaluating anything and writes the same tables, byte for byte."""
+    out = tmp_path / "out"
+    command = [sys.executable, os.path.join(ROOT, "scripts", "bench_search.py"),
+               "--targets", "momentum", "--seeds", "2", "--budget", "12", "--tasks",
+               "quadratic", "--judge-tasks", "quadratic", "--judge-seeds", "1", "--jobs", "1",
+               "--out", str(out)]
+    first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                           check=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    with open(out / "runs.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["target"], r["variant"], r["seed"]) for r in rows] == [
+        ("momentum", "default", "0"), ("momentum", "default", "1")]
+    outcomes = json.loads((out / "outcomes.json").read_text())
+    logs = {}
+    for row, outcome in zip(rows, outcomes, strict=True):
+        path = sp.run_path(str(out), "momentum", "default", int(row["seed"]))
+        with open(os.path.join(path, "evaluations.jsonl"), encoding="utf-8") as f:
+            log = [json.loads(line) for line in f]
+        logs[path] = log
+        assert int(row["evaluations"]) == len(log) == outcome["evaluations"] == 12
+        scores = [r["score"] for r in log if r["status"] == "ok"]
+        assert float(row["best_search_score"]) == pytest.approx(min(scores), rel=1e-5)
+        assert float(row["cpu_seconds"]) == pytest.approx(sum(r["seconds"] for r in log),
+                                                          abs=0.05)
+        assert row["success"] == str(int(outcome["success"]))
+        if outcome["success"]:  # the program judged a success is one the search evaluated
+            assert 1 <= int(row["evaluations_to_success"]) <= 12
+            assert outcome["program"] in {r["program"] for r in log}
+    table = (out / "table.md").read_text()
+    assert "--budget 12" in table and "Judged on quadratic with seeds 1" in table
+
+    written = {name: (out / name).read_bytes() for name in ("table.md", "runs.csv",
+                                                             "outcomes.json")}
+    second = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            check=False)
+    assert second.returncode == 0, second.stderr[-3000:]
+    for path, log in logs.items():
+        with open(os.path.join(path, "evaluations.jsonl"), encoding="utf-8") as f:
+            assert [json.loads(line) for line in f] == log
+    assert {name: (out / name).read_bytes() for name in written} == written
 
 
 def test_the_random_variant_breeds_without_selection():
