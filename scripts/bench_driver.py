@@ -12,7 +12,14 @@ with ``--json`` writes:
 * the driver's peak memory, ``state.json``'s size and the time of the last checkpoint;
 * with ``--profile N``: the N functions with the most cumulative time (cProfile).
 
+``--ray`` drives the campaign with the real ``RayPool`` instead, its ``--workers`` actors
+``SleepingWorker``s (no CPU reserved, no JAX run: each sleeps ``--seconds`` a job and returns a
+made-up result), on a local Ray instance: then it prints, besides the driver's figures, the
+share of the actors' time spent busy over the search (jobs x seconds / (actors x wall)) and
+the overhead per job (driver, Ray and the gaps between jobs: actors x wall / jobs - seconds).
+
     .venv/bin/python scripts/bench_driver.py --workers 256 --evals 3000 [--profile 25]
+    .venv/bin/python scripts/bench_driver.py --ray --workers 64 --seconds 1 --evals 2000
 """
 
 from __future__ import annotations
@@ -56,8 +63,18 @@ class Sampler:
         return (last[1] - first[1]) / max(1, last[0] - first[0])
 
 
-def measure(workers: int, evals: int, seconds: float, config_data: dict, profile: int = 0
-            ) -> dict:
+def sleeping_ray_pool(spec, workers: int, seconds: float):
+    """The real ``RayPool`` with ``workers`` sleeping actors (no CPU each)."""
+    from discover.search.ray_pool import RayPool
+    from discover.search.simulated_pool import SleepingWorker
+
+    return RayPool(spec, workers, worker=SleepingWorker, worker_cpus=0, worker_args=(seconds,))
+
+
+def measure(workers: int, evals: int, seconds: float, config_data: dict, profile: int = 0,
+            ray_actors: bool = False) -> dict:
+    """Drive one campaign (see the module docstring); ``ray_actors``: through ``RayPool``
+    with sleeping actors (Ray must be initialised) instead of ``SimulatedPool``."""
     from discover.campaign import Campaign
     from discover.config import CampaignConfig
     from discover.search.pool import WorkerSpec
@@ -69,8 +86,12 @@ def measure(workers: int, evals: int, seconds: float, config_data: dict, profile
     with tempfile.TemporaryDirectory(prefix="bench-driver-") as tmp:
         run_dir = os.path.join(tmp, "run")
         campaign = Campaign.create(config, run_dir)
-        pool = Sampler(SimulatedPool(WorkerSpec.from_config(campaign.config), workers,
-                                     seconds=seconds))
+        spec = WorkerSpec.from_config(campaign.config)
+        if ray_actors:
+            real = sleeping_ray_pool(spec, workers, seconds)
+        else:
+            real = SimulatedPool(spec, workers, seconds=seconds)
+        pool = Sampler(real)
         checkpoint_seconds = []
         original = campaign.checkpoint
 
@@ -89,9 +110,12 @@ def measure(workers: int, evals: int, seconds: float, config_data: dict, profile
         started, cpu = time.perf_counter(), time.process_time()
         try:
             summary = campaign.run(pool, progress=False)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            actors = actor_figures(real, workers, wall, seconds) if ray_actors else {}
         finally:
             campaign.close()
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+            if ray_actors:
+                real.close()
         if profiler is not None:
             profiler.disable()
         state_bytes = os.path.getsize(os.path.join(run_dir, "state.json"))
@@ -106,6 +130,7 @@ def measure(workers: int, evals: int, seconds: float, config_data: dict, profile
             "state_json_mb": state_bytes / 2**20,
             "last_checkpoint_ms": 1000 * checkpoint_seconds[-1] if checkpoint_seconds else None,
             "checkpoints": len(checkpoint_seconds),
+            **actors,
         }
     if profiler is not None:
         import io
@@ -115,6 +140,18 @@ def measure(workers: int, evals: int, seconds: float, config_data: dict, profile
         pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(profile)
         result["profile"] = buffer.getvalue()
     return result
+
+
+def actor_figures(pool, workers: int, wall: float, seconds: float) -> dict:
+    """The sleeping actors' jobs and busy time, read from the actors themselves."""
+    import ray
+
+    stats = ray.get([w.handle.stats.remote() for w in pool.workers])
+    jobs = sum(s["jobs"] for s in stats)
+    busy = sum(s["busy_seconds"] for s in stats)
+    return {"actor_jobs": jobs, "actor_busy_seconds": busy,
+            "actor_busy_share": busy / (workers * wall),
+            "overhead_ms_per_job": 1000 * (workers * wall / max(1, jobs) - seconds)}
 
 
 def compare_probe_memo(workers: int, evals: int, config_data: dict, rounds: int = 3) -> None:
@@ -148,6 +185,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the N functions with the most cumulative time")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--ray", action="store_true",
+                        help="the real RayPool with --workers sleeping actors (--seconds a job)")
     parser.add_argument("--compare-probe-memo", action="store_true",
                         help="measure with and without the probe memo, alternating, 3 rounds")
     args = parser.parse_args(argv)
@@ -156,13 +195,18 @@ def main(argv=None) -> int:
         from discover.config import load_config
 
         config_data = load_config(args.config).to_dict()
+    if args.ray:
+        import ray  # before the driver's JAX work (the probe)
+
+        ray.init(include_dashboard=False, logging_level="WARNING")
     from discover.scoring import compile_cache
 
     compile_cache.enable()  # the driver's probe compiles once per machine
     if args.compare_probe_memo:
         compare_probe_memo(args.workers, args.evals, config_data)
         return 0
-    result = measure(args.workers, args.evals, args.seconds, config_data, args.profile)
+    result = measure(args.workers, args.evals, args.seconds, config_data, args.profile,
+                     ray_actors=args.ray)
     for key, value in result.items():
         if key != "profile":
             print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

@@ -23,7 +23,8 @@ os.environ.setdefault("DISCOVER_EVAL_CACHE", tempfile.mkdtemp(prefix="discover-e
 # first: the two processes finish close together).  xdist's own ``--dist loadgroup`` cannot do
 # this: it marks groups by rewriting node ids, which pytest 9.2 no longer honours (it silently
 # distributes test by test: pytest-xdist issue 1386).
-CAMPAIGN_MODULES = frozenset({"test_api", "test_campaign", "test_cluster", "test_faults"})
+CAMPAIGN_MODULES = frozenset({"test_api", "test_bench_driver", "test_campaign", "test_cluster",
+                              "test_faults"})
 LONGEST_FIRST = ("export", "campaigns", "tests/test_tasks.py", "tests/test_compile_cache.py",
                  "tests/test_yardstick.py", "tests/test_bench.py", "tests/test_search_power.py")
 """Groups measured as the longest (``--durations=0``), in the order they are handed out; the

@@ -22,15 +22,20 @@ CONFIG = CampaignConfig(population_size=20, max_evals=150, time_limit=None, seed
                         progress_seconds=0, final_check=0, checkpoint_every=25)
 
 
-def run_log(run_dir, workers: int = 8) -> list[dict]:
+def run_log(run_dir, workers: int = 8, make_pool=None) -> list[dict]:
+    """The campaign's log through ``SimulatedPool(workers)`` (or ``make_pool(spec)``), without
+    the fields that say when and where a job ran."""
     campaign = Campaign.create(CONFIG, str(run_dir))
+    spec = WorkerSpec.from_config(campaign.config)
+    pool = make_pool(spec) if make_pool else SimulatedPool(spec, workers)
     try:
-        campaign.run(SimulatedPool(WorkerSpec.from_config(campaign.config), workers),
-                     progress=False)
+        campaign.run(pool, progress=False)
     finally:
         campaign.close()
+        pool.close()
     lines = (run_dir / "evaluations.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines]
+    return [{k: v for k, v in json.loads(line).items() if k not in ("time", "seconds", "worker")}
+            for line in lines]
 
 
 def test_the_probe_memo_changes_no_result(tmp_path, monkeypatch):
@@ -72,3 +77,26 @@ def test_bench_driver_measures_a_campaign():
     assert result["driver_cpu_ms_per_eval"] > 0 and result["evals_per_second"] > 0
     assert result["state_json_mb"] > 0 and result["checkpoints"] >= 120 // 50
     assert result["peak_rss_mb"] > 0
+
+
+def test_a_sleeping_actor_on_the_real_ray_pool_runs_the_same_campaign(ray_session, tmp_path):
+    """``RayPool`` with one ``SleepingWorker`` actor (through Ray: placement, transport,
+    results) logs the campaign that the in-process stand-in with one worker logs."""
+    from discover.search.ray_pool import RayPool
+    from discover.search.simulated_pool import SleepingWorker
+
+    expected = run_log(tmp_path / "simulated", workers=1)
+    got = run_log(tmp_path / "ray", make_pool=lambda spec: RayPool(
+        spec, 1, worker=SleepingWorker, worker_cpus=0, worker_args=(0.0,)))
+    assert len(got) == CONFIG.max_evals and got == expected
+
+
+def test_bench_driver_measures_sleeping_actors_on_ray(ray_session):
+    """Four sleeping actors on a Ray instance of two CPUs (they reserve none): every
+    evaluation ran on one of them, each slept its time."""
+    seconds = 0.02
+    result = bench_driver.measure(4, 40, seconds, {"population_size": 20}, ray_actors=True)
+    assert result["evaluations"] == 40 and result["actor_jobs"] == 40
+    assert 0 < result["actor_busy_share"] <= 1
+    # the actors' own busy time: no job is shorter than its sleep
+    assert result["actor_busy_seconds"] >= 40 * seconds

@@ -73,7 +73,12 @@ class RayPool:
     lost (a cluster with no CPU left for it)."""
 
     def __init__(self, spec: WorkerSpec, size: int, *, eval_timeout: float | None = None,
-                 memory_mb: int | None = None, max_consecutive_losses: int | None = None):
+                 memory_mb: int | None = None, max_consecutive_losses: int | None = None,
+                 worker: type = EvaluationWorker, worker_cpus: float = 1.0,
+                 worker_args: tuple = ()):
+        """``worker``, ``worker_cpus`` and ``worker_args`` (after ``EvaluationWorker``'s own
+        arguments) exist for measuring the pool itself with stand-in actors
+        (``discover.search.simulated_pool.SleepingWorker``)."""
         import ray
 
         if not ray.is_initialized():
@@ -86,8 +91,10 @@ class RayPool:
         self.max_consecutive_losses = max_consecutive_losses or max(3, 2 * size)
         # No restarts by Ray: a dead actor is replaced here, where its job is re-queued and
         # the event recorded.
-        self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0,
-                                       runtime_env={"env_vars": ACTOR_ENV})(EvaluationWorker)
+        self._actor_class = ray.remote(num_cpus=worker_cpus, max_restarts=0,
+                                       max_task_retries=0,
+                                       runtime_env={"env_vars": ACTOR_ENV})(worker)
+        self._worker_args = tuple(worker_args)
         self.broken: str | None = None
         self.lost = self.requeued = self.timeouts = 0
         self._retry: list[Job] = []        # jobs lost with their worker: run these first
@@ -113,8 +120,8 @@ class RayPool:
             raise WorkersLost(f"the evaluation workers failed to start: {describe(err)}{cap}"
                               ) from None
         self.warm_up_seconds = time.perf_counter() - start
-        for worker, info in zip(self.workers, infos):
-            worker.ready_ref, worker.pid, worker.node = None, info["pid"], info["node"]
+        for actor, info in zip(self.workers, infos):
+            actor.ready_ref, actor.pid, actor.node = None, info["pid"], info["node"]
         self.worker_warm_up = [i["warm_up_seconds"] for i in infos]
 
     HEARTBEAT_SECONDS = 10.0
@@ -157,7 +164,8 @@ class RayPool:
     def _start(self) -> _Actor:
         index = next(self._names)
         name = f"actor-{index}"
-        handle = self._actor_class.remote(self.spec, name, self.memory_mb, (index, self.size))
+        handle = self._actor_class.remote(self.spec, name, self.memory_mb, (index, self.size),
+                                          *self._worker_args)
         return _Actor(name, handle, ready_ref=handle.ready.remote(), since=time.monotonic())
 
     # -- the pool interface ---------------------------------------------------------------

@@ -9,6 +9,11 @@ the funnel act as the real workers' do: a child whose first-task score is above 
 stops there (``rejected``); one whose search score passes the funnel's threshold is scored on
 the held-out tasks too.  No job fails.  ``scripts/bench_driver.py`` drives campaigns with it;
 the tests use it where what is measured is the campaign, not the evaluation.
+
+``SleepingWorker`` is the same made-up evaluation as a Ray actor that sleeps ``seconds`` a job
+instead of training (``RayPool(spec, n, worker=SleepingWorker, worker_cpus=0,
+worker_args=(seconds,))``): the real pool, Ray's scheduling and transport included, with
+hundreds of actors on one machine (``scripts/bench_driver.py --ray``).
 """
 
 from __future__ import annotations
@@ -40,6 +45,53 @@ def made_up_evaluation(program: str, task_names, salt: bytes = b"") -> Evaluatio
                              0.1 + digest[i % 32] / 255, 0.01, OK)
                    for i, name in enumerate(task_names))
     return Evaluation(scores, float(np.median([s.score for s in scores])), OK, 0.0)
+
+
+def made_up_result(spec: WorkerSpec, job: Job, seconds: float, worker: str) -> JobResult:
+    """``job``'s made-up result as a worker of ``spec`` would return it: the hurdle (a child
+    above it stops after the first task) and the funnel (held-out tasks when the search score
+    passes the job's threshold) act as the real workers' do."""
+    search = made_up_evaluation(job.program, spec.tasks)
+    if job.hurdle is not None:
+        first = search.scores[0]
+        met = Hurdle(first.task, first.score, job.hurdle, first.score <= job.hurdle, job.audit)
+        if not met.passed and not job.audit:
+            return JobResult(Evaluation((first,), REJECTED_SCORE, REJECTED, 0.0, hurdle=met),
+                             None, seconds, 0.0, worker)
+        search = dataclasses.replace(search, hurdle=met)
+    held = None
+    if spec.held_out_tasks and (job.threshold is None or search.aggregate <= job.threshold):
+        held = made_up_evaluation(job.program, spec.held_out_tasks, b"held")
+    return JobResult(search, held, seconds, 0.0, worker)
+
+
+class SleepingWorker:
+    """A stand-in for ``discover.search.pool.EvaluationWorker`` (the same constructor and
+    methods) that compiles nothing and sleeps ``seconds`` a job; its result is
+    :func:`made_up_result`.  Imports no JAX: hundreds fit on one machine."""
+
+    def __init__(self, spec: WorkerSpec, name: str = "sleeping", memory_mb: int | None = None,
+                 share: tuple[int, int] = (0, 1), seconds: float = 1.0):
+        self.spec, self.name, self.seconds = spec, name, float(seconds)
+        self.busy_seconds, self.jobs = 0.0, 0
+
+    def ready(self) -> dict:
+        import os
+        import socket
+
+        return {"worker": self.name, "pid": os.getpid(), "node": socket.gethostname(),
+                "warm_up_seconds": 0.0}
+
+    def evaluate(self, job: Job) -> JobResult:
+        start = time.perf_counter()
+        time.sleep(self.seconds)
+        result = made_up_result(self.spec, job, time.perf_counter() - start, self.name)
+        self.busy_seconds += time.perf_counter() - start
+        self.jobs += 1
+        return result
+
+    def stats(self) -> dict:
+        return {"worker": self.name, "busy_seconds": self.busy_seconds, "jobs": self.jobs}
 
 
 class SimulatedPool:
@@ -91,20 +143,7 @@ class SimulatedPool:
         return done
 
     def result(self, job: Job) -> JobResult:
-        search = made_up_evaluation(job.program, self.spec.tasks)
-        if job.hurdle is not None:
-            first = search.scores[0]
-            met = Hurdle(first.task, first.score, job.hurdle, first.score <= job.hurdle,
-                         job.audit)
-            if not met.passed and not job.audit:
-                return JobResult(Evaluation((first,), REJECTED_SCORE, REJECTED, 0.0,
-                                            hurdle=met), None, 0.0, 0.0, "simulated")
-            search = dataclasses.replace(search, hurdle=met)
-        held = None
-        if self.spec.held_out_tasks and (job.threshold is None
-                                         or search.aggregate <= job.threshold):
-            held = made_up_evaluation(job.program, self.spec.held_out_tasks, b"held")
-        return JobResult(search, held, 0.0, 0.0, "simulated")
+        return made_up_result(self.spec, job, 0.0, "simulated")
 
     def take_events(self) -> list[dict]:
         return []
