@@ -10,7 +10,10 @@ with ``--json`` writes:
 * driver CPU ms per logged evaluation over the whole campaign, its first tenth and its last
   tenth, and the evaluations per second that makes;
 * the driver's peak memory, ``state.json``'s size and the time of the last checkpoint;
-* with ``--profile N``: the N functions with the most cumulative time (cProfile).
+* with ``--profile N``: the N functions with the most cumulative time (cProfile);
+* with ``--resume``: the seconds ``discover resume`` takes to reopen the finished campaign
+  (``Campaign.open``: the checkpoint read, the log read back, the fitness cache rebuilt, the
+  replay; nothing is evaluated) and the memory it takes.
 
 ``--ray`` drives the campaign with the real ``RayPool`` instead, its ``--workers`` actors
 ``SleepingWorker``s (no CPU reserved, no JAX run: each sleeps ``--seconds`` a job and returns a
@@ -72,9 +75,10 @@ def sleeping_ray_pool(spec, workers: int, seconds: float):
 
 
 def measure(workers: int, evals: int, seconds: float, config_data: dict, profile: int = 0,
-            ray_actors: bool = False) -> dict:
+            ray_actors: bool = False, resume: bool = False) -> dict:
     """Drive one campaign (see the module docstring); ``ray_actors``: through ``RayPool``
-    with sleeping actors (Ray must be initialised) instead of ``SimulatedPool``."""
+    with sleeping actors (Ray must be initialised) instead of ``SimulatedPool``; ``resume``:
+    then time reopening it."""
     from discover.campaign import Campaign
     from discover.config import CampaignConfig
     from discover.search.pool import WorkerSpec
@@ -119,6 +123,7 @@ def measure(workers: int, evals: int, seconds: float, config_data: dict, profile
         if profiler is not None:
             profiler.disable()
         state_bytes = os.path.getsize(os.path.join(run_dir, "state.json"))
+        reopened = reopen_figures(run_dir, evals) if resume else {}
         result = {
             "workers": workers, "evaluations": summary.evaluations,
             "driver_cpu_ms_per_eval": 1000 * cpu / max(1, summary.evaluations),
@@ -130,7 +135,7 @@ def measure(workers: int, evals: int, seconds: float, config_data: dict, profile
             "state_json_mb": state_bytes / 2**20,
             "last_checkpoint_ms": 1000 * checkpoint_seconds[-1] if checkpoint_seconds else None,
             "checkpoints": len(checkpoint_seconds),
-            **actors,
+            **actors, **reopened,
         }
     if profiler is not None:
         import io
@@ -140,6 +145,21 @@ def measure(workers: int, evals: int, seconds: float, config_data: dict, profile
         pstats.Stats(profiler, stream=buffer).sort_stats("cumulative").print_stats(profile)
         result["profile"] = buffer.getvalue()
     return result
+
+
+def reopen_figures(run_dir: str, evals: int) -> dict:
+    """Seconds and memory growth of reopening the campaign in ``run_dir`` to go on."""
+    from discover.campaign import Campaign
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    campaign = Campaign.open(run_dir, max_evals=evals + 1)
+    seconds = time.perf_counter() - started
+    count = campaign.log.count
+    campaign.close()
+    return {"resume_open_seconds": seconds, "resume_evaluations": count,
+            "resume_peak_rss_growth_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            / 1024 - rss}
 
 
 def actor_figures(pool, workers: int, wall: float, seconds: float) -> dict:
@@ -185,6 +205,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="N",
                         help="print the N functions with the most cumulative time")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--resume", action="store_true",
+                        help="then time reopening the campaign as discover resume does")
     parser.add_argument("--ray", action="store_true",
                         help="the real RayPool with --workers sleeping actors (--seconds a job)")
     parser.add_argument("--compare-probe-memo", action="store_true",
@@ -206,7 +228,7 @@ def main(argv=None) -> int:
         compare_probe_memo(args.workers, args.evals, config_data)
         return 0
     result = measure(args.workers, args.evals, args.seconds, config_data, args.profile,
-                     ray_actors=args.ray)
+                     ray_actors=args.ray, resume=args.resume)
     for key, value in result.items():
         if key != "profile":
             print(f"{key}: {value:.4g}" if isinstance(value, float) else f"{key}: {value}")

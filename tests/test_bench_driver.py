@@ -70,7 +70,8 @@ def test_the_simulated_pool_acts_as_the_workers_do(tmp_path):
 
 
 def test_bench_driver_measures_a_campaign():
-    result = bench_driver.measure(16, 120, 0.0, {"population_size": 20})
+    result = bench_driver.measure(16, 120, 0.0, {"population_size": 20}, resume=True)
+    assert result["resume_evaluations"] == 120  # reopened with every evaluation it logged
     assert result["evaluations"] == 120
     assert 0 < result["first_tenth_ms"] and 0 < result["last_tenth_ms"]
     # The whole campaign's CPU per evaluation includes its start (the probe's compile).
