@@ -3,6 +3,7 @@ bench's yardstick on tasks it never searched on, the funnel's precision, in the 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -63,7 +64,7 @@ def test_the_report_shows_the_check(checked):
     write_report(str(run_dir), curves=False)
     report = (run_dir / "report.md").read_text()
     assert "- Final check: final check (logistic; seeds 1,2;" in report
-    assert f"rank 1{' (crowned)' if check.programs[0].crowned else ''}:" in report
+    assert all(line.strip() in report for line in check.lines()[1:])  # each program's line
 
 
 def test_precision_counts_crowned_programs_that_beat_adam_only():
@@ -85,6 +86,23 @@ def test_crowned_means_the_campaigns_own_interval_excludes_zero():
     assert not final_check.crowned(entry(-0.02, None))          # one held-out seed
     assert final_check.crowned(entry(None, None, search=-0.01))  # no funnel: search score
     assert not final_check.crowned(entry(None, None, search=-0.004))
+
+
+def test_a_start_program_is_checked_but_never_crowned():
+    """A baseline the search began from, unchanged (as rmsprop led the second transfer
+    campaign's hall of fame under the schedule), is no find: not crowned whatever its interval,
+    and the check's line says what it is."""
+    start = HallEntry(1, "p", "p", "f", -0.01, -0.04, {}, None, {}, None, 3, None,
+                      {"kind": "start", "detail": "rmsprop"}, [-0.043, -0.011])
+    found = dataclasses.replace(start, mutation={"kind": "constant", "detail": "c"})
+    assert final_check.start_name(start) == "rmsprop" and not final_check.crowned(start)
+    assert final_check.start_name(found) is None and final_check.crowned(found)
+    rows = (final_check.Checked(1, False, -0.02, (-0.03, -0.01), "beats adam", "rmsprop"),
+            final_check.Checked(2, True, -0.02, (-0.03, -0.01), "beats adam"))
+    check = final_check.FinalCheck(("a",), (1, 2), "constant", rows)
+    assert check.precision == (1, 1)
+    assert check.lines()[1].startswith("  rank 1 (start program rmsprop, not a find): -0.0200")
+    assert check.lines()[2].startswith("  rank 2 (crowned): -0.0200")
 
 
 def test_due_follows_the_configuration():

@@ -7,7 +7,8 @@ yardstick (each rate tuned on the wide grid per task, seeds the campaign never t
 tier C by default, the campaign's schedule) and says of each whether it beats tuned adam
 beyond the interval.  The share that do, among those the campaign crowned, is the funnel's
 precision (``crowned`` below: the held-out interval against adam, or without a funnel the
-search score, excludes 0 by ``discover.scoring.stats.MIN_EFFECT``).
+search score, excludes 0 by ``discover.scoring.stats.MIN_EFFECT``; a start program, one of the
+baselines the search began from, unchanged, is checked but never crowned: it is not a find).
 
 Contract:
 
@@ -37,13 +38,15 @@ SEEDS = (1, 2, 3)
 class Checked:
     """One program of the check: its hall-of-fame ``rank``, whether the campaign ``crowned``
     it, its median ``difference`` from tuned adam over the check's tasks, the ``interval``
-    and the ``verdict``."""
+    and the ``verdict``; ``start``: the baseline's name when the program is a start program
+    (unchanged), else None."""
 
     rank: int
     crowned: bool
     difference: float
     interval: tuple[float, float] | None
     verdict: str
+    start: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +69,9 @@ class FinalCheck:
                f"{crowned} crowned program(s) among the top {len(self.programs)}, {hits} beat "
                f"tuned adam")]
         for p in self.programs:
-            out.append(f"  rank {p.rank}{' (crowned)' if p.crowned else ''}: "
+            label = (" (crowned)" if p.crowned else
+                     f" (start program {p.start}, not a find)" if p.start else "")
+            out.append(f"  rank {p.rank}{label}: "
                        f"{p.difference:+.4f} {format_interval(p.interval)}: {p.verdict}")
         return out
 
@@ -81,9 +86,20 @@ def due(config, evaluations: int) -> bool:
     return config.final_check > 0 and evaluations >= config.final_check_min_evals
 
 
+def start_name(entry) -> str | None:
+    """The baseline a hall-of-fame entry is, when it is a start program the search did not
+    change (its mutation is the start itself)."""
+    if entry.mutation.get("kind") == "start":
+        return str(entry.mutation.get("detail", "")) or "?"
+    return None
+
+
 def crowned(entry) -> bool:
-    """The campaign's own claim for a hall-of-fame entry: its held-out interval against adam
-    (or, without one, its search score) below ``-MIN_EFFECT``."""
+    """The campaign's own claim for a hall-of-fame entry it found: its held-out interval
+    against adam (or, without one, its search score) below ``-MIN_EFFECT``; never a start
+    program."""
+    if start_name(entry) is not None:
+        return False
     if entry.held_out_interval is not None:
         return entry.held_out_interval[1] < -MIN_EFFECT
     if entry.held_out_score is not None:
@@ -119,7 +135,7 @@ def run_check(run_dir: str, config, *, task_names: Sequence[str] | None = None,
         bounds = result.interval(contender.name)
         checked.append(Checked(entry.rank, crowned(entry),
                                result.difference(contender.name, "adam"), bounds,
-                               verdict(bounds)))
+                               verdict(bounds), start_name(entry)))
     check = FinalCheck(tuple(names), tuple(seeds), config.schedule, tuple(checked))
     write_json_atomic(os.path.join(out, RESULT_FILE), check.to_json())
     return check
@@ -134,7 +150,8 @@ def load(run_dir: str) -> FinalCheck | None:
         return FinalCheck(tuple(data["tasks"]), tuple(data["seeds"]), data["schedule"],
                           tuple(Checked(p["rank"], p["crowned"], p["difference"],
                                         None if p["interval"] is None else tuple(p["interval"]),
-                                        p["verdict"]) for p in data["programs"]))
+                                        p["verdict"], p.get("start"))
+                                for p in data["programs"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
