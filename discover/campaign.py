@@ -196,8 +196,12 @@ class Campaign:
                     if loop_start is None:
                         loop_start = time.monotonic()
                     stop = self._stop or self._budget_reason(clock, in_flight)
-                if not in_flight or self._stop == "interrupted":
+                if self._stop == "interrupted":
                     break
+                if not in_flight and (stop is not None or (starved and not queue)):
+                    break
+                # else results to wait for, or no idle worker yet: every one is starting (a
+                # replacement compiling after a loss or a timeout); pool.wait waits for it
                 for job, result in pool.wait(timeout=0.25):
                     starved = False
                     child = in_flight.pop(job.seq)

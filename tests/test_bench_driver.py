@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from helpers import ROOT
+from helpers import ROOT, wait_until
 
 from discover.campaign import Campaign
 from discover.config import CampaignConfig
@@ -101,3 +101,30 @@ def test_bench_driver_measures_sleeping_actors_on_ray(ray_session):
     assert 0 < result["actor_busy_share"] <= 1
     # the actors' own busy time: no job is shorter than its sleep
     assert result["actor_busy_seconds"] >= 40 * seconds
+
+
+def test_a_campaign_started_while_every_worker_restarts_waits_for_them(ray_session, tmp_path):
+    """A pool whose only actor is a replacement still starting (as after a lost worker, or a
+    runaway evaluation killed) has no idle worker for a few seconds: the campaign waits for it
+    and spends its budget, instead of taking 'no idle worker, nothing in flight' for 'done'."""
+    import ray
+
+    from discover.search.pool import Job
+    from discover.search.ray_pool import RayPool
+    from discover.search.simulated_pool import SleepingWorker
+
+    config = CONFIG.replace(max_evals=12)
+    campaign = Campaign.create(config, str(tmp_path / "run"))
+    spec = WorkerSpec.from_config(campaign.config)
+    pool = RayPool(spec, 1, worker=SleepingWorker, worker_cpus=0, worker_args=(0.0, 3.0))
+    try:
+        ray.kill(pool.workers[0].handle)
+        pool.submit(Job(0, "def sgd(g, lr):\n    return g\n"))  # to the dead actor
+        wait_until(lambda: (pool.wait(timeout=0.5), pool.lost)[1] == 1, 60, "the loss noticed")
+        pool.drop_pending()
+        assert pool.workers[0].ready_ref is not None and pool.idle() == 0  # still starting
+        summary = campaign.run(pool, progress=False)
+    finally:
+        campaign.close()
+        pool.close()
+    assert summary.stopped == "max_evals" and summary.evaluations == 12

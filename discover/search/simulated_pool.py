@@ -68,19 +68,23 @@ def made_up_result(spec: WorkerSpec, job: Job, seconds: float, worker: str) -> J
 class SleepingWorker:
     """A stand-in for ``discover.search.pool.EvaluationWorker`` (the same constructor and
     methods) that compiles nothing and sleeps ``seconds`` a job; its result is
-    :func:`made_up_result`.  Imports no JAX: hundreds fit on one machine."""
+    :func:`made_up_result`.  ``start_seconds``: how long ``ready`` sleeps, as a real worker
+    compiles before its first job.  Imports no JAX: hundreds fit on one machine."""
 
     def __init__(self, spec: WorkerSpec, name: str = "sleeping", memory_mb: int | None = None,
-                 share: tuple[int, int] = (0, 1), seconds: float = 1.0):
+                 share: tuple[int, int] = (0, 1), seconds: float = 1.0,
+                 start_seconds: float = 0.0):
         self.spec, self.name, self.seconds = spec, name, float(seconds)
+        self.start_seconds = float(start_seconds)
         self.busy_seconds, self.jobs = 0.0, 0
 
     def ready(self) -> dict:
         import os
         import socket
 
+        time.sleep(self.start_seconds)
         return {"worker": self.name, "pid": os.getpid(), "node": socket.gethostname(),
-                "warm_up_seconds": 0.0}
+                "warm_up_seconds": self.start_seconds}
 
     def evaluate(self, job: Job) -> JobResult:
         start = time.perf_counter()
