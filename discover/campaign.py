@@ -384,18 +384,22 @@ class Campaign:
                           "held_out_score": best.held_out_score,
                           "fingerprint": best.fingerprint}
             interval, rates = best.held_out_interval, best.lr
+            promotion_score = best.promotion_score
+            if promotion_score is not None:  # the claim rests on the fresh seeds
+                interval = best.promotion_interval
         elif self.evolution.best is not None:
             program = self.evolution.best.program.pruned()
             provenance = {"search_score": self.evolution.best.score, "held_out_score": None,
                           "fingerprint": self.evolution.best.fingerprint}
-            interval = None
+            interval = promotion_score = None
             rates = (self.evolution.cache.get(self.evolution.best.fingerprint) or {}).get("lr")
         else:
             return
         provenance["rates"] = self._rates_beside_adam(rates)
         text, modules = best_files(program, provenance, interval,
                                    campaign=self.config.name or os.path.basename(self.run_dir),
-                                   seed=self.config.seed, run_dir=os.path.abspath(self.run_dir))
+                                   seed=self.config.seed, run_dir=os.path.abspath(self.run_dir),
+                                   promotion_score=promotion_score)
         self.files.write_best(text, {})
         self.files.write_best(text, modules(), provenance["rates"])
 
@@ -442,6 +446,8 @@ class Campaign:
             best_search_score=evo.best.score if evo.best else None,
             best_held_out_score=hof[0].held_out_score if hof else None,
             best_held_out_interval=hof[0].held_out_interval if hof else None,
+            best_promotion_score=hof[0].promotion_score if hof else None,
+            best_promotion_interval=hof[0].promotion_interval if hof else None,
             adam_search_score=adam.get("score"), adam_held_out_score=adam.get("held_out_score"),
             best_program=found_name(hof[0].program if hof else (
                 str(evo.best.program.pruned()) if evo.best else None)),

@@ -81,6 +81,13 @@ class CampaignConfig:
     held_out_seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds of the held-out evaluation: its interval against adam (paired by seed,
     ``discover.scoring.stats``) needs at least two."""
+    promotion_seeds: tuple[int, ...] = ()
+    """Promotion (successive halving one stage further): a candidate the funnel would crown
+    (its held-out interval against adam below -``MIN_EFFECT``) is scored again on the held-out
+    tasks over these fresh seeds (rates walked from its held-out ones) before it ranks in the
+    hall of fame: promoted programs rank first, by this score, and the campaign's claim (the
+    final check's "crowned") rests on its interval, not on the maximised funnel score.  Empty:
+    no promotion.  Needs held-out tasks; no seed of ``held_out_seeds``."""
     schedule: str = "constant"
     """Schedule of the learning rate every contender trains under, on the search tasks and the
     held-out ones alike, adam the reference included (``tasks/schedule.py``): "constant" (the
@@ -337,10 +344,19 @@ def _validate(c: CampaignConfig) -> None:
         need(value is None or all(v.strip() == v and v for v in value), key,
              "must hold non-empty names")
     need(c.tasks is None or len(c.tasks) > 0, "tasks", "must name at least one task")
-    for key in ("eval_seeds", "held_out_seeds"):
+    for key in ("eval_seeds", "held_out_seeds", "promotion_seeds"):
         seeds = getattr(c, key)
-        need(0 < len(seeds) <= MAX_SEEDS, key, f"must hold between 1 and {MAX_SEEDS} seeds")
+        least = 0 if key == "promotion_seeds" else 1
+        need(least <= len(seeds) <= MAX_SEEDS and len(set(seeds)) == len(seeds), key,
+             f"must hold between {least} and {MAX_SEEDS} seeds, none twice")
         need(all(0 <= s < 2**31 for s in seeds), key, "must be seeds between 0 and 2**31 - 1")
+    if c.promotion_seeds:
+        need(len(c.promotion_seeds) >= 2, "promotion_seeds",
+             "must hold at least two seeds (its interval needs them), or none")
+        need(not set(c.promotion_seeds) & set(c.held_out_seeds), "promotion_seeds",
+             "must be fresh seeds: none of held_out_seeds")
+        need(c.held_out_tasks is None or len(c.held_out_tasks) > 0, "promotion_seeds",
+             "needs held-out tasks (held_out_tasks is empty)")
     need(c.schedule in SCHEDULES, "schedule", f"must be one of {', '.join(SCHEDULES)}")
     need(1 <= c.lr_grid <= MAX_LR_GRID, "lr_grid", f"must be >= 1 and <= {MAX_LR_GRID}")
     need(len(c.start) > 0, "start", f"must name baselines or {START_SCRATCH!r}")

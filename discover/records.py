@@ -163,13 +163,15 @@ class Evaluation:
 class JobResult:
     """A worker's answer to one job: ``search`` (the search tasks), ``held_out`` (None unless
     the funnel passed the candidate), ``seconds`` and ``cpu_seconds`` spent in the worker
-    (CPU below wall clock: the worker shared its core), ``worker`` (its name)."""
+    (CPU below wall clock: the worker shared its core), ``worker`` (its name), ``promotion``
+    (the held-out tasks again over the promotion seeds; None unless it would crown)."""
 
     search: Evaluation
     held_out: Evaluation | None
     seconds: float
     cpu_seconds: float
     worker: str
+    promotion: Evaluation | None = None
 
     @classmethod
     def failed(cls, error: str, worker: str) -> JobResult:
@@ -200,7 +202,9 @@ class LogRecord:
     ``score``, per task ``scores``, ``lr``, ``losses``, ``task_status``), its held-out result
     (None unless the funnel passed it), where and how long (``seconds``, ``worker``,
     ``time``: :data:`TIMING_FIELDS`), the hurdle it met (``Hurdle.to_dict``) and, in a
-    campaign with islands, its ``island`` (both schema 3)."""
+    campaign with islands, its ``island`` (both schema 3), and its promotion (the held-out
+    tasks over the promotion seeds: ``promotion_score``, ``promotion_scores``,
+    ``promotion_lr``, ``promotion_interval``; only when it ran)."""
 
     seq: int
     program: str
@@ -225,6 +229,10 @@ class LogRecord:
     held_out_interval: list[float] | None = None
     hurdle: dict | None = None
     island: int | None = None
+    promotion_score: float | None = None
+    promotion_scores: dict[str, float | None] | None = None
+    promotion_lr: dict[str, float | None] | None = None
+    promotion_interval: list[float] | None = None
 
     @property
     def search_score(self) -> float:
@@ -235,7 +243,7 @@ class LogRecord:
     def from_result(cls, seq: int, program: str, fingerprint: str, parent: str | None,
                     mutation: dict, result: JobResult, time: float,
                     island: int | None = None) -> LogRecord:
-        search, held = result.search, result.held_out
+        search, held, promoted = result.search, result.held_out, result.promotion
         tasks = search.scores
         return cls(
             seq=seq, program=program, fingerprint=fingerprint, parent=parent,
@@ -255,14 +263,21 @@ class LogRecord:
             interval=_bounds(search.interval),
             held_out_interval=_bounds(held.interval) if held is not None else None,
             hurdle=search.hurdle.to_dict() if search.hurdle is not None else None,
-            island=island)
+            island=island,
+            promotion_score=finite_or_none(promoted.aggregate) if promoted else None,
+            promotion_scores=({s.task: finite_or_none(s.score) for s in promoted.scores}
+                              if promoted else None),
+            promotion_lr=({s.task: finite_or_none(s.lr) for s in promoted.scores}
+                          if promoted else None),
+            promotion_interval=_bounds(promoted.interval) if promoted is not None else None)
 
     def to_json(self) -> dict:
         """The object of the log line (``error``, ``held_out_status``, the intervals, the
-        ``hurdle`` and the ``island`` only when set)."""
+        ``hurdle``, the ``island`` and the promotion only when set)."""
         out = dataclasses.asdict(self)
         for key in ("error", "held_out_status", "interval", "held_out_interval", "hurdle",
-                    "island"):
+                    "island", "promotion_score", "promotion_scores", "promotion_lr",
+                    "promotion_interval"):
             if out[key] is None:
                 del out[key]
         return out
@@ -279,7 +294,8 @@ class LogRecord:
 class HallEntry:
     """One entry of ``hall_of_fame.json``: ``rank`` (1 = best), ``program`` (pruned text),
     ``original_program`` (as evaluated), both scores, per-task scores and learning rates,
-    lineage (``seq``, ``parent``, ``mutation``)."""
+    lineage (``seq``, ``parent``, ``mutation``), and its promotion score and interval (None
+    unless it was promoted)."""
 
     rank: int
     program: str
@@ -295,6 +311,8 @@ class HallEntry:
     parent: str | None
     mutation: dict
     held_out_interval: list[float] | None = None
+    promotion_score: float | None = None
+    promotion_interval: list[float] | None = None
 
     @classmethod
     def from_record(cls, rank: int, record: LogRecord, pruned_text: str) -> HallEntry:
@@ -303,7 +321,9 @@ class HallEntry:
                    held_out_score=record.held_out_score, scores=record.scores,
                    held_out_scores=record.held_out_scores, lr=record.lr,
                    held_out_lr=record.held_out_lr, seq=record.seq, parent=record.parent,
-                   mutation=record.mutation, held_out_interval=record.held_out_interval)
+                   mutation=record.mutation, held_out_interval=record.held_out_interval,
+                   promotion_score=record.promotion_score,
+                   promotion_interval=record.promotion_interval)
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)

@@ -30,17 +30,21 @@ def found_name(text: str | None) -> str | None:
 
 
 def best_files(program: programs.Program, provenance: dict, interval, *, campaign: str,
-               seed: int, run_dir: str) -> tuple[str, Callable[[], dict[str, str]]]:
+               seed: int, run_dir: str, promotion_score: float | None = None
+               ) -> tuple[str, Callable[[], dict[str, str]]]:
     """The text of ``best/program.opt`` (a comment header: campaign, seed, scores, the
-    held-out claim, fingerprint; then ``program`` named :data:`FOUND_NAME`) and a function
+    claim, fingerprint; then ``program`` named :data:`FOUND_NAME`) and a function
     that exports it to every target (``provenance``: ``search_score``, ``held_out_score``,
-    ``fingerprint``, ``rates``; ``interval``: the held-out interval or None)."""
+    ``fingerprint``, ``rates``; ``interval``: the held-out interval, or the promotion's when
+    ``promotion_score`` is given, or None)."""
     program = dataclasses.replace(program, name=FOUND_NAME)
     claim = "" if interval is None else "; " + held_out_claim(interval)
+    promoted = ("" if promotion_score is None else
+                f", promoted on fresh seeds {format_score(promotion_score)}")
     header = (f"# Discovered by campaign {campaign} (seed {seed}).\n"
               f"# Search score {format_score(provenance['search_score'])}, held-out score "
-              f"{format_score(provenance['held_out_score'])} (0 = tuned adam, lower is "
-              f"better{claim}); fingerprint {provenance['fingerprint']}.\n")
+              f"{format_score(provenance['held_out_score'])}{promoted} (0 = tuned adam, lower "
+              f"is better{claim}); fingerprint {provenance['fingerprint']}.\n")
 
     def modules() -> dict[str, str]:
         out = {}

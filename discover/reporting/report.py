@@ -314,10 +314,15 @@ def _hall_of_fame(run: RunFiles, entries: list[HallEntry], source: str) -> list[
         held_tasks += [t for t in entry.held_out_scores or {} if t not in held_tasks]
     columns = ([(t, "scores", "lr", t) for t in search_tasks]
                + [(t, "held_out_scores", "held_out_lr", f"{t} (held out)") for t in held_tasks])
-    lines += [f"From {source}. Each task cell: score @ the learning rate chosen.", "",
-              "| # | held-out score | 95% interval vs adam | search score | "
+    promoted = any(e.promotion_score is not None for e in entries)
+    promotion_header = "promoted (fresh seeds) | " if promoted else ""
+    lines += [f"From {source}. Each task cell: score @ the learning rate chosen."
+              + (" Promoted programs (scored again on the held-out tasks over the promotion "
+                 "seeds, because the held-out interval would have crowned them) rank first, "
+                 "by that score." if promoted else ""), "",
+              f"| # | {promotion_header}held-out score | 95% interval vs adam | search score | "
               + " | ".join(c[3] for c in columns) + " | seq |",
-              "|---" * (len(columns) + 5) + "|"]
+              "|---" * (len(columns) + 5 + promoted) + "|"]
     for entry in entries:
         cells = []
         for task, score_key, lr_key, _ in columns:
@@ -326,7 +331,14 @@ def _hall_of_fame(run: RunFiles, entries: list[HallEntry], source: str) -> list[
             cells.append("-" if score is None else format_score(score)
                          + ("" if lr is None else f" @ {lr:.3g}"))
         bounds = entry.held_out_interval
-        lines.append(f"| {entry.rank} | {format_score(entry.held_out_score)} | "
+        promotion = ""
+        if promoted and entry.promotion_score is None:
+            promotion = "- | "
+        elif promoted:
+            fresh = entry.promotion_interval
+            promotion = (f"{format_score(entry.promotion_score)} "
+                         f"{format_interval(fresh and tuple(fresh)) or ''} | ")
+        lines.append(f"| {entry.rank} | {promotion}{format_score(entry.held_out_score)} | "
                      f"{format_interval(bounds and tuple(bounds)) or '-'} | "
                      f"{format_score(entry.search_score)} | " + " | ".join(cells)
                      + f" | {entry.seq} |")

@@ -49,6 +49,8 @@ class Summary:
     islands: int = 1
     migrations: int = 0
     resets: int = 0            # weaker islands reset from the stronger
+    best_promotion_score: float | None = None     # hall of fame #1 on the promotion seeds
+    best_promotion_interval: list[float] | None = None
 
     @property
     def evaluations_per_second(self) -> float:
@@ -84,7 +86,11 @@ class Summary:
                 + (f"(adam {format_score(self.adam_held_out_score)})"
                    if self.adam_held_out_score is not None else "(against tuned adam)")
                 + ("" if self.best_held_out_score is None else
-                   f": {held_out_claim(self.best_held_out_interval)}"))]
+                   f": {held_out_claim(self.best_held_out_interval)}")),
+               *([(f"promoted (held-out tasks, fresh seeds): "
+                   f"{format_score(self.best_promotion_score)}: "
+                   f"{held_out_claim(self.best_promotion_interval)}")]
+                 if self.best_promotion_score is not None else [])]
         if self.best_program:
             out += ["best program (simplified):"] + ["  " + line for line in
                                                      self.best_program.rstrip().splitlines()]

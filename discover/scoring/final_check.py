@@ -95,11 +95,14 @@ def start_name(entry) -> str | None:
 
 
 def crowned(entry) -> bool:
-    """The campaign's own claim for a hall-of-fame entry it found: its held-out interval
-    against adam (or, without one, its search score) below ``-MIN_EFFECT``; never a start
-    program."""
+    """The campaign's own claim for a hall-of-fame entry it found: its promotion interval
+    against adam when it was promoted, else its held-out interval (or, without one, its
+    search score), below ``-MIN_EFFECT``; never a start program."""
     if start_name(entry) is not None:
         return False
+    if getattr(entry, "promotion_score", None) is not None:
+        bounds = entry.promotion_interval
+        return bounds is not None and bounds[1] < -MIN_EFFECT
     if entry.held_out_interval is not None:
         return entry.held_out_interval[1] < -MIN_EFFECT
     if entry.held_out_score is not None:

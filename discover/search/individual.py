@@ -73,17 +73,28 @@ class Individual:
                    island=int(data.get("island", 0)))
 
 
+class RankFitness(base.Fitness):
+    """A hall-of-fame rank: (promoted, score); promoted first (weight +1), then the lower
+    score (weight -1)."""
+
+    weights = (1.0, -1.0)
+
+
 class Ranked:
-    """A logged record in DEAP's ``HallOfFame``: its fitness is the held-out score (the
-    search score when there are no held-out tasks)."""
+    """A logged record in DEAP's ``HallOfFame``, ranked promoted first, by its promotion score
+    (fresh seeds: a score that was not the one maximised), then the others by the held-out
+    score (the search score when there are no held-out tasks)."""
 
     __slots__ = ("fingerprint", "fitness", "record")
 
     def __init__(self, record: LogRecord, funnel: bool):
         self.fingerprint = record.fingerprint
         self.record = record
-        self.fitness = Fitness()
-        self.fitness.values = (record.held_out_score if funnel else record.search_score,)
+        self.fitness = RankFitness()
+        if record.promotion_score is not None:
+            self.fitness.values = (1.0, record.promotion_score)
+        else:
+            self.fitness.values = (0.0, record.held_out_score if funnel else record.search_score)
 
 
 def tournament(individuals: Sequence, tournsize: int, rng: random.Random,

@@ -55,13 +55,15 @@ class WorkerSpec:
     max_slots: int = 4
     held_out_seeds: tuple[int, ...] = (0, 1, 2)
     schedule: str = "constant"
+    promotion_seeds: tuple[int, ...] = ()
 
     @classmethod
     def from_config(cls, config) -> WorkerSpec:
         """The spec of a campaign configuration whose task lists are resolved."""
         return cls(tuple(config.tasks), tuple(config.held_out_tasks or ()),
                    tuple(config.eval_seeds), config.lr_grid, config.max_statements,
-                   config.max_slots, tuple(config.held_out_seeds), config.schedule)
+                   config.max_slots, tuple(config.held_out_seeds), config.schedule,
+                   tuple(config.promotion_seeds))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -162,6 +164,15 @@ def _passes(search: Evaluation, threshold: float) -> bool:
     return search.aggregate <= threshold
 
 
+def promotes(held_out: Evaluation) -> bool:
+    """Promotion's gate: the held-out evaluation would crown the candidate (ok, its interval
+    against adam below ``-MIN_EFFECT``: ``discover.scoring.final_check.crowned``'s rule)."""
+    from discover.scoring.stats import MIN_EFFECT
+
+    return (held_out.status == "ok" and held_out.interval is not None
+            and held_out.interval[1] < -MIN_EFFECT)
+
+
 class EvaluationWorker:
     """The evaluators of one process; compiles everything in ``__init__``."""
 
@@ -183,15 +194,18 @@ class EvaluationWorker:
         kwargs = {"lr_grid": spec.lr_grid, "max_statements": spec.max_statements,
                   "max_slots": spec.max_slots, "schedule": spec.schedule}
         self.search = cached_evaluator(list(spec.tasks), seeds=spec.seeds, **kwargs)
-        self.held_out = None
+        self.held_out = self.promotion = None
         if spec.held_out_tasks:
             self.held_out = cached_evaluator(list(spec.held_out_tasks),
                                              seeds=spec.held_out_seeds, **kwargs)
+            if spec.promotion_seeds:
+                self.promotion = cached_evaluator(list(spec.held_out_tasks),
+                                                  seeds=spec.promotion_seeds, **kwargs)
         # Worker ``share[0]`` of ``share[1]`` starting together warms the tasks from its own
         # place in the list, round to the start: the traced runs, executables and adam's
         # tunings it writes to the disk caches are read by the others when they get there, so
         # a cold start of N workers costs about 1/N of the work each instead of all of it.
-        work = [(e, t) for e in (self.search, self.held_out) if e is not None
+        work = [(e, t) for e in (self.search, self.held_out, self.promotion) if e is not None
                 for t in e.task_names]
         first = (share[0] % share[1]) * len(work) // share[1]
         for i, (evaluator, task_name) in enumerate(work[first:] + work[:first], start=1):
@@ -221,12 +235,13 @@ class EvaluationWorker:
 
     def evaluate(self, job: Job) -> JobResult:
         """Score ``job``'s program on the search tasks and, when the funnel passes it, on the
-        held-out tasks.  A program that does not parse, or does not fit the compiled bucket
-        (statements, slots), is a failed evaluation, not an exception."""
+        held-out tasks; when that would crown it (:func:`promotes`), again on the held-out
+        tasks over the promotion seeds.  A program that does not parse, or does not fit the
+        compiled bucket (statements, slots), is a failed evaluation, not an exception."""
         import programs
 
         start, cpu = time.perf_counter(), time.process_time()
-        held_out = None
+        held_out = promotion = None
         try:
             program = programs.parse(job.program)
             search = self.search.evaluate(program, starts=_rates(job.starts),
@@ -237,11 +252,15 @@ class EvaluationWorker:
             passed = job.threshold is None or _passes(search, job.threshold)
             if self.held_out is not None and search.status == "ok" and passed:
                 held_out = self.held_out.evaluate(program, starts=_rates(job.held_out_starts))
+                if self.promotion is not None and promotes(held_out):
+                    tuned = {s.task: s.lr for s in held_out.scores}
+                    promotion = self.promotion.evaluate(program, starts=tuned)
         seconds = time.perf_counter() - start
         self.busy_seconds += seconds
         # CPU time of this process while evaluating: below ``seconds`` when the actor had to
         # share its core (a loaded machine), which the benchmark reports.
-        return JobResult(search, held_out, seconds, time.process_time() - cpu, self.name)
+        return JobResult(search, held_out, seconds, time.process_time() - cpu, self.name,
+                         promotion)
 
     def stats(self) -> dict:
         return {"worker": self.name, "busy_seconds": self.busy_seconds}
