@@ -28,9 +28,9 @@ from typing import Any
 
 from tasks.base import WORST_SCORE
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the JSON forms of :class:`LogRecord` and :class:`HallEntry` (the log and the
-hall of fame of a run directory)."""
+hall of fame of a run directory).  4 added the promotion fields (absent: not promoted)."""
 
 OK, NONFINITE, ERROR, FAILED, TIMEOUT = "ok", "nonfinite", "error", "failed", "timeout"
 REJECTED = "rejected"

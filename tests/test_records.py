@@ -33,19 +33,19 @@ PINNED_LOG_FIELDS = [
     "seq", "program", "fingerprint", "parent", "mutation", "status", "score", "scores", "lr",
     "losses", "task_status", "held_out_score", "held_out_scores", "held_out_lr", "seconds",
     "worker", "time", "error", "held_out_status", "interval", "held_out_interval", "hurdle",
-    "island",
+    "island", "promotion_score", "promotion_scores", "promotion_lr", "promotion_interval",
 ]
 PINNED_HALL_FIELDS = [
     "rank", "program", "original_program", "fingerprint", "search_score", "held_out_score",
     "scores", "held_out_scores", "lr", "held_out_lr", "seq", "parent", "mutation",
-    "held_out_interval",
+    "held_out_interval", "promotion_score", "promotion_interval",
 ]
 PINNED_STATE_KEYS = ["version", "log_count", "fingerprint_version", "elapsed_seconds",
                      "invocations", "evolution"]
 
 
 def test_versions_and_fields_are_pinned():
-    assert SCHEMA_VERSION == 3 and rundir.STATE_VERSION == 4
+    assert SCHEMA_VERSION == 4 and rundir.STATE_VERSION == 4
     assert [f.name for f in dataclasses.fields(LogRecord)] == PINNED_LOG_FIELDS
     assert [f.name for f in dataclasses.fields(HallEntry)] == PINNED_HALL_FIELDS
 
