@@ -7,8 +7,11 @@ which nesterov, nadam and lookahead beat tuned adam by the held-out interval (me
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
+from helpers import ROOT
 
 import programs
 from discover.campaign import Campaign
@@ -119,3 +122,40 @@ def test_a_stopped_campaign_resumed_promotes_as_one_that_ran_through(promoted_ru
     assert records_of(resumed) == records_of(run_dir)
     assert (json.loads((resumed / "hall_of_fame.json").read_text())
             == json.loads((run_dir / "hall_of_fame.json").read_text()))
+
+
+def test_promotion_replayed_on_a_run_without_it_gives_the_same_scores_and_order(
+        promoted_run, tmp_path):
+    """``scripts/promote_run.py`` on the same campaign run without promotion (promotion
+    changes no child the search breeds): the same promotions, seq for seq, the same order."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import promote_run
+
+    run_dir, _ = promoted_run
+    plain = tmp_path / "plain"
+    campaign = Campaign.create(CONFIG.replace(promotion_seeds=()), str(plain))
+    try:
+        campaign.run(progress=False)
+    finally:
+        campaign.close()
+    promoted = {r["seq"]: r for r in records_of(run_dir) if "promotion_score" in r}
+    without = records_of(plain)
+    assert all("promotion_score" not in r for r in without)
+    strip = ("promotion_score", "promotion_scores", "promotion_lr", "promotion_interval")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in records_of(run_dir)] == without
+
+    out = tmp_path / "replay"
+    assert promote_run.main([str(plain), "--seeds", "3,4,5", "--out", str(out),
+                             "--threads", "2"]) == 0
+    cache = json.loads((out / "cache.json").read_text())
+    assert {int(key.split("/")[1]) for key in cache} == set(promoted)
+    for key, replayed in cache.items():
+        record = promoted[int(key.split("/")[1])]
+        assert replayed["score"] == pytest.approx(record["promotion_score"], abs=1e-9)
+        assert replayed["interval"] == pytest.approx(record["promotion_interval"], abs=1e-9)
+    hall = [e for e in json.loads((run_dir / "hall_of_fame.json").read_text())
+            if e["promotion_score"] is not None]
+    table = (out / "table.md").read_text()
+    rows = [line.split("|") for line in table.splitlines() if line.startswith("| plain |")]
+    by_rank = sorted(rows, key=lambda cells: int(cells[7]))
+    assert [int(cells[2]) for cells in by_rank] == [e["seq"] for e in hall]
