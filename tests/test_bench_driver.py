@@ -116,7 +116,7 @@ def test_a_campaign_started_while_every_worker_restarts_waits_for_them(ray_sessi
     config = CONFIG.replace(max_evals=12)
     campaign = Campaign.create(config, str(tmp_path / "run"))
     spec = WorkerSpec.from_config(campaign.config)
-    pool = RayPool(spec, 1, worker=SleepingWorker, worker_cpus=0, worker_args=(0.0, 3.0))
+    pool = RayPool(spec, 1, worker=SleepingWorker, worker_cpus=0, worker_args=(0.0, 1.0))
     try:
         ray.kill(pool.workers[0].handle)
         pool.submit(Job(0, "def sgd(g, lr):\n    return g\n"))  # to the dead actor
