@@ -42,6 +42,7 @@ import hashlib
 import jax
 import numpy as np
 
+from programs import export_cache
 from programs.statement import live_statements
 from programs.vm import Machine, probe_runs
 
@@ -111,14 +112,18 @@ def _bucket(n: int, least: int) -> int:
     return size
 
 
-def compile_probe(ws, gs, max_statements: int, max_slots: int):
+def compile_probe(ws, gs, max_statements: int, max_slots: int, key=None):
     """``(machine, run)``: ``run(encoded_program)`` is ``programs.vm.probe_runs`` jitted on a
     machine whose tensors are the probe cases, with the cases' ``lr`` and ``T`` and the input
-    sets ``ws``, ``gs`` (float32 ``[V, STEPS, N]``) closed over; one compile per call."""
+    sets ``ws``, ``gs`` (float32 ``[V, STEPS, N]``) closed over; one compile per call.
+    ``key``: names the input sets for ``programs.export_cache`` (the traced probe is kept on
+    disk when the cache is on; None: never kept)."""
     machine = Machine(_SHAPES, max_statements, max_slots, fold=False)
     lrs = np.array([c.lr for c in PROBE_CASES], np.float32)
     totals = np.array([c.T for c in PROBE_CASES], np.float32)
     run = jax.jit(lambda program: probe_runs(machine, program, lrs, totals, ws, gs))
+    if key is not None:
+        run = export_cache.Exported(run, ("probe", key, max_statements, max_slots))
     return machine, run
 
 
@@ -140,7 +145,8 @@ def _runner(max_statements: int, max_slots: int):
     inputs = [[case_inputs(c, v) for c in PROBE_CASES] for v in range(N_VARIANTS)]
     ws = np.stack([np.concatenate([w.reshape(STEPS, -1) for w, _ in v], 1) for v in inputs])
     gs = np.stack([np.concatenate([g.reshape(STEPS, -1) for _, g in v], 1) for v in inputs])
-    return compile_probe(ws, gs, max_statements, max_slots)
+    # The input sets are fixed by this module's source (in the export cache's digest).
+    return compile_probe(ws, gs, max_statements, max_slots, key="fingerprint")
 
 
 def probe(program) -> Probe:

@@ -65,7 +65,7 @@ def impulse_inputs() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _runner(max_statements: int, max_slots: int):
-    return compile_probe(*impulse_inputs(), max_statements, max_slots)
+    return compile_probe(*impulse_inputs(), max_statements, max_slots, key="impulse")
 
 
 def impulse_updates(program) -> np.ndarray:

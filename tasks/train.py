@@ -20,9 +20,9 @@ Contract:
   chunks are skipped and their training losses reported as NaN.  Results are deterministic.
 * :class:`OptaxTrainer` runs an ``optax`` optimizer over the same grid and seeds with the same
   loop; it compiles per optimizer and is the reference (tests) and the floor (benchmark).
-* Tracing a built-in task's run takes longer than compiling it.  With :func:`use_export_cache`
-  (``discover.scoring.compile_cache.enable`` calls it) the traced and lowered run of a registered
-  built-in task is kept on disk (``jax.export``), keyed by everything it is traced from (the
+* Tracing a built-in task's run takes longer than compiling it.  With ``programs.export_cache``
+  on (``discover.scoring.compile_cache.enable`` turns it on) the traced and lowered run of a
+  registered built-in task is kept on disk (``jax.export``), keyed by everything it is traced from (the
   task's registration and size, the bucket, the grid, the seeds, the argument shapes, the
   JAX version and a digest of the sources of ``programs`` and ``tasks``); a trainer that finds
   it skips tracing, and XLA's own persistent cache then skips compiling.  The exported module
@@ -32,10 +32,6 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
-import functools
-import glob
-import hashlib
-import os
 from collections.abc import Callable, Sequence
 
 import jax
@@ -44,6 +40,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from programs import export_cache
 from programs.program import Program
 from programs.vm import EncodedProgram, Machine, scalar_registers
 from tasks import schedule as schedules
@@ -58,42 +55,6 @@ register row (learning rates x seeds x parameters) has a number of elements in t
 Measured with XLA:CPU on 2 cores: folding saves statements (a dispatch, and a pass over memory
 each), which pays on tiny rows and on rows that do not fit the L2 cache (256 KiB and up), but
 it adds per-element work to every statement, which costs more than it saves in between."""
-
-
-_EXPORT_DIR: str | None = None
-
-
-def use_export_cache(path: str | None) -> None:
-    """Keep traced runs of built-in tasks under ``path`` (None: off, the default)."""
-    global _EXPORT_DIR
-    if path is not None:
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError:
-            path = None
-    _EXPORT_DIR = path
-
-
-@functools.cache
-def _sources_digest() -> str:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    sha = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(root, "programs", "*.py"))
-                       + glob.glob(os.path.join(root, "tasks", "*.py"))):
-        with open(path, "rb") as f:
-            sha.update(os.path.basename(path).encode() + b"\0" + f.read())
-    return sha.hexdigest()
-
-
-@functools.cache
-def _register_serializations() -> None:
-    from jax import export
-
-    from programs.vm import EncodedProgram, Layout
-
-    export.register_namedtuple_serialization(EncodedProgram,
-                                             serialized_name="programs.vm.EncodedProgram")
-    export.register_namedtuple_serialization(Layout, serialized_name="programs.vm.Layout")
 
 
 def lr_grid(center: float, n: int = 3) -> np.ndarray:
@@ -193,70 +154,35 @@ class Trainer:
                                                            self.padded_steps)))
         self.chunk = early_stop_chunk(task.steps)
         self._traced = jax.jit(self._run)
-        self._exported = None  # jax.jit of the exported run, once loaded or made
-        self.export_origin: str | None = None  # "loaded" from the cache, or "written" to it
+        self._runner = export_cache.Exported(self._traced, self._export_key())
         self._initial = None
 
     @property
     def compiled(self):
         """The jitted run: traced here, or loaded from the export cache."""
-        return self._traced if self._exported is None else self._exported
+        return self._runner.compiled
 
-    def _export_path(self, args) -> str | None:
-        """Where this run's export lives; None when there is no cache or the task is not a
-        registered built-in (a user's factory may close over values no key can see)."""
+    @property
+    def export_origin(self) -> str | None:
+        """"loaded" from the export cache, "written" to it, or None (traced as usual)."""
+        return self._runner.origin
+
+    def _export_key(self):
+        """What the run closes over that no source file fixes (``programs.export_cache``);
+        None for a task that is not a registered built-in (a user's factory may close over
+        values no key can see)."""
         from tasks import registry
 
-        if _EXPORT_DIR is None or not registry.is_builtin(self.task):
+        if not registry.is_builtin(self.task):
             return None
-        shapes = jax.tree.map(lambda a: (tuple(a.shape), str(a.dtype)), args)
         registers = self.machine.registers
-        key = repr((jax.__version__, _sources_digest(), self.task.name, self.task.steps,
-                    self.task.batch_size, self.task.description, self.data.seeds,
-                    len(self.lrs), registers.max_statements, registers.max_slots,
-                    self.machine.fold, self.padded_steps, self.chunk,
-                    jax.tree.structure(args), jax.tree.leaves(shapes)))
-        return os.path.join(_EXPORT_DIR, hashlib.sha256(key.encode()).hexdigest()[:32] + ".bin")
+        return (self.task.name, self.task.steps, self.task.batch_size, self.task.description,
+                self.data.seeds, len(self.lrs), registers.max_statements, registers.max_slots,
+                self.machine.fold, self.padded_steps, self.chunk)
 
     def _call(self, *args):
         """Run through the exported run when the cache has it (or can take it), else trace."""
-        if self._exported is None and self._traced._cache_size() == 0:
-            path = self._export_path(args)
-            if path is not None:
-                from jax import export
-
-                _register_serializations()
-                exported = None
-                if os.path.exists(path):
-                    try:
-                        with open(path, "rb") as f:
-                            exported = export.deserialize(bytearray(f.read()))
-                    except Exception:  # noqa: BLE001 (a damaged entry is a miss)
-                        exported = None
-                origin = "loaded"
-                if exported is None:
-                    exported, origin = self._export(args, path), "written"
-                if exported is not None:
-                    self._exported = jax.jit(exported.call)
-                    self.export_origin = origin
-        return self.compiled(*args)
-
-    def _export(self, args, path: str):
-        """Trace and lower the run once, write it to ``path`` (atomically); None if this
-        JAX cannot (the run is then traced as usual)."""
-        from jax import export
-
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
-            exported = export.export(self._traced)(*args)
-            with open(tmp, "wb") as f:
-                f.write(exported.serialize())
-            os.replace(tmp, path)
-        except Exception:  # noqa: BLE001 (no serialization, a full disk: trace as usual)
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            return None
-        return exported
+        return self._runner(*args)
 
     def encode(self, program: Program) -> EncodedProgram:
         return self.machine.encode(program)

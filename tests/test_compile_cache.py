@@ -57,13 +57,14 @@ builtin = Trainer(tasks.get("logistic"), seeds=(0, 1))
 result = builtin.run(programs.BASELINES["lion"])
 user = Trainer(quadratic.make(), seeds=(0,))  # same definition, but not the registry's object
 user.run(programs.BASELINES["sgd"])
-print(json.dumps({"exported": builtin._exported is not None, "user": user._exported is not None,
+print(json.dumps({"exported": builtin.export_origin is not None,
+                  "user": user.export_origin is not None,
                   "origin": builtin.export_origin, "losses": result.valid_losses.tolist()}))
 """
 
 
 def test_the_traced_run_of_a_builtin_task_is_kept_and_gives_the_same_losses(tmp_path):
-    """The export cache (tasks.train.use_export_cache): a second process loads the traced run
+    """The export cache (programs.export_cache): a second process loads the traced run
     instead of tracing it; the losses equal a plain traced run's to the bit; a user's task is
     never exported; a damaged entry is a miss and is written again."""
     def launch(cache: str) -> subprocess.Popen:
@@ -95,3 +96,34 @@ def test_the_traced_run_of_a_builtin_task_is_kept_and_gives_the_same_losses(tmp_
     assert third["exported"] and third["origin"] == "written"
     assert third["losses"] == reference["losses"]
     assert (traced / entry).read_bytes() != b"not an export"
+
+
+PROBED = """
+import json
+from discover.scoring import compile_cache
+compile_cache.enable()
+import programs
+from programs import fingerprint
+prints = {name: p.fingerprint() for name, p in sorted(programs.BASELINES.items())}
+_, run = fingerprint._runner(64, 8)
+print(json.dumps({"origin": getattr(run, "origin", None), "prints": prints}))
+"""
+
+
+def test_the_traced_probe_is_kept_and_gives_the_same_fingerprints(tmp_path):
+    """The fingerprint's probe through the export cache: a process that finds it loads it
+    (a driver's start, every ``discover`` command, skips seconds of tracing), and every
+    baseline's fingerprint is the one a process without the cache computes."""
+    def start(cache: str) -> dict:
+        env = dict(os.environ, DISCOVER_COMPILE_CACHE=cache)
+        done = subprocess.run([sys.executable, "-c", PROBED], capture_output=True, text=True,
+                              cwd=ROOT, env=env, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    cache = str(tmp_path / "xla")
+    plain, first, second = start(""), start(cache), start(cache)
+    assert plain["origin"] is None
+    assert (first["origin"], second["origin"]) == ("written", "loaded")
+    assert first["prints"] == second["prints"] == plain["prints"]
+    assert len(set(plain["prints"].values())) == len(plain["prints"])  # they do differ

@@ -8,8 +8,8 @@ Contract: :func:`enable` points JAX at the directory named by ``$DISCOVER_COMPIL
 or a directory that cannot be created, leaves the cache off.  Entries are keyed by JAX on the
 program, the JAX/XLA versions, the flags and the device, so a stale entry is never used.  Call
 it before the first compilation of the process.  It also keeps the traced runs of the built-in
-tasks (``tasks.train.use_export_cache``) in ``<directory>-traced``: tracing is the larger part
-of a warm start, and with both a worker's start-up is mostly loading.
+tasks and the fingerprint's probe (``programs.export_cache``) in ``<directory>-traced``: tracing
+is the larger part of a warm start, and with both a worker's start-up is mostly loading.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def enable() -> str | None:
 
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
-    from tasks import train
+    from programs import export_cache
 
-    train.use_export_cache(path.rstrip(os.sep) + "-traced")
+    export_cache.use(path.rstrip(os.sep) + "-traced")
     return path
