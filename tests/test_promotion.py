@@ -159,3 +159,37 @@ def test_promotion_replayed_on_a_run_without_it_gives_the_same_scores_and_order(
     rows = [line.split("|") for line in table.splitlines() if line.startswith("| plain |")]
     by_rank = sorted(rows, key=lambda cells: int(cells[7]))
     assert [int(cells[2]) for cells in by_rank] == [e["seq"] for e in hall]
+
+
+def test_funnel_precision_benches_every_crowned_find_and_counts_them(promoted_run, tmp_path):
+    """``scripts/funnel_precision.py`` on the promoting run: a row for every find the funnel
+    crowned (start programs left out), whether promotion kept it (from the run's own
+    promotion, replayed), its bench verdict, and counts that add up; a rerun trains nothing."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import funnel_precision
+    import promote_run
+
+    run_dir, _ = promoted_run
+    replay = tmp_path / "replay"
+    assert promote_run.main([str(run_dir), "--out", str(replay), "--threads", "2"]) == 0
+    out = tmp_path / "precision"
+    argv = [str(run_dir), "--out", str(out), "--tasks", "logistic", "--seeds", "1,2",
+            "--promotion", str(replay / "cache.json")]
+    assert funnel_precision.main(argv) == 0
+    finds = [r for r in records_of(run_dir) if r.get("held_out_interval")
+             and r["held_out_interval"][1] < -MIN_EFFECT and r["mutation"]["kind"] != "start"]
+    data = json.loads((out / "results.json").read_text())["programs"]
+    assert finds and [p["seq"] for p in data] == [r["seq"] for r in finds]
+    for p, r in zip(data, finds):
+        kept = r["promotion_interval"][1] < -MIN_EFFECT
+        assert p["promoted"] == kept and p["funnel_score"] == r["held_out_score"]
+        assert p["beats"] == (p["interval"] is not None and p["interval"][1] < -MIN_EFFECT)
+    table = (out / "table.md").read_text()
+    name = run_dir.name
+    row = next(line for line in table.splitlines() if line.startswith(f"| {name} | {len(finds)} |"))
+    assert row == (f"| {name} | {len(finds)} | {sum(p['beats'] for p in data)} | "
+                   f"{sum(bool(p['promoted']) for p in data)} | "
+                   f"{sum(bool(p['promoted']) and p['beats'] for p in data)} |")
+    cache = out / name / "cache.json"
+    before = cache.read_bytes()
+    assert funnel_precision.main(argv) == 0 and cache.read_bytes() == before  # cached
