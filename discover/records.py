@@ -273,8 +273,9 @@ class LogRecord:
 
     def to_json(self) -> dict:
         """The object of the log line (``error``, ``held_out_status``, the intervals, the
-        ``hurdle``, the ``island`` and the promotion only when set)."""
-        out = dataclasses.asdict(self)
+        ``hurdle``, the ``island`` and the promotion only when set).  Shallow: the nested
+        values are the record's own (plain JSON data), not copies."""
+        out = _fields_of(self)
         for key in ("error", "held_out_status", "interval", "held_out_interval", "hurdle",
                     "island", "promotion_score", "promotion_scores", "promotion_lr",
                     "promotion_interval"):
@@ -326,12 +327,19 @@ class HallEntry:
                    promotion_interval=record.promotion_interval)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """The entry's object (shallow, as :meth:`LogRecord.to_json`)."""
+        return _fields_of(self)
 
     @classmethod
     def from_json(cls, data: Any) -> HallEntry:
         _check(data, _HALL_FIELDS, "hall-of-fame entry")
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def _fields_of(record) -> dict:
+    """A dataclass's fields as a dict, without ``dataclasses.asdict``'s deep copy (the values
+    are plain JSON data the caller serialises; a driver writes one a child)."""
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
 
 
 _NUMBER = (int, float)

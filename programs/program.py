@@ -72,8 +72,11 @@ class Program:
         """Return self after checking every structural rule; ProgramError names the problem.
 
         Statement ``i`` is reported as line ``i + 2`` (the header is line 1), which is where it
-        stands in ``str(self)``.
+        stands in ``str(self)``.  A program that passed is remembered as such (it is
+        immutable): the search checks each child more than once.
         """
+        if self.__dict__.get("_checked"):
+            return self
         if not self.name.isidentifier() or keyword.iskeyword(self.name):
             raise ProgramError(f"invalid program name {self.name!r}", 1, 1)
         seen: set[str] = set()
@@ -108,6 +111,7 @@ class Program:
         for o in self.outputs:
             if o not in defined:
                 raise ProgramError(f"returned name {o!r} is not defined", line, 5)
+        object.__setattr__(self, "_checked", True)
         return self
 
     # -- text ------------------------------------------------------------------------------
