@@ -7,8 +7,9 @@ top three, is benched on tier C beside tuned adam with ``discover bench``'s yard
 rate tuned on the wide grid, seeds ``--seeds``, the run's own schedule): one bench per run in
 ``<out>/<run name>/`` (its ``cache.json``: an interrupted run resumes, a finished one trains
 nothing; seed it from other benches with ``scripts/merge_bench_caches.py``).  With
-``--promotion`` (``scripts/promote_run.py``'s cache) each row also says whether promotion
-keeps the claim, and the precision among the promoted is reported beside the funnel's.
+``--promotion`` (``scripts/promote_run.py``'s cache), or for a campaign that promoted as it
+ran, each row also says whether promotion keeps the claim, and the precision among the
+promoted is reported beside the funnel's.
 
     .venv/bin/python scripts/funnel_precision.py RUN_DIR [RUN_DIR ...] \\
         --out results/funnel_precision [--promotion results/promotion_replay/cache.json]
@@ -43,9 +44,10 @@ def crowned_rows(run_dir: str, promotion: dict, seeds_key: str) -> tuple[str, ob
         if record.mutation.get("kind") == "start":
             continue  # a start program is no find
         fresh = promotion.get(f"{name}/{record.seq}/{seeds_key}")
-        kept = None
-        if fresh is not None:
-            kept = fresh["interval"] is not None and fresh["interval"][1] < -MIN_EFFECT
+        bounds = fresh["interval"] if fresh is not None else None
+        if record.promotion_score is not None:  # promoted as the campaign ran
+            fresh, bounds = record.promotion_score, record.promotion_interval
+        kept = None if fresh is None else bounds is not None and bounds[1] < -MIN_EFFECT
         rows.append((record, kept))
     return name, config, rows
 
@@ -117,11 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "| campaign | crowned | beat tuned adam | promoted | promoted that beat it |",
               "|---|---:|---:|---:|---:|"]
     for name, n, hits, promoted, promoted_hits in summary:
-        lines.append(f"| {name} | {n} | {hits} | {promoted if promotion else '-'} | "
-                     f"{promoted_hits if promotion else '-'} |")
+        lines.append(f"| {name} | {n} | {hits} | {promoted} | {promoted_hits} |")
     totals = [sum(row[i] for row in summary) for i in range(1, 5)]
     lines.append(f"| all ({len(summary)} campaigns) | {totals[0]} | {totals[1]} | "
-                 f"{totals[2] if promotion else '-'} | {totals[3] if promotion else '-'} |")
+                 f"{totals[2]} | {totals[3]} |")
     text = "\n".join(lines) + "\n"
     os.makedirs(args.out, exist_ok=True)
     write_text_atomic(os.path.join(args.out, "table.md"), text)
