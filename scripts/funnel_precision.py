@@ -35,7 +35,7 @@ def crowned_rows(run_dir: str, promotion: dict, seeds_key: str) -> tuple[str, ob
     run's funnel crowned, by seq."""
     import promote_run
 
-    from discover.scoring.stats import MIN_EFFECT
+    from discover.scoring.stats import beats
 
     config, records = promote_run.load_run(run_dir)
     name = os.path.basename(os.path.normpath(run_dir))
@@ -47,7 +47,7 @@ def crowned_rows(run_dir: str, promotion: dict, seeds_key: str) -> tuple[str, ob
         bounds = fresh["interval"] if fresh is not None else None
         if record.promotion_score is not None:  # promoted as the campaign ran
             fresh, bounds = record.promotion_score, record.promotion_interval
-        kept = None if fresh is None else bounds is not None and bounds[1] < -MIN_EFFECT
+        kept = None if fresh is None else beats(bounds)
         rows.append((record, kept))
     return name, config, rows
 

@@ -45,10 +45,10 @@ def load_run(run_dir: str):
 def funnel_crowned(records) -> list:
     """The records whose held-out evaluation would have been promoted (``pool.promotes``'s
     rule on the logged interval), by seq."""
-    from discover.scoring.stats import MIN_EFFECT
+    from discover.scoring.stats import beats
 
-    return sorted((r for r in records if r.held_out_interval is not None
-                   and r.held_out_status is None and r.held_out_interval[1] < -MIN_EFFECT),
+    return sorted((r for r in records
+                   if r.held_out_status is None and beats(r.held_out_interval)),
                   key=lambda r: r.seq)
 
 
@@ -70,7 +70,7 @@ def promote(config, record, seeds: tuple[int, ...]) -> dict:
 
 def table(rows: list[dict], seeds) -> str:
     from discover.progress import format_score
-    from discover.scoring.stats import MIN_EFFECT, format_interval
+    from discover.scoring.stats import MIN_EFFECT, beats, format_interval
 
     lines = [(f"Promotion replayed (held-out tasks again over seeds "
              f"{', '.join(map(str, seeds))}, rates walked from the held-out ones) on every "
@@ -81,7 +81,7 @@ def table(rows: list[dict], seeds) -> str:
     for row in rows:
         fresh = row["promotion"]
         bounds = tuple(fresh["interval"]) if fresh["interval"] else None
-        kept = bounds is not None and bounds[1] < -MIN_EFFECT
+        kept = beats(bounds)
         claim = ("start program, not a find" if row["start"] else
                  "crowned" if kept else "not crowned (within noise or worse)")
         lines.append(

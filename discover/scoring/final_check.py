@@ -26,7 +26,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 
-from discover.scoring.stats import MIN_EFFECT, format_interval, verdict
+from discover.scoring.stats import MIN_EFFECT, beats, format_interval, verdict
 
 DIRECTORY = "final_check"
 RESULT_FILE = "check.json"
@@ -100,11 +100,10 @@ def crowned(entry) -> bool:
     search score), below ``-MIN_EFFECT``; never a start program."""
     if start_name(entry) is not None:
         return False
-    if getattr(entry, "promotion_score", None) is not None:
-        bounds = entry.promotion_interval
-        return bounds is not None and bounds[1] < -MIN_EFFECT
+    if entry.promotion_score is not None:
+        return beats(entry.promotion_interval)
     if entry.held_out_interval is not None:
-        return entry.held_out_interval[1] < -MIN_EFFECT
+        return beats(entry.held_out_interval)
     if entry.held_out_score is not None:
         return False  # one held-out seed: no claim
     return entry.search_score < -MIN_EFFECT

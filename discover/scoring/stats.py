@@ -60,14 +60,20 @@ def interval(differences: Sequence[np.ndarray], confidence: float = CONFIDENCE
     return float(low), float(high)
 
 
+def beats(bounds) -> bool:
+    """Whether an interval of (program - reference) supports "beats": it exists and lies
+    wholly below ``-MIN_EFFECT`` (a campaign's crown, promotion's gate, the bench's verdict)."""
+    return bounds is not None and bounds[1] < -MIN_EFFECT
+
+
 def verdict(bounds: tuple[float, float] | None, reference: str = "adam") -> str:
     """What the interval of (program - ``reference``) supports, lower being better: "beats"
     when the whole interval is below ``-MIN_EFFECT``, "worse than" when it is above
     ``MIN_EFFECT``, else "within noise of"."""
     if bounds is None:
         return f"no interval (one seed): not compared with {reference}"
-    low, high = bounds
-    if high < -MIN_EFFECT:
+    low, _ = bounds
+    if beats(bounds):
         return f"beats {reference}"
     if low > MIN_EFFECT:
         return f"worse than {reference}"

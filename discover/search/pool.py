@@ -167,10 +167,9 @@ def _passes(search: Evaluation, threshold: float) -> bool:
 def promotes(held_out: Evaluation) -> bool:
     """Promotion's gate: the held-out evaluation would crown the candidate (ok, its interval
     against adam below ``-MIN_EFFECT``: ``discover.scoring.final_check.crowned``'s rule)."""
-    from discover.scoring.stats import MIN_EFFECT
+    from discover.scoring.stats import beats
 
-    return (held_out.status == "ok" and held_out.interval is not None
-            and held_out.interval[1] < -MIN_EFFECT)
+    return held_out.status == "ok" and beats(held_out.interval)
 
 
 class EvaluationWorker:
