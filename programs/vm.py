@@ -26,7 +26,8 @@ Probe mode: :func:`probe_runs` runs a program on given inputs with per-tensor sc
 The register layout, the scalar program and why the engine is built this way (with the
 measurements behind each choice): ``docs/DESIGN.md``, "The evaluation engine".  In short:
 statements in a ``lax.fori_loop`` of the program's own length, each a ``lax.switch`` over the
-op codes; ``vmap`` over learning rates and seeds, never over programs; few passes over memory
+op codes; learning rates and seeds as one axis of runs mapped inside each op's branch
+(:meth:`Machine.step_rows`), never over programs; few passes over memory
 (dead rows reused, slots updated in place, scalings folded into readers where that pays); no
 fusion that reads and writes the register file.
 """
@@ -483,7 +484,8 @@ class Machine:
     Per training run: ``sc = scalar_rows(program, lr, steps, T)`` once and
     ``regs = init()``, then each step ``w, regs = step(program, regs, w, g, sc[t - 1])``.
     The state slots live in ``regs`` (:meth:`slots`).  Batch runs (learning rates, seeds)
-    with ``jax.vmap``.
+    with :meth:`step_rows`, not ``jax.vmap`` over the machine (same results, far slower to
+    trace).
     """
 
     def __init__(self, shapes: Sequence[tuple[int, ...]], max_statements: int = 32,
@@ -525,15 +527,38 @@ class Machine:
         applying the update.  ``scalars`` is float32 [n_scalar], one value per scalar
         register, or [n_scalar, N], one per register and element: the probe mode
         (:func:`probe_runs`) gives each tensor its own ``lr`` and ``T`` that way."""
+        update, regs = self.update_rows(program, regs[None], w[None], g[None], scalars[None],
+                                        layout)
+        return update[0], regs[0]
+
+    def step_rows(self, program: EncodedProgram, regs: jax.Array, w: jax.Array, g: jax.Array,
+                  scalars: jax.Array, layout: Layout | None = None) -> tuple[jax.Array, jax.Array]:
+        """:meth:`step` on ``B`` independent runs at once (learning rates x seeds): ``regs``
+        [B, n_vector, N], ``w`` and ``g`` [B, N], ``scalars`` [B, n_scalar] (or [B, n_scalar,
+        N]); row ``b`` of the results is :meth:`step` on row ``b`` of the arguments."""
+        update, regs = self.update_rows(program, regs, w, g, scalars, layout)
+        return w - update, regs
+
+    def update_rows(self, program: EncodedProgram, regs: jax.Array, w: jax.Array,
+                    g: jax.Array, scalars: jax.Array,
+                    layout: Layout | None = None) -> tuple[jax.Array, jax.Array]:
+        """:meth:`update` on a leading axis of ``B`` runs (see :meth:`step_rows`).
+
+        The runs share the program, so the statement loop and each statement's switch are
+        not batched: every op's branch maps itself over the runs (``jax.vmap`` inside the
+        branch).  Mapping the whole update instead (``vmap`` over the loop) gives the same
+        computation but makes JAX batch every branch of every switch once per mapped axis
+        and twice per loop (the while loop's fixed point): tracing a trainer took 10 s that
+        way and most of it was that."""
         layout = self.layout if layout is None else layout
         first_scalar = self.registers.first_scalar
-        regs = lax.dynamic_update_slice_in_dim(regs, jnp.stack([w, g]).astype(jnp.float32),
-                                               W, 0)
+        regs = lax.dynamic_update_slice_in_dim(
+            regs, jnp.stack([w, g], axis=1).astype(jnp.float32), W, 1)
 
-        def scalar(index):
-            return scalars[jnp.maximum(index - first_scalar, 0)]
+        def fetch(regs, scalars, index, row, scale, offset):
+            def scalar(index):
+                return scalars[jnp.maximum(index - first_scalar, 0)]
 
-        def fetch(regs, index, row, scale, offset):
             value = lax.dynamic_index_in_dim(regs, row, 0, keepdims=False)
             value = jnp.where(index >= first_scalar, scalar(index), value)
             if not self.fold:  # the folded operands' selects cost even when unused
@@ -542,20 +567,28 @@ class Machine:
             return jnp.where(offset >= 0, _ADD(value, scalar(offset)), value)
 
         def branch(semantics):
-            return lambda regs, i: semantics(tuple(
-                fetch(regs, program.operands[i, k], program.rows[i, k], program.scales[i, k],
-                      program.offsets[i, k]) for k in range(3)), layout)
+            def one_run(regs, scalars, i):
+                return semantics(tuple(
+                    fetch(regs, scalars, program.operands[i, k], program.rows[i, k],
+                          program.scales[i, k], program.offsets[i, k]) for k in range(3)),
+                    layout)
+
+            return lambda regs, i: jax.vmap(one_run, in_axes=(0, 0, None))(regs, scalars, i)
 
         branches = [branch(f) for f in _VECTOR_OPS]
 
         def statement(i, regs):
             value = lax.switch(program.codes[i], branches, regs, i)
-            return lax.dynamic_update_index_in_dim(regs, value, program.targets[i], 0)
+            return lax.dynamic_update_index_in_dim(regs, value, program.targets[i], 1)
 
         regs = lax.fori_loop(0, program.n_statements, statement, regs)
-        update = program.outputs[0]
-        update = fetch(regs, update, jnp.where(update < first_scalar, update, ZERO),
-                       program.update_fold[0], program.update_fold[1])
+        out = program.outputs[0]
+
+        def final(regs, scalars):
+            return fetch(regs, scalars, out, jnp.where(out < first_scalar, out, ZERO),
+                         program.update_fold[0], program.update_fold[1])
+
+        update = jax.vmap(final)(regs, scalars)
         return jnp.broadcast_to(update, w.shape), regs
 
 
@@ -575,11 +608,15 @@ def probe_runs(machine: Machine, program: EncodedProgram, lrs, totals, ws, gs) -
     # [n_tensors, S, n_scalar] -> [S, n_scalar, N]: one column of scalars per element
     scalars = jnp.transpose(per_tensor[machine.layout.segment], (1, 2, 0))
 
-    def one_input_set(w, g):
-        def step(regs, xs):
-            update, regs = machine.update(program, regs, *xs)
-            return regs, (update, machine.slots(regs))
+    n_sets = ws.shape[0]
 
-        return lax.scan(step, machine.init(), (w, g, scalars))[1]
+    def step(regs, xs):  # every input set at once: Machine.update_rows maps over them
+        w, g, sc = xs
+        update, regs = machine.update_rows(program, regs, w, g,
+                                           jnp.broadcast_to(sc, (n_sets,) + sc.shape))
+        return regs, (update, regs[:, FIRST_SLOT:FIRST_SLOT + machine.registers.max_slots])
 
-    return jax.vmap(one_input_set)(ws, gs)
+    regs = jnp.broadcast_to(machine.init(), (n_sets,) + machine.init().shape)
+    updates, slots = lax.scan(step, regs, (jnp.moveaxis(ws, 1, 0), jnp.moveaxis(gs, 1, 0),
+                                           scalars))[1]
+    return jnp.moveaxis(updates, 0, 1), jnp.moveaxis(slots, 0, 1)

@@ -2,7 +2,8 @@
 
 A :class:`Trainer` owns one jitted function per (task, learning-rate grid size, seeds,
 statement bucket, slot count): the whole training run (``jax.lax.scan`` over the task's
-precomputed batches) of every (learning rate, seed) pair at once, batched by ``vmap``, with
+precomputed batches) of every (learning rate, seed) pair at once (gradients batched by
+``vmap``, the update by ``programs.vm.Machine.step_rows``), with
 the encoded program an *argument*.  Running a new program costs no compile.
 
 Contract:
@@ -192,30 +193,31 @@ class Trainer:
         loss_fn = data.flat_loss(task)
         value_and_grad = jax.value_and_grad(loss_fn)
 
-        def one(w, regs, scalars, batch):
-            loss, g = value_and_grad(w, batch)
-            w, regs = machine.step(program, regs, w, g, scalars, layout)
-            return w, regs, loss
-
-        # vmap over seeds (weights, registers, batches), then over learning rates (scalars).
-        grid_step = jax.vmap(jax.vmap(one, in_axes=(0, 0, None, 0)), in_axes=(0, 0, 0, None))
+        # The gradients: vmap over seeds (weights, batches), then over learning rates.
+        grid_grad = jax.vmap(jax.vmap(value_and_grad, in_axes=(0, 0)), in_axes=(0, None))
+        n_lr, n_seed = scalars.shape[0], w0.shape[0]
+        runs = n_lr * n_seed  # run r = (learning rate r // n_seed, seed r % n_seed)
 
         def step(carry, xs):
-            w, regs, dead = carry
-            scalars, batch = xs
-            w, regs, loss = grid_step(w, regs, scalars, batch)
+            w, regs, dead = carry  # [runs, N], [runs, n_vector, N], [runs]
+            scalars, batch = xs  # [n_lr, n_scalar], the seeds' batches
+            loss, g = grid_grad(w.reshape(n_lr, n_seed, -1), batch)
+            # The update: one program for every run, so the machine maps over the runs
+            # inside its statements (Machine.step_rows), not vmap over the machine.
+            w, regs = machine.step_rows(program, regs, w, g.reshape(runs, -1),
+                                        jnp.repeat(scalars, n_seed, axis=0), layout)
+            loss = loss.reshape(runs)
             return (w, regs, dead | ~jnp.isfinite(loss)), loss
 
-        n_lr, n_seed = scalars.shape[0], w0.shape[0]
         scalars = scalars[:, : task.steps]  # the rest pads the shared scalar pass
-        regs = jnp.zeros((n_lr, n_seed) + machine.init().shape, jnp.float32)
-        w = jnp.broadcast_to(w0, (n_lr,) + w0.shape)
-        dead = jnp.zeros((n_lr, n_seed), bool)
+        regs = jnp.zeros((runs,) + machine.init().shape, jnp.float32)
+        w = jnp.broadcast_to(w0, (n_lr,) + w0.shape).reshape(runs, -1)
+        dead = jnp.zeros((runs,), bool)
         xs = (jnp.moveaxis(scalars, 1, 0), batches)
         chunk = self.chunk
         # Chunks of steps in a while loop that ends once every run has diverged (a while
         # loop, not a cond: XLA copies a cond's operands, the whole register file).
-        losses = jnp.full((task.steps, n_lr, n_seed), jnp.nan, jnp.float32)
+        losses = jnp.full((task.steps, runs), jnp.nan, jnp.float32)
 
         def go_on(carry):
             i, _, _, dead, _ = carry
@@ -230,8 +232,9 @@ class Trainer:
 
         _, w, regs, dead, losses = jax.lax.while_loop(
             go_on, run_chunk, (jnp.int32(0), w, regs, dead, losses))
-        valid_loss = jax.vmap(jax.vmap(lambda w: loss_fn(w, valid)))(w)
-        valid_loss = jnp.where(dead, jnp.nan, valid_loss)
+        valid_loss = jax.vmap(lambda w: loss_fn(w, valid))(w)
+        valid_loss = jnp.where(dead, jnp.nan, valid_loss).reshape(n_lr, n_seed)
+        losses = losses.reshape(task.steps, n_lr, n_seed)
         return valid_loss, jnp.moveaxis(losses, 0, -1)
 
     def initial_valid_losses(self) -> np.ndarray:

@@ -76,9 +76,9 @@ def flat_slots(state):
     return jnp.stack(rows + [jnp.zeros_like(W0)] * (MAX_SLOTS - len(rows)))
 
 
-def reference(program):
+def reference(program, lr=LR):
     """as_optax trajectory (jitted per program), shaped as vm_trajectory's."""
-    tx = programs.as_optax(program, LR, total_steps=STEPS)
+    tx = programs.as_optax(program, lr, total_steps=STEPS)
     params = jax.tree.map(jnp.asarray, PARAMS)
     ws, gs, slots = optax_scan(
         tx, params, lambda p, noise: UNRAVEL(gradient(ravel_pytree(p)[0], noise)), NOISE,
@@ -125,6 +125,53 @@ def test_baseline_trajectory_matches_as_optax(name):
         ws, _, slots = vm_trajectory(program, fold)
         np.testing.assert_allclose(ws, ref_w, rtol=RTOL, atol=1e-6)
         np.testing.assert_allclose(slots, ref_slots, rtol=RTOL, atol=1e-6)
+
+
+ROW_LRS = (0.003, 0.03, 0.3)
+CENTERED_LAMB = parse("""
+def centered_lamb(w, g, lr, t, m):
+    m = 0.9 * m + 0.1 * g
+    d = center(m) / (rms(m) + 1e-6)
+    u = lr * d * norm(w) / (max_abs(d) + mean(abs(w)) + 1e-3)
+    return u, m
+""")
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _rows_trajectory(program, layout, fold):
+    """Every learning rate of ROW_LRS as one row of Machine.step_rows, free-running."""
+    machine = MACHINES[fold]
+    scalars = jax.vmap(vm.scalar_rows, in_axes=(None, 0, None, None))(
+        program, jnp.asarray(ROW_LRS), STEPS, STEPS)  # [rows, STEPS, n_scalar]
+
+    def step(carry, xs):
+        w, regs = carry
+        sc, noise = xs
+        w, regs = machine.step_rows(program, regs, w, gradient(w, noise), sc, layout)
+        return (w, regs), (w, regs[:, vm.FIRST_SLOT:vm.FIRST_SLOT + MAX_SLOTS])
+
+    rows = len(ROW_LRS)
+    regs = jnp.broadcast_to(machine.init(), (rows,) + machine.init().shape)
+    w0 = jnp.broadcast_to(W0, (rows, W0.size))
+    _, (ws, slots) = jax.lax.scan(step, (w0, regs), (jnp.moveaxis(scalars, 1, 0), NOISE))
+    return jnp.moveaxis(ws, 1, 0), jnp.moveaxis(slots, 1, 0)
+
+
+@pytest.mark.parametrize("name", ["cautious_adam", "lion", "centered_lamb"])
+def test_runs_stepped_together_each_match_their_own_as_optax_run(name):
+    """``Machine.step_rows`` (how a trainer steps its learning rates and seeds at once):
+    row b, at its own rate, follows as_optax at that rate; per-tensor reductions and
+    ``center`` stay within their row (a reduction across rows would mix the rates)."""
+    program = CENTERED_LAMB if name == "centered_lamb" else programs.BASELINES[name]
+    for fold in (True, False):
+        machine = MACHINES[fold]
+        ws, slots = (np.asarray(a) for a in _rows_trajectory(machine.encode(program),
+                                                              machine.layout, fold))
+        for row, lr in enumerate(ROW_LRS):
+            ref_w, _, ref_slots = reference(program, lr)
+            np.testing.assert_allclose(ws[row], ref_w[1:], rtol=RTOL, atol=1e-6,
+                                       err_msg=f"{name} at lr {lr}, fold={fold}")
+            np.testing.assert_allclose(slots[row], ref_slots[1:], rtol=RTOL, atol=1e-6)
 
 
 def mutated_programs(n=12, seed=2024):
