@@ -157,18 +157,19 @@ def _rows_trajectory(program, layout, fold):
     return jnp.moveaxis(ws, 1, 0), jnp.moveaxis(slots, 1, 0)
 
 
-@pytest.mark.parametrize("name", ["cautious_adam", "lion", "centered_lamb"])
+@pytest.mark.parametrize("name", ["cautious_adam", "centered_lamb"])
 def test_runs_stepped_together_each_match_their_own_as_optax_run(name):
     """``Machine.step_rows`` (how a trainer steps its learning rates and seeds at once):
     row b, at its own rate, follows as_optax at that rate; per-tensor reductions and
     ``center`` stay within their row (a reduction across rows would mix the rates)."""
     program = CENTERED_LAMB if name == "centered_lamb" else programs.BASELINES[name]
+    references = [reference(program, lr) for lr in ROW_LRS]
     for fold in (True, False):
         machine = MACHINES[fold]
         ws, slots = (np.asarray(a) for a in _rows_trajectory(machine.encode(program),
                                                               machine.layout, fold))
         for row, lr in enumerate(ROW_LRS):
-            ref_w, _, ref_slots = reference(program, lr)
+            ref_w, _, ref_slots = references[row]
             np.testing.assert_allclose(ws[row], ref_w[1:], rtol=RTOL, atol=1e-6,
                                        err_msg=f"{name} at lr {lr}, fold={fold}")
             np.testing.assert_allclose(slots[row], ref_slots[1:], rtol=RTOL, atol=1e-6)
