@@ -25,7 +25,13 @@ runs, engine and floor interleaved so that both see the same machine load.
 ``--startup`` measures instead what a campaign's worker pays before its first evaluation
 (``discover.search.pool.EvaluationWorker``: compiling every search and tier-B task and tuning adam on
 each), in a fresh process, twice: cold (empty compilation and baseline caches) and warm (the
-caches the first start filled).
+caches the first start filled).  ``--startup --workers N`` starts N worker processes at once on
+empty caches, as a node of a campaign does (each its own share of the task list), twice per
+``--repeats``, interleaved: with the warm-up claims (``discover.search.warm_claims``) and with
+the claims off (every worker compiles what it reaches, as before them); it prints the wall time
+until the last is ready and the CPU seconds of all of them.
+
+    .venv/bin/python scripts/bench_eval.py --startup --workers 2 --tasks digits_mlp_s,kjv_cooccurrence_s --held-out digits_mlp
 """
 
 from __future__ import annotations
@@ -98,11 +104,55 @@ def median(clocks: list) -> tuple[float, float]:
 STARTUP = """
 import json, sys, time
 start = time.perf_counter()
+from discover.search import warm_claims
 from discover.search.pool import EvaluationWorker, WorkerSpec
+share = (int(sys.argv[3]), int(sys.argv[4])) if len(sys.argv) > 3 else (0, 1)
+if len(sys.argv) > 5 and sys.argv[5] == "off":  # the alternative: no claims
+    claimed = warm_claims.warm_in_turn
+    warm_claims.warm_in_turn = lambda items, key, warm, directory, **kw: claimed(
+        items, key, warm, None, **kw)
 spec = WorkerSpec(tuple(sys.argv[1].split(",")), held_out_tasks=tuple(sys.argv[2].split(",")))
-worker = EvaluationWorker(spec)
+worker = EvaluationWorker(spec, share=share)
 print(json.dumps({"warm_up": worker.warm_up_seconds, "total": time.perf_counter() - start}))
 """
+
+
+def startup_together(names: list[str], held_out: list[str], workers: int, repeats: int) -> int:
+    """Print the cold start of ``workers`` processes at once, claims on and off, interleaved."""
+    import resource
+    import subprocess
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    print(f"{workers} workers starting together on empty caches: {len(names)} search tasks, "
+          f"tier B {', '.join(held_out)}; load average {os.getloadavg()[0]:.1f}")
+    results: dict[str, list[tuple[float, float]]] = {"claims": [], "no claims": []}
+    for _ in range(repeats):
+        for kind, runs in results.items():
+            with tempfile.TemporaryDirectory() as folder:
+                env = dict(os.environ, DISCOVER_COMPILE_CACHE=os.path.join(folder, "xla"),
+                           DISCOVER_BASELINE_CACHE=os.path.join(folder, "baselines"))
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                wall = time.perf_counter()
+                started = [subprocess.Popen(
+                    [sys.executable, "-c", STARTUP, ",".join(names), ",".join(held_out), str(i),
+                     str(workers), "on" if kind == "claims" else "off"],
+                    env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    for i in range(workers)]
+                if any(p.wait() != 0 for p in started):
+                    raise SystemExit("a worker failed to start")
+                wall = time.perf_counter() - wall
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                runs.append((wall, cpu))
+                print(f"  {kind:9s}: all ready in {wall:6.1f} s wall, {cpu:6.1f} s CPU",
+                      flush=True)
+    on, off = ([statistics.median(x[j] for x in results[k]) for j in (0, 1)]
+               for k in ("claims", "no claims"))
+    print(f"median: claims {on[0]:.1f} s wall / {on[1]:.1f} s CPU; no claims {off[0]:.1f} s "
+          f"wall / {off[1]:.1f} s CPU; claims / no claims: wall {on[0] / off[0]:.2f}, "
+          f"CPU {on[1] / off[1]:.2f}")
+    return 0
 
 
 def startup(names: list[str], held_out: list[str]) -> int:
@@ -137,7 +187,16 @@ def main() -> int:
     parser.add_argument("--startup", action="store_true",
                         help="measure a worker's start-up, cold and warm, instead")
     parser.add_argument("--held-out", help="tier-B tasks for --startup (default: tier B)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="with --startup: start this many workers together, claims on/off")
     args = parser.parse_args()
+    if args.startup and args.workers:
+        import tasks
+
+        return startup_together(
+            args.tasks.split(",") if args.tasks else tasks.search_names(),
+            args.held_out.split(",") if args.held_out else tasks.held_out_names(),
+            args.workers, args.repeats)
     if args.startup:
         import tasks
 

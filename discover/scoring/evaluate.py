@@ -169,6 +169,17 @@ class Evaluator:
             config["schedule"] = self.schedule
         return config
 
+    def warm_key(self, task_name: str) -> str:
+        """Text naming what :meth:`warm_task` compiles and tunes for ``task_name``: equal in
+        two processes exactly when they would compile the same runs (the configuration, the
+        sources and the JAX version), for ``discover.search.warm_claims``."""
+        import jax
+
+        from programs import export_cache
+
+        config = {k: v for k, v in self.config().items() if k != "tasks"}
+        return repr((task_name, config, jax.__version__, export_cache.sources_digest()))
+
     def trainer(self, task_name: str, program: Program | None = None) -> Trainer:
         """The compiled training run of one task (built on first use) in the evaluator's
         bucket, or in a bucket big enough for ``program`` (adam, when the bucket is small)."""

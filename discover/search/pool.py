@@ -22,6 +22,7 @@ Contract:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import socket
 import sys
@@ -30,6 +31,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from discover.records import Evaluation, JobResult
+from discover.search import warm_claims
 
 ACTOR_ENV = {
     # One XLA CPU thread per actor: the cluster's CPUs are shared out one per actor.
@@ -185,7 +187,7 @@ class EvaluationWorker:
         from discover.scoring import compile_cache
         from discover.scoring.evaluate import cached_evaluator
 
-        compile_cache.enable()  # executables from an earlier start load from disk
+        cache = compile_cache.enable()  # executables from an earlier start load from disk
         count_compilations()
         self.spec = spec
         self.name = name
@@ -201,21 +203,29 @@ class EvaluationWorker:
                 self.promotion = cached_evaluator(list(spec.held_out_tasks),
                                                   seeds=spec.promotion_seeds, **kwargs)
         # Worker ``share[0]`` of ``share[1]`` starting together warms the tasks from its own
-        # place in the list, round to the start: the traced runs, executables and adam's
-        # tunings it writes to the disk caches are read by the others when they get there, so
-        # a cold start of N workers costs about 1/N of the work each instead of all of it.
+        # place in the list, round to the start, and claims each before compiling it
+        # (``warm_claims``): a task another worker is compiling is put off to the end and then
+        # loaded from the disk caches it wrote, so a cold start of N workers costs about 1/N
+        # of the work each instead of all of it.
         work = [(e, t) for e in (self.search, self.held_out, self.promotion) if e is not None
                 for t in e.task_names]
         first = (share[0] % share[1]) * len(work) // share[1]
-        for i, (evaluator, task_name) in enumerate(work[first:] + work[:first], start=1):
+        done = itertools.count(1)
+
+        def warm(item) -> None:
+            evaluator, task_name = item
             evaluator.warm_task(task_name)
-            elapsed = time.perf_counter() - start
+            i, elapsed = next(done), time.perf_counter() - start
             left = elapsed / i * (len(work) - i)
             # One line a task on stderr (Ray forwards an actor's to the driver's terminal):
             # a first start compiles for minutes, and says what it is doing meanwhile.
             print(f"discover: worker {name}: {task_name} ready ({i}/{len(work)}, "
                   f"{elapsed:.0f} s" + (f"; about {left:.0f} s left)" if i < len(work)
                                         else ")"), file=sys.stderr, flush=True)
+
+        warm_claims.warm_in_turn(work[first:] + work[:first],
+                                 key=lambda item: item[0].warm_key(item[1]), warm=warm,
+                                 directory=cache and cache.rstrip(os.sep) + "-claims")
         self.warm_up_seconds = time.perf_counter() - start
         self.busy_seconds = 0.0
 
