@@ -285,6 +285,7 @@ def choose_tasks(search_scores, rows, task_names, y, target) -> tuple[list[str],
 
 def write_tables(args, rows, dropped, tiers, tier_tasks, search_scores, target_scores) -> None:
     from discover.atomic import write_json_atomic, write_text_atomic
+    from discover.scoring.stats import signed
 
     target = tiers[-1]
     y = medians(target_scores[target], rows, tier_tasks[target])
@@ -319,7 +320,7 @@ def write_tables(args, rows, dropped, tiers, tier_tasks, search_scores, target_s
     lines += ["", f"| program | kind | search median | tier-{target} median |", "|---|---|---|---|"]
     x = predictors[0][1]
     for (name, kind, _), a, b in sorted(zip(rows, x, y), key=lambda r: r[2]):
-        lines.append(f"| {name} | {kind} | {a:+.3f} | {b:+.3f} |")
+        lines.append(f"| {name} | {kind} | {signed(a, 3)} | {signed(b, 3)} |")
     command = "python scripts/proxy_validity.py " + " ".join(sys.argv[1:])
     text = f"# Proxy validity\n\n`{command.strip()}`\n\n" + "\n".join(lines) + "\n"
     write_text_atomic(os.path.join(args.out, "table.md"), text)

@@ -7,9 +7,9 @@ import pytest
 import programs
 import tasks
 from discover import cli
-from discover.commands.eval import signed
 from discover.config import CampaignConfig
 from discover.errors import UserError
+from discover.scoring.stats import signed
 
 
 def test_show_accepts_a_run_directory(tmp_path, capsys):

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import tasks
     from discover.scoring import bench
     from discover.scoring.cache_dirs import cache_directory
-    from discover.scoring.stats import format_interval, verdict
+    from discover.scoring.stats import format_interval, signed, verdict
 
     started = time.monotonic()
     program = programs.load(args.program_file)
@@ -129,12 +129,5 @@ def _cached_tunings(contenders, task_names, seeds, folder: str, schedule: str
     cached = sum(all((c.program.fingerprint(), t + schedules.key_suffix(schedule), s)
                      in prefixes for s in seeds) for c in contenders for t in task_names)
     return cached, total
-
-
-def signed(x: float) -> str:
-    """``x`` to four places with its sign, and a value that rounds to zero as ``+0.0000``
-    (never ``-0.0000``)."""
-    value = round(float(x), 4)
-    return f"{value + 0.0 if value != 0 else 0.0:+.4f}"
 
 

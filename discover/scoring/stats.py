@@ -87,5 +87,13 @@ def short_verdict(bounds: tuple[float, float] | None) -> str:
     return {"beats adam": "better", "worse than adam": "worse"}.get(verdict(bounds), "noise")
 
 
+def signed(x: float, places: int = 4) -> str:
+    """``x`` to ``places`` decimals with its sign, and a value that rounds to zero as
+    ``+0.000...`` (never ``-0.000...``: a sum of floats that is zero in exact arithmetic may
+    come out as -1e-17 under another library version)."""
+    value = round(float(x), places)
+    return f"{value + 0.0 if value != 0 else 0.0:+.{places}f}"
+
+
 def format_interval(bounds: tuple[float, float] | None) -> str:
     return "" if bounds is None else f"[{bounds[0]:+.3f}, {bounds[1]:+.3f}]"
