@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads == 1:
         os.environ.setdefault(
-            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     seeds = tuple(int(s) for s in args.seeds.split(","))
     from discover.atomic import write_text_atomic
     from discover.scoring import compile_cache

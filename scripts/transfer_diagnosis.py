@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads == 1:
         os.environ.setdefault(
-            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+            "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
     known = {c.name: c for c in CONDITIONS}
     chosen = [c for c in args.conditions.split(",") if c]
     unknown = [c for c in chosen if c not in known]

@@ -35,7 +35,7 @@ from discover.search import warm_claims
 
 ACTOR_ENV = {
     # One XLA CPU thread per actor: the cluster's CPUs are shared out one per actor.
-    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false",
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
     "OPENBLAS_NUM_THREADS": "1",

@@ -227,7 +227,7 @@ def module_name(i: int) -> str:
 def run_targets(root: Path, targets) -> None:
     """One subprocess per target, in parallel; each records every case of the manifest."""
     env = dict(os.environ, OMP_NUM_THREADS="1", JAX_PLATFORMS="cpu",
-               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 "
+               XLA_FLAGS="--xla_cpu_multi_thread_eigen=false "
                          "--xla_backend_optimization_level=0 "
                          "--xla_llvm_disable_expensive_passes=true",
                PYTHONPATH=str(Path(__file__).resolve().parents[2]))
