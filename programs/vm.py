@@ -433,6 +433,8 @@ def _semantics(name: str, vector: bool):
 
 
 _VECTOR_OPS = tuple(_semantics(name, True) for name in VM_OP_NAMES)
+_ARITIES = tuple(OPS[name].arity if name in OPS else 1 for name in VM_OP_NAMES)
+"""Operands each VM op reads (``nop``, ``copy`` and the ``@scalar`` variants read one)."""
 _MUL, _ADD = OPS["mul"].fn, OPS["add"].fn
 _SCALAR_OPS = tuple(_semantics(name, False) for name in VM_OP_NAMES)
 
@@ -546,7 +548,7 @@ class Machine:
 
         The runs share the program, so the statement loop and each statement's switch are
         not batched: every op's branch maps itself over the runs (``jax.vmap`` inside the
-        branch).  Mapping the whole update instead (``vmap`` over the loop) gives the same
+        branch), and a statement's first operand is fetched before the switch, once.  Mapping the whole update instead (``vmap`` over the loop) gives the same
         computation but makes JAX batch every branch of every switch once per mapped axis
         and twice per loop (the while loop's fixed point): tracing digits_cnn_s's trainer
         took 6.0 s that way, 1.4 s this way (docs/performance.md)."""
@@ -566,19 +568,27 @@ class Machine:
             value = jnp.where(scale >= 0, _MUL(scalar(scale), value), value)
             return jnp.where(offset >= 0, _ADD(value, scalar(offset)), value)
 
-        def branch(semantics):
-            def one_run(regs, scalars, i):
-                return semantics(tuple(
-                    fetch(regs, scalars, program.operands[i, k], program.rows[i, k],
-                          program.scales[i, k], program.offsets[i, k]) for k in range(3)),
-                    layout)
+        def operand(regs, scalars, i, k):
+            return fetch(regs, scalars, program.operands[i, k], program.rows[i, k],
+                         program.scales[i, k], program.offsets[i, k])
 
-            return lambda regs, i: jax.vmap(one_run, in_axes=(0, 0, None))(regs, scalars, i)
+        def branch(semantics, arity):
+            def one_run(first, regs, scalars, i):
+                rest = tuple(operand(regs, scalars, i, k) for k in range(1, arity))
+                return semantics((first, *rest), layout)
 
-        branches = [branch(f) for f in _VECTOR_OPS]
+            return lambda first, regs, i: jax.vmap(one_run, in_axes=(0, 0, 0, None))(
+                first, regs, scalars, i)
+
+        branches = [branch(f, arity) for f, arity in zip(_VECTOR_OPS, _ARITIES)]
 
         def statement(i, regs):
-            value = lax.switch(program.codes[i], branches, regs, i)
+            # Every op reads its first operand: it is fetched once, before the switch; only
+            # the 16 ops of two or three operands fetch the others in their branches.  With
+            # every operand fetched in every branch (56 of them), tracing and compiling those
+            # reads was most of a trainer's first run (docs/performance.md).
+            first = jax.vmap(operand, in_axes=(0, 0, None, None))(regs, scalars, i, 0)
+            value = lax.switch(program.codes[i], branches, first, regs, i)
             return lax.dynamic_update_index_in_dim(regs, value, program.targets[i], 1)
 
         regs = lax.fori_loop(0, program.n_statements, statement, regs)
